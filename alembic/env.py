@@ -1,0 +1,59 @@
+"""Migrations run on the app's own engine settings; the URL comes from DATABASE_URL, or from
+`config.attributes["url"]` when tests drive Alembic for a throwaway database."""
+
+import asyncio
+from logging.config import fileConfig
+
+from sqlalchemy.engine import Connection
+
+from alembic import context
+from app.config import get_settings
+from app.infrastructure.db import create_engine
+from app.infrastructure.orm import Base
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = config.attributes.get("url")
+    return str(url) if url else get_settings().database_url
+
+
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """PostgreSQL-only indexes (GIN) do not exist on SQLite; autogenerate must not miss them."""
+    dialect = context.get_context().dialect
+    using = getattr(obj, "dialect_kwargs", {}).get("postgresql_using")
+    return not (type_ == "index" and using and dialect is not None and dialect.name != "postgresql")
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_object=_include_object,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    engine = create_engine(_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_configure)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())

@@ -1,0 +1,174 @@
+"""Registration, login, refresh-token rotation with reuse detection, logout."""
+
+import hashlib
+from collections.abc import Container
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIssuer, UnitOfWork
+from app.domain.errors import (
+    AccountDisabled,
+    InvalidCredentials,
+    InvalidField,
+    InvalidToken,
+    TokenReused,
+)
+from app.domain.sessions import RefreshToken, TokenPair
+from app.domain.users import Actor, Role, User, check_password, normalise_email
+
+
+def token_digest(token: str) -> str:
+    """Refresh tokens are stored hashed; they are random enough that SHA-256 suffices."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def session_key(session_id: UUID) -> str:
+    return f"sid:{session_id}"
+
+
+def token_key(token_id: str) -> str:
+    return f"jti:{token_id}"
+
+
+class AuthService:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        revocations: RevocationList,
+        clock: Clock,
+        common_passwords: Container[str],
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._tokens = tokens
+        self._revocations = revocations
+        self._clock = clock
+        self._common_passwords = common_passwords
+
+    async def register(self, *, email: str, password: str, full_name: str | None) -> User:
+        email = normalise_email(email)
+        check_password(password, email=email, common=self._common_passwords, field="password")
+        now = self._clock.now()
+        user = User(
+            id=uuid4(),
+            email=email,
+            password_hash=await self._hasher.hash(password),
+            full_name=full_name,
+            role=Role.USER,
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._uow.users.add(user)
+        await self._uow.commit()
+        return user
+
+    async def login(self, *, email: str, password: str) -> TokenPair:
+        user = await self._uow.users.get_by_email(normalise_email(email))
+        if user is None:
+            await self._hasher.dummy_verify()
+            raise InvalidCredentials
+        if not await self._hasher.verify(password, user.password_hash):
+            raise InvalidCredentials
+        if not user.is_active:
+            raise AccountDisabled
+        return await self._issue_pair(user.id, session_id=uuid4())
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        claims = self._tokens.decode_refresh(refresh_token)
+        stored = await self._uow.refresh_tokens.get_by_hash(token_digest(refresh_token))
+        if stored is None or stored.user_id != claims.user_id:
+            raise InvalidToken
+        now = self._clock.now()
+        if stored.is_spent or not await self._uow.refresh_tokens.spend(stored.id, now=now):
+            # A spent token presented again means it leaked: end the whole login.
+            await self._end_sessions([stored.family_id])
+            await self._uow.commit()
+            raise TokenReused
+        if stored.revoked_at is not None:
+            raise InvalidToken
+        user = await self._uow.users.get(stored.user_id)
+        if user is None or not user.is_active:
+            raise InvalidToken
+        return await self._issue_pair(user.id, session_id=stored.family_id)
+
+    async def logout(self, access_token: str, *, refresh_token: str | None) -> None:
+        """Revokes the access token now, and its login (plus the refresh token's, if other)."""
+        claims = self._tokens.decode_access(access_token)
+        families = [claims.session_id]
+        if refresh_token:
+            stored = await self._uow.refresh_tokens.get_by_hash(token_digest(refresh_token))
+            if stored is not None and stored.user_id == claims.user_id:
+                families.append(stored.family_id)
+        ttl = max(claims.expires_at - self._clock.now(), timedelta(seconds=1))
+        await self._revocations.revoke(token_key(claims.token_id), ttl=ttl)
+        await self._end_sessions(families)
+        await self._uow.commit()
+
+    async def authenticate(self, access_token: str) -> Actor:
+        """The caller behind a bearer token, read fresh so role changes bite at once."""
+        claims = self._tokens.decode_access(access_token)
+        if await self._revocations.any_revoked(
+            token_key(claims.token_id), session_key(claims.session_id)
+        ):
+            raise InvalidToken
+        user = await self._uow.users.get(claims.user_id)
+        if user is None or not user.is_active:
+            raise InvalidToken
+        return Actor.of(user, session_id=claims.session_id)
+
+    async def change_password(
+        self, actor: Actor, *, current_password: str, new_password: str
+    ) -> None:
+        """Sets a new password; every other login of the user ends at once."""
+        user = await self._uow.users.get(actor.user_id)
+        if user is None:
+            raise InvalidToken
+        if not await self._hasher.verify(current_password, user.password_hash):
+            raise InvalidField("current_password", "The current password is incorrect.")
+        check_password(
+            new_password, email=user.email, common=self._common_passwords, field="new_password"
+        )
+        now = self._clock.now()
+        new_hash = await self._hasher.hash(new_password)
+        await self._uow.users.update(user.changed(now, password_hash=new_hash))
+        families = await self._uow.refresh_tokens.revoke_user_families(
+            actor.user_id, now=self._clock.now(), keep=actor.session_id
+        )
+        await self._revoke_access(families)
+        await self._uow.commit()
+
+    async def _end_sessions(self, families: list[UUID]) -> None:
+        now = self._clock.now()
+        for family_id in families:
+            await self._uow.refresh_tokens.revoke_family(family_id, now=now)
+        await self._revoke_access(families)
+
+    async def _revoke_access(self, families: list[UUID]) -> None:
+        """Access tokens are stateless; a session on the revocation list kills them all."""
+        if families:
+            keys = [session_key(family_id) for family_id in families]
+            await self._revocations.revoke(*keys, ttl=self._tokens.access_ttl)
+
+    async def _issue_pair(self, user_id: UUID, *, session_id: UUID) -> TokenPair:
+        now = self._clock.now()
+        refresh_token = self._tokens.issue_refresh(user_id, session_id, now=now)
+        await self._uow.refresh_tokens.add(
+            RefreshToken(
+                id=uuid4(),
+                user_id=user_id,
+                family_id=session_id,
+                token_hash=token_digest(refresh_token),
+                created_at=now,
+                expires_at=now + self._tokens.refresh_ttl,
+            )
+        )
+        await self._uow.commit()
+        return TokenPair(
+            access_token=self._tokens.issue_access(user_id, session_id, now=now),
+            refresh_token=refresh_token,
+            expires_in=int(self._tokens.access_ttl.total_seconds()),
+        )

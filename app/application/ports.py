@@ -1,0 +1,151 @@
+"""What the use cases need from the outside world, as Protocols; adapters live elsewhere."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from app.domain.sessions import AccessClaims, RefreshClaims, RefreshToken
+from app.domain.todos import Priority, SortKey, Todo, TodoFilter
+from app.domain.users import Role, User
+
+SortValues = tuple[object, ...]
+"""A row's sort-key values followed by its id: where a keyset page resumes."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    role: Role | None = None
+    is_active: bool | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TodoStats:
+    total: int
+    completed: int
+    overdue: int
+    by_priority: dict[Priority, int]
+
+    @property
+    def open(self) -> int:
+        return self.total - self.completed
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class UserRepository(Protocol):
+    async def get(self, user_id: UUID) -> User | None: ...
+    async def get_by_email(self, email: str) -> User | None: ...
+    async def add(self, user: User) -> None:
+        """Raises EmailTaken when the email is in use, even under a race."""
+
+    async def update(self, user: User) -> None:
+        """Raises EmailTaken when the new email is in use."""
+
+    async def delete(self, user_id: UUID) -> None: ...
+    async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
+        """Newest first; `after` is (created_at, id) of the previous page's last user."""
+
+    async def lock_active_admins(self) -> list[UUID]:
+        """The active admins' ids, locked until commit so two demotions cannot race."""
+
+
+class TodoRepository(Protocol):
+    async def add(self, todo: Todo) -> None: ...
+    async def get(self, todo_id: UUID) -> Todo | None: ...
+    async def save(self, todo: Todo, *, expected_version: int) -> bool:
+        """Compare-and-set: writes only if the stored version is still `expected_version`."""
+
+    async def delete(self, todo_id: UUID, *, expected_version: int | None) -> bool: ...
+    async def find(
+        self,
+        query: TodoFilter,
+        *,
+        sort: Sequence[SortKey],
+        after: SortValues | None,
+        limit: int,
+        now: datetime,
+    ) -> list[Todo]: ...
+    async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats: ...
+
+
+class RefreshTokenRepository(Protocol):
+    async def add(self, token: RefreshToken) -> None: ...
+    async def get_by_hash(self, token_hash: str) -> RefreshToken | None: ...
+    async def spend(self, token_id: UUID, *, now: datetime) -> bool:
+        """Marks the token used; False if it already was (a concurrent reuse)."""
+
+    async def revoke_family(self, family_id: UUID, *, now: datetime) -> None: ...
+    async def revoke_user_families(
+        self, user_id: UUID, *, now: datetime, keep: UUID | None = None
+    ) -> list[UUID]:
+        """Revokes every live family of the user but `keep`; returns the revoked ids."""
+
+
+class UnitOfWork(Protocol):
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def todos(self) -> TodoRepository: ...
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository: ...
+
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password: str, password_hash: str) -> bool: ...
+    async def dummy_verify(self) -> None:
+        """Spends the time of a real verify, so unknown emails answer as slowly."""
+
+
+class TokenIssuer(Protocol):
+    access_ttl: timedelta
+    refresh_ttl: timedelta
+
+    def issue_access(self, user_id: UUID, session_id: UUID, *, now: datetime) -> str: ...
+    def issue_refresh(self, user_id: UUID, session_id: UUID, *, now: datetime) -> str: ...
+    def decode_access(self, token: str) -> AccessClaims:
+        """Raises InvalidToken on any defect."""
+
+    def decode_refresh(self, token: str) -> RefreshClaims:
+        """Raises InvalidToken on any defect."""
+
+
+class RevocationList(Protocol):
+    """Revoked access tokens and sessions, kept only as long as a token could live."""
+
+    async def revoke(self, *keys: str, ttl: timedelta) -> None: ...
+    async def any_revoked(self, *keys: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    fingerprint: str
+    result: str | None  # None while the first request is still in flight
+
+
+class IdempotencyStore(Protocol):
+    async def reserve(
+        self, key: str, *, fingerprint: str, ttl: timedelta
+    ) -> IdempotencyRecord | None:
+        """Claims the key; returns the existing record instead if someone holds it."""
+
+    async def complete(
+        self, key: str, *, fingerprint: str, result: str, ttl: timedelta
+    ) -> None: ...
+    async def release(self, key: str) -> None: ...

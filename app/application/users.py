@@ -1,0 +1,140 @@
+"""The caller's own account, and admin management of everyone's, under the last-admin rule."""
+
+from collections.abc import Container
+from uuid import UUID, uuid4
+
+from app.application.pagination import CursorCodec, Page, paginate
+from app.application.ports import Clock, PasswordHasher, UnitOfWork, UserFilter
+from app.domain.common import UNSET, Unset
+from app.domain.errors import LastAdmin, UserNotFound
+from app.domain.users import Actor, Permission, Role, User, check_password, normalise_email
+
+
+class UserService:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        hasher: PasswordHasher,
+        clock: Clock,
+        cursors: CursorCodec,
+        common_passwords: Container[str],
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._clock = clock
+        self._cursors = cursors
+        self._common_passwords = common_passwords
+
+    async def me(self, actor: Actor) -> User:
+        return await self._load(actor.user_id)
+
+    async def update_me(
+        self, actor: Actor, *, email: str | None = None, full_name: str | Unset | None = UNSET
+    ) -> User:
+        user = await self._load(actor.user_id)
+        changes: dict[str, object] = {}
+        if email is not None:
+            changes["email"] = normalise_email(email)
+        if not isinstance(full_name, Unset):
+            changes["full_name"] = full_name
+        return await self._save(user, changes)
+
+    async def delete_me(self, actor: Actor) -> None:
+        user = await self._load(actor.user_id)
+        await self._guard_last_admin(user, after=None)
+        await self._uow.users.delete(user.id)
+        await self._uow.commit()
+
+    async def list(
+        self, actor: Actor, query: UserFilter, *, limit: int, cursor: str | None
+    ) -> Page[User]:
+        actor.require(Permission.USERS_MANAGE)
+        binding = f"users|{query.role}|{query.is_active}|{query.text}"
+        after = self._cursors.decode(cursor, binding=binding) if cursor else None
+        rows = await self._uow.users.find(query, after=after, limit=limit + 1)
+        return paginate(
+            rows,
+            limit=limit,
+            cursors=self._cursors,
+            binding=binding,
+            sort_values=lambda user: (user.created_at, user.id),
+        )
+
+    async def get(self, actor: Actor, user_id: UUID) -> User:
+        actor.require(Permission.USERS_MANAGE)
+        return await self._load(user_id)
+
+    async def update(
+        self,
+        actor: Actor,
+        user_id: UUID,
+        *,
+        role: Role | None = None,
+        is_active: bool | None = None,
+        full_name: str | Unset | None = UNSET,
+    ) -> User:
+        actor.require(Permission.USERS_MANAGE)
+        user = await self._load(user_id)
+        changes: dict[str, object] = {}
+        if role is not None:
+            changes["role"] = role
+        if is_active is not None:
+            changes["is_active"] = is_active
+        if not isinstance(full_name, Unset):
+            changes["full_name"] = full_name
+        return await self._save(user, changes)
+
+    async def delete(self, actor: Actor, user_id: UUID) -> None:
+        actor.require(Permission.USERS_MANAGE)
+        user = await self._load(user_id)
+        await self._guard_last_admin(user, after=None)
+        await self._uow.users.delete(user.id)
+        await self._uow.commit()
+
+    async def ensure_admin(self, *, email: str, password: str) -> User:
+        """Creates the first admin, or makes the existing account an active admin. Idempotent."""
+        email = normalise_email(email)
+        existing = await self._uow.users.get_by_email(email)
+        if existing is not None:
+            if existing.is_active_admin:
+                return existing
+            return await self._save(existing, {"role": Role.ADMIN, "is_active": True})
+        check_password(password, email=email, common=self._common_passwords, field="password")
+        now = self._clock.now()
+        admin = User(
+            id=uuid4(),
+            email=email,
+            password_hash=await self._hasher.hash(password),
+            full_name=None,
+            role=Role.ADMIN,
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._uow.users.add(admin)
+        await self._uow.commit()
+        return admin
+
+    async def _load(self, user_id: UUID) -> User:
+        user = await self._uow.users.get(user_id)
+        if user is None:
+            raise UserNotFound
+        return user
+
+    async def _save(self, user: User, changes: dict[str, object]) -> User:
+        updated = user.changed(self._clock.now(), **changes)
+        if updated == user.changed(user.updated_at):
+            return user
+        await self._guard_last_admin(user, after=updated)
+        await self._uow.users.update(updated)
+        await self._uow.commit()
+        return updated
+
+    async def _guard_last_admin(self, user: User, *, after: User | None) -> None:
+        """No change may leave the service without an active admin."""
+        if not user.is_active_admin or (after is not None and after.is_active_admin):
+            return
+        admins = await self._uow.users.lock_active_admins()
+        if not set(admins) - {user.id}:
+            raise LastAdmin

@@ -1,0 +1,113 @@
+"""Settings: every environment variable of the contract, validated once at start-up."""
+
+import logging
+import secrets
+import sys
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from limits import parse as parse_rate_limit
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./todo.db"
+    redis_url: str | None = None
+    secret_key: SecretStr = Field(default=SecretStr(""), validate_default=True)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "todo-api"
+    jwt_audience: str = "todo-api"
+    access_token_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    first_admin_email: str | None = None
+    first_admin_password: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] = "console"
+    rate_limit_enabled: bool = True
+    rate_limit_login: str = "5/minute"
+    rate_limit_register: str = "10/hour"
+    rate_limit_refresh: str = "30/minute"
+    rate_limit_default: str = "600/minute"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    db_pool_size: int = Field(default=10, ge=1)
+    # Argon2id cost; the defaults are OWASP's recommendation (19 MiB, 2 passes).
+    password_hash_time_cost: int = Field(default=2, ge=1)
+    password_hash_memory_kib: int = Field(default=19 * 1024, ge=1024)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "rate_limit_login", "rate_limit_register", "rate_limit_refresh", "rate_limit_default"
+    )
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept the usual URL spellings and pin the async drivers we ship."""
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value.removeprefix(prefix)
+        if value.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + value.removeprefix("sqlite://")
+        if not value.startswith(("postgresql+psycopg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a postgresql:// or sqlite:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        key = value.get_secret_value()
+        if len(key.encode()) >= MIN_SECRET_BYTES:
+            return value
+        if key or info.data.get("environment") == "production":
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        # Development and tests get a random key: tokens die with the process, which is fine
+        # there and loudly wrong anywhere else.
+        log.warning("SECRET_KEY is not set: using a random key; tokens will not survive a restart")
+        return SecretStr(secrets.token_urlsafe(48))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    """Build the settings, or stop with one line per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "configuration"
+            print(f"Invalid configuration: {name}: {error['msg']}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,75 @@
+"""Domain errors. They carry no HTTP: presentation/errors.py maps each to a status and code."""
+
+
+class DomainError(Exception):
+    """Base of every error a use case may raise on purpose."""
+
+    detail = "The request could not be completed."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+        self.detail = detail or self.detail
+
+
+class InvalidField(DomainError, ValueError):
+    """A value breaks a domain rule. A ValueError too, so Pydantic validators can raise it."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class InvalidCursor(DomainError):
+    detail = "The cursor is malformed, tampered with, or belongs to other filters."
+
+
+class InvalidCredentials(DomainError):
+    detail = "Incorrect email or password."
+
+
+class InvalidToken(DomainError):
+    detail = "The token is invalid, expired or revoked."
+
+
+class TokenReused(DomainError):
+    detail = "This refresh token was already used; every session of its login is now revoked."
+
+
+class AccountDisabled(DomainError):
+    detail = "This account is disabled."
+
+
+class PermissionDenied(DomainError):
+    detail = "You do not have permission to do this."
+
+
+class UserNotFound(DomainError):
+    detail = "No user with this id."
+
+
+class TodoNotFound(DomainError):
+    detail = "No todo with this id."
+
+
+class EmailTaken(DomainError):
+    detail = "An account with this email already exists."
+
+
+class LastAdmin(DomainError):
+    detail = "The last active admin cannot be demoted, deactivated or deleted."
+
+
+class PreconditionFailed(DomainError):
+    detail = "The todo has changed since the version in If-Match."
+
+
+class IdempotencyKeyInFlight(DomainError):
+    detail = "A request with this Idempotency-Key is still being processed."
+
+
+class IdempotencyKeyReused(DomainError):
+    detail = "This Idempotency-Key was already used with a different request body."
+
+
+class ServiceUnavailable(DomainError):
+    detail = "A backing service is unavailable; try again shortly."

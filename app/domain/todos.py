@@ -1,0 +1,224 @@
+"""Todos: the rules every todo obeys, whoever changes it and however."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from uuid import UUID
+
+from app.domain.common import UNSET, Unset
+from app.domain.errors import InvalidField
+
+TITLE_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 10_000
+TAG_MAX_LENGTH = 32
+MAX_TAGS = 20
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        """Priorities sort by urgency, not by name."""
+        return _PRIORITY_RANK[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> "Priority":
+        return _PRIORITY_BY_RANK[rank]
+
+
+_PRIORITY_RANK = {priority: rank for rank, priority in enumerate(Priority)}
+_PRIORITY_BY_RANK = {rank: priority for priority, rank in _PRIORITY_RANK.items()}
+
+
+def normalise_title(title: str) -> str:
+    title = title.strip()
+    if not 1 <= len(title) <= TITLE_MAX_LENGTH:
+        raise InvalidField("title", f"Title must be 1 to {TITLE_MAX_LENGTH} characters.")
+    return title
+
+
+def check_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise InvalidField(
+            "description", f"Description must be at most {DESCRIPTION_MAX_LENGTH} characters."
+        )
+    return description
+
+
+def normalise_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Trimmed, lower-cased, de-duplicated and sorted, so equal sets compare equal."""
+    cleaned = {tag.strip().lower() for tag in tags}
+    if any(not 1 <= len(tag) <= TAG_MAX_LENGTH for tag in cleaned):
+        raise InvalidField("tags", f"Each tag must be 1 to {TAG_MAX_LENGTH} characters.")
+    if len(cleaned) > MAX_TAGS:
+        raise InvalidField("tags", f"At most {MAX_TAGS} tags.")
+    return tuple(sorted(cleaned))
+
+
+def check_aware(value: datetime | None, field: str) -> datetime | None:
+    """Datetimes must say their offset; they are kept, and returned, in UTC."""
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise InvalidField(field, "Datetimes must carry a UTC offset.")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TodoDraft:
+    """What a caller may set on a new todo; everything else is the server's."""
+
+    title: str
+    description: str = ""
+    priority: Priority = Priority.MEDIUM
+    due_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    completed: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "title", normalise_title(self.title))
+        object.__setattr__(self, "description", check_description(self.description))
+        object.__setattr__(self, "tags", normalise_tags(self.tags))
+        object.__setattr__(self, "due_at", check_aware(self.due_at, "due_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class Todo:
+    id: UUID
+    owner_id: UUID
+    title: str
+    description: str
+    priority: Priority
+    due_at: datetime | None
+    tags: tuple[str, ...]
+    completed: bool
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    version: int
+
+    @classmethod
+    def new(cls, draft: TodoDraft, *, id: UUID, owner_id: UUID, now: datetime) -> "Todo":
+        return cls(
+            id=id,
+            owner_id=owner_id,
+            title=draft.title,
+            description=draft.description,
+            priority=draft.priority,
+            due_at=draft.due_at,
+            tags=draft.tags,
+            completed=draft.completed,
+            completed_at=now if draft.completed else None,
+            created_at=now,
+            updated_at=now,
+            deleted_at=None,
+            version=1,
+        )
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def is_overdue(self, now: datetime) -> bool:
+        return not self.completed and self.due_at is not None and self.due_at < now
+
+    def apply(self, changes: "TodoChanges", now: datetime) -> "Todo":
+        """A new version with the changes; completed_at follows completed."""
+        updated = replace(
+            self,
+            title=self.title if changes.title is None else normalise_title(changes.title),
+            description=(
+                self.description
+                if changes.description is None
+                else check_description(changes.description)
+            ),
+            priority=changes.priority or self.priority,
+            due_at=(
+                self.due_at
+                if isinstance(changes.due_at, Unset)
+                else check_aware(changes.due_at, "due_at")
+            ),
+            tags=self.tags if changes.tags is None else normalise_tags(changes.tags),
+        )
+        if changes.completed is not None and changes.completed != self.completed:
+            updated = replace(
+                updated,
+                completed=changes.completed,
+                completed_at=now if changes.completed else None,
+            )
+        return self._bumped(updated, now)
+
+    def trashed(self, now: datetime) -> "Todo":
+        return self._bumped(replace(self, deleted_at=now), now)
+
+    def restored(self, now: datetime) -> "Todo":
+        return self._bumped(replace(self, deleted_at=None), now)
+
+    def _bumped(self, updated: "Todo", now: datetime) -> "Todo":
+        if updated == self:
+            return self  # a no-op change is not a new version
+        return replace(updated, updated_at=now, version=self.version + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TodoChanges:
+    title: str | None = None
+    description: str | None = None
+    priority: Priority | None = None
+    due_at: datetime | Unset | None = UNSET
+    tags: tuple[str, ...] | None = None
+    completed: bool | None = None
+
+
+class SortField(StrEnum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    DUE_AT = "due_at"
+    PRIORITY = "priority"
+    TITLE = "title"
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    field: SortField
+    descending: bool
+
+
+DEFAULT_SORT = (SortKey(SortField.CREATED_AT, descending=True),)
+
+
+def parse_sort(spec: str) -> tuple[SortKey, ...]:
+    """'-priority,due_at' → keys; unknown or repeated fields are an error naming `sort`."""
+    keys: list[SortKey] = []
+    for part in (p.strip() for p in spec.split(",")):
+        name = part.removeprefix("-")
+        try:
+            sort_field = SortField(name)
+        except ValueError:
+            allowed = ", ".join(f.value for f in SortField)
+            raise InvalidField("sort", f"Unknown sort field {name!r}; use {allowed}.") from None
+        if any(key.field is sort_field for key in keys):
+            raise InvalidField("sort", f"Sort field {name!r} is given twice.")
+        keys.append(SortKey(sort_field, descending=part.startswith("-")))
+    return tuple(keys) or DEFAULT_SORT
+
+
+@dataclass(frozen=True, slots=True)
+class TodoFilter:
+    """A list query's filters; every field narrows the result (AND)."""
+
+    owner_id: UUID | None = None  # None: everyone's (only for todos:read_all)
+    completed: bool | None = None
+    priorities: frozenset[Priority] = frozenset()
+    tags: tuple[str, ...] = ()
+    text: str | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    overdue: bool | None = None
+    deleted: bool = False

@@ -1,0 +1,143 @@
+"""Revocation list and idempotency store on Redis, with in-process twins for the embedded default.
+
+Redis errors become ServiceUnavailable (503): both stores guard correctness, so they fail
+closed rather than guess.
+"""
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.application.ports import IdempotencyRecord
+from app.domain.errors import ServiceUnavailable
+
+IN_FLIGHT_TTL = timedelta(minutes=1)  # a crashed first request frees its key after this
+
+
+@asynccontextmanager
+async def _redis_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise ServiceUnavailable("Redis is unavailable; try again shortly.") from exc
+
+
+def _ms(ttl: timedelta) -> int:
+    return max(1, int(ttl.total_seconds() * 1000))
+
+
+def _record(fingerprint: str, result: str | None) -> str:
+    return json.dumps({"fingerprint": fingerprint, "result": result})
+
+
+def _parse(raw: str | bytes) -> IdempotencyRecord:
+    data = json.loads(raw)
+    return IdempotencyRecord(fingerprint=data["fingerprint"], result=data["result"])
+
+
+class RedisRevocationList:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def revoke(self, *keys: str, ttl: timedelta) -> None:
+        async with _redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(f"revoked:{key}", 1, px=_ms(ttl))
+            await pipe.execute()
+
+    async def any_revoked(self, *keys: str) -> bool:
+        async with _redis_errors():
+            return bool(await self._redis.exists(*(f"revoked:{key}" for key in keys)))
+
+
+class RedisIdempotencyStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def reserve(
+        self, key: str, *, fingerprint: str, ttl: timedelta
+    ) -> IdempotencyRecord | None:
+        name = f"idempotency:{key}"
+        async with _redis_errors():
+            for _ in range(3):
+                # SET NX is the lock: of concurrent duplicates exactly one gets None.
+                if await self._redis.set(
+                    name, _record(fingerprint, None), nx=True, px=_ms(IN_FLIGHT_TTL)
+                ):
+                    return None
+                raw = await self._redis.get(name)
+                if raw is not None:
+                    return _parse(raw)
+        raise ServiceUnavailable("The idempotency store is busy; try again.")
+
+    async def complete(self, key: str, *, fingerprint: str, result: str, ttl: timedelta) -> None:
+        async with _redis_errors():
+            await self._redis.set(f"idempotency:{key}", _record(fingerprint, result), px=_ms(ttl))
+
+    async def release(self, key: str) -> None:
+        async with _redis_errors():
+            await self._redis.delete(f"idempotency:{key}")
+
+
+class _ExpiringDict:
+    """A dict whose entries vanish after their TTL; one process, one event loop, no locks."""
+
+    _SWEEP_EVERY = 1024
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, str]] = {}
+        self._writes = 0
+
+    def get(self, key: str) -> str | None:
+        entry = self._items.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            self._items.pop(key, None)
+            return None
+        return entry[1]
+
+    def set(self, key: str, value: str, ttl: timedelta) -> None:
+        self._items[key] = (time.monotonic() + ttl.total_seconds(), value)
+        self._writes += 1
+        if self._writes % self._SWEEP_EVERY == 0:
+            now = time.monotonic()
+            self._items = {k: v for k, v in self._items.items() if v[0] > now}
+
+    def pop(self, key: str) -> None:
+        self._items.pop(key, None)
+
+
+class InMemoryRevocationList:
+    def __init__(self) -> None:
+        self._revoked = _ExpiringDict()
+
+    async def revoke(self, *keys: str, ttl: timedelta) -> None:
+        for key in keys:
+            self._revoked.set(key, "1", ttl)
+
+    async def any_revoked(self, *keys: str) -> bool:
+        return any(self._revoked.get(key) is not None for key in keys)
+
+
+class InMemoryIdempotencyStore:
+    def __init__(self) -> None:
+        self._records = _ExpiringDict()
+
+    async def reserve(
+        self, key: str, *, fingerprint: str, ttl: timedelta
+    ) -> IdempotencyRecord | None:
+        raw = self._records.get(key)
+        if raw is not None:
+            return _parse(raw)
+        self._records.set(key, _record(fingerprint, None), IN_FLIGHT_TTL)
+        return None
+
+    async def complete(self, key: str, *, fingerprint: str, result: str, ttl: timedelta) -> None:
+        self._records.set(key, _record(fingerprint, result), ttl)
+
+    async def release(self, key: str) -> None:
+        self._records.pop(key)

@@ -1,0 +1,58 @@
+"""Refresh tokens in SQL, stored as hashes and grouped in families (one per login)."""
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.sessions import RefreshToken
+from app.infrastructure.orm import RefreshTokenRow
+
+tokens = cast(sa.Table, RefreshTokenRow.__table__)
+
+
+class SqlAlchemyRefreshTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, token: RefreshToken) -> None:
+        await self._session.execute(sa.insert(tokens).values(asdict(token)))
+
+    async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
+        statement = sa.select(tokens).where(tokens.c.token_hash == token_hash)
+        row = (await self._session.execute(statement)).mappings().first()
+        return RefreshToken(**row) if row else None
+
+    async def spend(self, token_id: UUID, *, now: datetime) -> bool:
+        statement = (
+            sa.update(tokens)
+            .where(tokens.c.id == token_id, tokens.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+        result = cast(CursorResult[Any], await self._session.execute(statement))
+        return result.rowcount == 1
+
+    async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:
+        await self._session.execute(
+            sa.update(tokens)
+            .where(tokens.c.family_id == family_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def revoke_user_families(
+        self, user_id: UUID, *, now: datetime, keep: UUID | None = None
+    ) -> list[UUID]:
+        live = sa.and_(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None))
+        if keep is not None:
+            live = sa.and_(live, tokens.c.family_id != keep)
+        families = list(
+            (
+                await self._session.execute(sa.select(tokens.c.family_id).where(live).distinct())
+            ).scalars()
+        )
+        await self._session.execute(sa.update(tokens).where(live).values(revoked_at=now))
+        return families

@@ -1,0 +1,92 @@
+"""Users in SQL."""
+
+from typing import Any, cast
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.application.ports import SortValues, UserFilter
+from app.domain.errors import EmailTaken
+from app.domain.users import Role, User
+from app.infrastructure.orm import UserRow
+
+users = cast(sa.Table, UserRow.__table__)
+
+
+def _to_user(row: sa.RowMapping) -> User:
+    return User(**{**row, "role": Role(row["role"])})
+
+
+def _values(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "password_hash": user.password_hash,
+        "full_name": user.full_name,
+        "role": user.role.value,
+        "is_active": user.is_active,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
+
+
+class SqlAlchemyUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
+        row = (await self._session.execute(sa.select(users).where(condition))).mappings().first()
+        return _to_user(row) if row else None
+
+    async def get(self, user_id: UUID) -> User | None:
+        return await self._one(users.c.id == user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self._one(users.c.email == email)
+
+    async def add(self, user: User) -> None:
+        await self._write(sa.insert(users).values(_values(user)))
+
+    async def update(self, user: User) -> None:
+        await self._write(sa.update(users).where(users.c.id == user.id).values(_values(user)))
+
+    async def _write(self, statement: sa.Executable) -> None:
+        try:
+            await self._session.execute(statement)
+        except IntegrityError:
+            # The unique index decides, so two registrations racing for one email end in 409.
+            raise EmailTaken from None
+
+    async def delete(self, user_id: UUID) -> None:
+        await self._session.execute(sa.delete(users).where(users.c.id == user_id))
+
+    async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
+        statement = sa.select(users)
+        if query.role is not None:
+            statement = statement.where(users.c.role == query.role.value)
+        if query.is_active is not None:
+            statement = statement.where(users.c.is_active == query.is_active)
+        if query.text:
+            statement = statement.where(
+                sa.or_(
+                    users.c.email.icontains(query.text, autoescape=True),
+                    users.c.full_name.icontains(query.text, autoescape=True),
+                )
+            )
+        if after is not None:
+            statement = statement.where(
+                sa.tuple_(users.c.created_at, users.c.id) < sa.tuple_(*after)
+            )
+        statement = statement.order_by(users.c.created_at.desc(), users.c.id.desc()).limit(limit)
+        rows = (await self._session.execute(statement)).mappings()
+        return [_to_user(row) for row in rows]
+
+    async def lock_active_admins(self) -> list[UUID]:
+        statement = (
+            sa.select(users.c.id)
+            .where(users.c.role == Role.ADMIN.value, users.c.is_active.is_(True))
+            .with_for_update()
+        )
+        return list((await self._session.execute(statement)).scalars())

@@ -1,0 +1,241 @@
+"""The composition root: settings, adapters, middleware, error handlers and routers."""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import __version__
+from app.application.pagination import CursorCodec
+from app.application.users import UserService
+from app.config import Settings, get_settings
+from app.domain.errors import EmailTaken
+from app.infrastructure.clock import SystemClock
+from app.infrastructure.db import create_engine, create_sessionmaker
+from app.infrastructure.passwords import common_passwords
+from app.infrastructure.redis import (
+    InMemoryIdempotencyStore,
+    InMemoryRevocationList,
+    RedisIdempotencyStore,
+    RedisRevocationList,
+)
+from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
+from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from app.logs import configure_logging
+from app.presentation.deps import API_PREFIX, Adapters, default_rate_limit
+from app.presentation.docs import DOCS_PATHS, install_docs
+from app.presentation.errors import install_error_handlers, service_unavailable
+from app.presentation.middleware import (
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from app.presentation.rate_limit import RateLimiter, RateLimitHeadersMiddleware
+from app.presentation.routers import auth, health, todos, users
+
+log = logging.getLogger(__name__)
+
+TAGS = [
+    {"name": "auth", "description": "Accounts and tokens: register, log in, refresh, log out."},
+    {"name": "users", "description": "Your account, and (admins) everyone's."},
+    {"name": "todos", "description": "Your todos: filters, keyset pages, trash, ETags."},
+    {"name": "operations", "description": "Health checks and metrics."},
+]
+
+EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+
+
+def _rate_limit_storage(settings: Settings) -> Storage:
+    if settings.redis_url:
+        return RedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        )
+    return MemoryStorage()
+
+
+def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None) -> Adapters:
+    sessionmaker = create_sessionmaker(engine)
+    secret = settings.secret_key.get_secret_value()
+
+    async def database_ready() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    readiness: dict[str, Callable[[], Awaitable[None]]] = {"database": database_ready}
+    if redis is not None:
+
+        async def redis_ready() -> None:
+            await redis.ping()
+
+        readiness["redis"] = redis_ready
+    return Adapters(
+        uow_factory=lambda: SqlAlchemyUnitOfWork(sessionmaker),
+        hasher=Argon2PasswordHasher(
+            time_cost=settings.password_hash_time_cost,
+            memory_kib=settings.password_hash_memory_kib,
+        ),
+        tokens=JwtTokenIssuer(
+            secret=secret,
+            algorithm=settings.jwt_algorithm,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+            refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        ),
+        revocations=RedisRevocationList(redis) if redis else InMemoryRevocationList(),
+        idempotency=RedisIdempotencyStore(redis) if redis else InMemoryIdempotencyStore(),
+        clock=SystemClock(),
+        cursors=CursorCodec(secret.encode()),
+        common_passwords=common_passwords(),
+        rate_limiter=RateLimiter(
+            _rate_limit_storage(settings),
+            enabled=settings.rate_limit_enabled,
+            limits={
+                "login": settings.rate_limit_login,
+                "register": settings.rate_limit_register,
+                "refresh": settings.rate_limit_refresh,
+                "default": settings.rate_limit_default,
+            },
+        ),
+        readiness=readiness,
+    )
+
+
+async def ensure_first_admin(adapters: Adapters, *, email: str, password: str) -> None:
+    """Idempotent, and safe when several instances start at once."""
+    for _ in range(2):
+        async with adapters.uow_factory() as uow:
+            service = UserService(
+                uow,
+                hasher=adapters.hasher,
+                clock=adapters.clock,
+                cursors=adapters.cursors,
+                common_passwords=adapters.common_passwords,
+            )
+            try:
+                await service.ensure_admin(email=email, password=password)
+                return
+            except EmailTaken:  # another instance created it between our read and write
+                continue
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        redis = (
+            Redis.from_url(
+                settings.redis_url,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+                health_check_interval=30,
+                retry_on_timeout=True,
+            )
+            if settings.redis_url
+            else None
+        )
+        adapters = build_adapters(settings, engine, redis)
+        app.state.adapters = adapters
+        if settings.first_admin_email and settings.first_admin_password:
+            await ensure_first_admin(
+                adapters,
+                email=settings.first_admin_email,
+                password=settings.first_admin_password.get_secret_value(),
+            )
+        log.info(
+            "serving on %s with %s",
+            "PostgreSQL" if not settings.is_sqlite else "SQLite",
+            "Redis" if redis else "in-process stores",
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            if redis is not None:
+                await redis.aclose()
+
+    app = FastAPI(
+        title="Todo API",
+        version=__version__,
+        description="Authenticated todo management. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_tags=TAGS,
+    )
+    install_error_handlers(app)
+    for fault in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        RedisConnectionError,
+        RedisTimeoutError,
+    ):
+        app.add_exception_handler(fault, service_unavailable)
+
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(default_rate_limit)])
+    for router in (auth.router, users.router, todos.router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health.router)
+    install_docs(app)
+
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    # Added innermost first: the request id wraps everything, so even a 413 or 500 has one.
+    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths=DOCS_PATHS,
+        hsts=settings.environment == "production",
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, registry=registry)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,151 @@
+"""Every dependency the routers take, as Annotated aliases; main.py provides the adapters."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Container
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from app.application.auth import AuthService
+from app.application.pagination import CursorCodec
+from app.application.ports import (
+    Clock,
+    IdempotencyStore,
+    PasswordHasher,
+    RevocationList,
+    TokenIssuer,
+    UnitOfWork,
+)
+from app.application.todos import TodoService
+from app.application.users import UserService
+from app.domain.errors import InvalidToken
+from app.domain.users import Actor, Permission
+from app.presentation.errors import HTTPProblem
+from app.presentation.rate_limit import RateLimiter, client_ip, login_email
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """The infrastructure the app runs on, built once by main.py's lifespan."""
+
+    uow_factory: Callable[[], UnitOfWork]
+    hasher: PasswordHasher
+    tokens: TokenIssuer
+    revocations: RevocationList
+    idempotency: IdempotencyStore
+    clock: Clock
+    cursors: CursorCodec
+    common_passwords: Container[str]
+    rate_limiter: RateLimiter
+    readiness: dict[str, Callable[[], Awaitable[None]]]
+
+
+def get_adapters(request: Request) -> Adapters:
+    adapters: Adapters = request.app.state.adapters
+    return adapters
+
+
+AdaptersDep = Annotated[Adapters, Depends(get_adapters)]
+
+
+async def get_uow(adapters: AdaptersDep) -> AsyncIterator[UnitOfWork]:
+    """One unit of work per request, shared by every dependency of that request."""
+    async with adapters.uow_factory() as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def get_auth_service(uow: Uow, adapters: AdaptersDep) -> AuthService:
+    return AuthService(
+        uow,
+        hasher=adapters.hasher,
+        tokens=adapters.tokens,
+        revocations=adapters.revocations,
+        clock=adapters.clock,
+        common_passwords=adapters.common_passwords,
+    )
+
+
+def get_user_service(uow: Uow, adapters: AdaptersDep) -> UserService:
+    return UserService(
+        uow,
+        hasher=adapters.hasher,
+        clock=adapters.clock,
+        cursors=adapters.cursors,
+        common_passwords=adapters.common_passwords,
+    )
+
+
+def get_todo_service(uow: Uow, adapters: AdaptersDep) -> TodoService:
+    return TodoService(
+        uow, clock=adapters.clock, cursors=adapters.cursors, idempotency=adapters.idempotency
+    )
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+TodoServiceDep = Annotated[TodoService, Depends(get_todo_service)]
+
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl=f"{API_PREFIX}/auth/token",
+    auto_error=False,
+    description="Log in with email and password (the OAuth2 password flow) to get a token.",
+)
+
+
+async def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
+    if not token:
+        raise HTTPProblem(401, "not_authenticated", "Not authenticated: send a Bearer token.")
+    return token
+
+
+BearerToken = Annotated[str, Depends(get_bearer_token)]
+
+
+async def get_current_actor(token: BearerToken, auth: AuthServiceDep) -> Actor:
+    return await auth.authenticate(token)
+
+
+CurrentActor = Annotated[Actor, Depends(get_current_actor)]
+
+
+def require(permission: Permission) -> Any:
+    """`actor: Annotated[Actor, require(Permission.TODOS_WRITE)]`: 403 without the permission."""
+
+    async def actor_with_permission(actor: CurrentActor) -> Actor:
+        actor.require(permission)
+        return actor
+
+    return Depends(actor_with_permission)
+
+
+def rate_limit(name: str) -> Any:
+    """A named limit per client IP; `login` counts per IP and email together."""
+
+    async def check(request: Request, adapters: AdaptersDep) -> None:
+        identity = [client_ip(request)]
+        if name == "login":
+            identity.append(await login_email(request))
+        state = await adapters.rate_limiter.hit(name, *identity)
+        if state is not None:
+            request.state.rate_limit = state
+
+    return Depends(check)
+
+
+async def default_rate_limit(request: Request, adapters: AdaptersDep) -> None:
+    """RATE_LIMIT_DEFAULT per user when a valid token is sent, else per client IP."""
+    identity = f"ip:{client_ip(request)}"
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        with suppress(InvalidToken):  # a bad token is still limited, per IP
+            identity = f"user:{adapters.tokens.decode_access(token).user_id}"
+    state = await adapters.rate_limiter.hit("default", identity)
+    if state is not None:
+        request.state.rate_limit = state

@@ -1,0 +1,165 @@
+"""One RFC 9457 problem+json writer for every error: domain, validation, HTTP and unexpected."""
+
+import logging
+from http import HTTPStatus
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.domain import errors as domain
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# Domain error → (status, stable code). The one table that knows both worlds.
+DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
+    domain.InvalidField: (422, "validation_error"),
+    domain.InvalidCursor: (400, "invalid_cursor"),
+    domain.InvalidCredentials: (401, "invalid_credentials"),
+    domain.InvalidToken: (401, "invalid_token"),
+    domain.TokenReused: (401, "token_reused"),
+    domain.AccountDisabled: (403, "account_disabled"),
+    domain.PermissionDenied: (403, "forbidden"),
+    domain.UserNotFound: (404, "user_not_found"),
+    domain.TodoNotFound: (404, "todo_not_found"),
+    domain.EmailTaken: (409, "email_taken"),
+    domain.LastAdmin: (409, "last_admin"),
+    domain.IdempotencyKeyInFlight: (409, "idempotency_key_in_flight"),
+    domain.PreconditionFailed: (412, "precondition_failed"),
+    domain.IdempotencyKeyReused: (422, "idempotency_key_reused"),
+    domain.ServiceUnavailable: (503, "service_unavailable"),
+}
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    428: "precondition_required",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class HTTPProblem(Exception):
+    """An HTTP-only failure raised by presentation code (rate limits, preconditions)."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
+
+
+def problem(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+        "request_id": request_id,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _field(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(domain.DomainError, exc)
+    status, code = next(
+        (entry for kind, entry in DOMAIN_ERRORS.items() if isinstance(exc, kind)),
+        (400, "bad_request"),
+    )
+    errors = None
+    if isinstance(exc, domain.InvalidField):
+        where = "query" if exc.field in request.query_params else "body"
+        errors = [{"field": f"{where}.{exc.field}", "message": exc.detail, "type": "value_error"}]
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return problem(request, status, code, exc.detail, errors=errors, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(RequestValidationError, exc)
+    errors = [
+        {
+            "field": _field(error["loc"]),
+            "message": error["msg"].removeprefix("Value error, "),
+            "type": error["type"],
+        }
+        for error in exc.errors()
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem(request, 422, "validation_error", f"Invalid input: {fields}.", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(StarletteHTTPException, exc)
+    code = HTTP_CODES.get(
+        exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    )
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such route."
+    return problem(request, exc.status_code, code, detail, headers=dict(exc.headers or {}))
+
+
+async def _http_problem(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(HTTPProblem, exc)
+    return problem(request, exc.status, exc.code, exc.detail, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(request, 500, "internal_error", "An unexpected error occurred.")
+
+
+def service_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """For infrastructure faults (database or Redis down): a clear 503 the client may retry."""
+    log.warning("backing service unavailable: %s", type(exc).__name__)
+    return problem(
+        request,
+        503,
+        "service_unavailable",
+        "A backing service is unavailable; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(domain.DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(HTTPProblem, _http_problem)
+    app.add_exception_handler(Exception, _unexpected)

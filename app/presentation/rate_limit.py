@@ -1,0 +1,110 @@
+"""Rate limits on the `limits` library's async API, as FastAPI dependencies.
+
+Limits are counted in Redis when REDIS_URL is set (shared by every instance), else in process.
+If the store fails, requests are let through and a warning is logged: rate limiting degrades,
+the API stays up.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.presentation.errors import HTTPProblem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    limit: int
+    remaining: int
+    reset_at: int  # Unix time, seconds
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_at),
+        }
+
+
+class RateLimiter:
+    def __init__(self, storage: Storage, *, enabled: bool, limits: dict[str, str]) -> None:
+        self._strategy = SlidingWindowCounterRateLimiter(storage)
+        self.enabled = enabled
+        self._limits: dict[str, RateLimitItem] = {
+            name: parse(spec) for name, spec in limits.items()
+        }
+
+    async def hit(self, name: str, *identity: str) -> RateLimitState | None:
+        """Counts one request; raises a 429 problem when over the limit."""
+        if not self.enabled:
+            return None
+        item = self._limits[name]
+        try:
+            allowed = await self._strategy.hit(item, name, *identity)
+            stats = await self._strategy.get_window_stats(item, name, *identity)
+        except Exception:  # any storage fault: degrade to no limit rather than fail requests
+            log.warning("rate-limit store unavailable; %s not enforced", name, exc_info=True)
+            return None
+        state = RateLimitState(item.amount, stats.remaining, int(stats.reset_time))
+        if not allowed:
+            retry_after = max(1, int(stats.reset_time - time.time()))
+            raise HTTPProblem(
+                429,
+                "rate_limited",
+                f"Too many requests; retry in {retry_after} seconds.",
+                headers={**state.headers(), "Retry-After": str(retry_after)},
+            )
+        return state
+
+
+def client_ip(request: Request) -> str:
+    # Behind a proxy, run uvicorn with --proxy-headers --forwarded-allow-ips so this is the
+    # real client rather than the proxy.
+    return request.client.host if request.client else "unknown"
+
+
+async def login_email(request: Request) -> str:
+    """The email a login names, read from the JSON or form body (Starlette caches it)."""
+    try:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            data = json.loads(await request.body())
+            value = data.get("email") if isinstance(data, dict) else None
+        else:
+            value = (await request.form()).get("username")
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    return value.strip().lower() if isinstance(value, str) else ""
+
+
+class RateLimitHeadersMiddleware:
+    """Copies the state a rate-limit dependency left on the request onto the response, which
+    also covers responses a handler builds itself (204, 304)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = scope.get("state", {}).get("rate_limit")
+                if isinstance(state, RateLimitState):
+                    headers = MutableHeaders(scope=message)
+                    for name, value in state.headers().items():
+                        headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, add_headers)

@@ -1,0 +1,220 @@
+"""Todos: CRUD, list with filters and keyset pages, trash, stats, ETags, idempotent create."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from app.domain.common import UNSET
+from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter
+from app.domain.users import Actor, Permission
+from app.presentation.deps import API_PREFIX, TodoServiceDep, require
+from app.presentation.schemas.common import AUTHENTICATED, Page, problems
+from app.presentation.schemas.todos import (
+    PriorityCounts,
+    TodoCreate,
+    TodoListParams,
+    TodoRead,
+    TodoStatsRead,
+    TodoUpdate,
+)
+
+router = APIRouter(prefix="/todos", tags=["todos"])
+Reader = Annotated[Actor, require(Permission.TODOS_READ)]
+Writer = Annotated[Actor, require(Permission.TODOS_WRITE)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=200,
+        description='The ETag you last saw (`"3"`), or `*`; a stale one is refused with 412.',
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$",
+        description="Retry-safe create: the same key and body within 24 h returns the first "
+        "todo (current state) with `Idempotent-Replayed: true`, and creates nothing.",
+    ),
+]
+ETAG_HEADER = {
+    "ETag": {"description": "The todo's version, as a strong tag.", "schema": {"type": "string"}}
+}
+
+
+def etag(todo: Todo) -> str:
+    return f'"{todo.version}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version If-Match demands; None for no header or `*`; -1 (never matches) for a tag
+    we did not issue, since If-Match compares strongly."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip()
+    if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
+        return int(tag[1:-1])
+    return -1
+
+
+def _read(todo: Todo, response: Response) -> TodoRead:
+    response.headers["ETag"] = etag(todo)
+    return TodoRead.model_validate(todo)
+
+
+@router.get("", operation_id="list_todos", responses=problems(*AUTHENTICATED, 400, 403))
+async def list_todos(
+    params: Annotated[TodoListParams, Query()], actor: Reader, todos: TodoServiceDep
+) -> Page[TodoRead]:
+    """Your todos (everyone's with `todos:read_all`), newest first unless `sort` says otherwise."""
+    query = TodoFilter(
+        owner_id=params.owner_id,
+        completed=params.completed,
+        priorities=frozenset(params.priority),
+        tags=tuple(sorted(set(params.tag))),
+        text=params.q,
+        due_before=params.due_before,
+        due_after=params.due_after,
+        overdue=params.overdue,
+        deleted=params.deleted,
+    )
+    page = await todos.list(
+        actor, query, sort=params.sort_keys, limit=params.limit, cursor=params.cursor
+    )
+    return Page(
+        items=[TodoRead.model_validate(t) for t in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="create_todo",
+    responses={
+        201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
+        **problems(*AUTHENTICATED, 403, 409),
+    },
+)
+async def create_todo(
+    body: TodoCreate,
+    actor: Writer,
+    todos: TodoServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> TodoRead:
+    """Create a todo; send an `Idempotency-Key` to make retries safe."""
+    draft = TodoDraft(
+        title=body.title,
+        description=body.description,
+        priority=body.priority,
+        due_at=body.due_at,
+        tags=tuple(body.tags),
+        completed=body.completed,
+    )
+    todo, replayed = await todos.create(actor, draft, idempotency_key=idempotency_key)
+    response.headers["Location"] = f"{API_PREFIX}/todos/{todo.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _read(todo, response)
+
+
+@router.get("/stats", operation_id="todo_stats", responses=problems(*AUTHENTICATED, 403))
+async def todo_stats(actor: Reader, todos: TodoServiceDep) -> TodoStatsRead:
+    """Counts over your todos (trash excluded), in one query."""
+    stats = await todos.stats(actor)
+    return TodoStatsRead(
+        total=stats.total,
+        completed=stats.completed,
+        open=stats.open,
+        overdue=stats.overdue,
+        by_priority=PriorityCounts(**{p.value: n for p, n in stats.by_priority.items()}),
+    )
+
+
+@router.get(
+    "/{todo_id}",
+    operation_id="get_todo",
+    response_model=TodoRead,
+    responses={
+        200: {"headers": ETAG_HEADER},
+        304: {"description": "Not Modified: your copy (If-None-Match) is current."},
+        **problems(*AUTHENTICATED, 404),
+    },
+)
+async def get_todo(
+    todo_id: UUID,
+    actor: Reader,
+    todos: TodoServiceDep,
+    request: Request,
+    response: Response,
+) -> TodoRead | Response:
+    """One todo, with its ETag; answers 304 when `If-None-Match` holds the current tag."""
+    todo = await todos.get(actor, todo_id)
+    if_none_match = request.headers.get("if-none-match", "")
+    seen = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    if etag(todo) in seen or "*" in seen:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(todo)})
+    return _read(todo, response)
+
+
+@router.patch(
+    "/{todo_id}",
+    operation_id="update_todo",
+    responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404, 412)},
+)
+async def update_todo(
+    todo_id: UUID,
+    body: TodoUpdate,
+    actor: Writer,
+    todos: TodoServiceDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TodoRead:
+    """Change some fields; `completed` sets or clears `completed_at`."""
+    changes = TodoChanges(
+        title=body.title,
+        description=body.description,
+        priority=body.priority,
+        due_at=body.due_at if "due_at" in body.model_fields_set else UNSET,
+        tags=None if body.tags is None else tuple(body.tags),
+        completed=body.completed,
+    )
+    todo = await todos.update(actor, todo_id, changes, expected_version=expected_version(if_match))
+    return _read(todo, response)
+
+
+@router.delete(
+    "/{todo_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="delete_todo",
+    responses=problems(*AUTHENTICATED, 403, 404, 412),
+)
+async def delete_todo(
+    todo_id: UUID,
+    actor: Writer,
+    todos: TodoServiceDep,
+    permanent: Annotated[
+        bool, Query(description="Delete for good (also from the trash) instead of trashing.")
+    ] = False,
+    if_match: IfMatch = None,
+) -> None:
+    """Move a todo to the trash, or delete it for good with `permanent=true`."""
+    await todos.delete(
+        actor, todo_id, permanent=permanent, expected_version=expected_version(if_match)
+    )
+
+
+@router.post(
+    "/{todo_id}/restore",
+    operation_id="restore_todo",
+    responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404)},
+)
+async def restore_todo(
+    todo_id: UUID, actor: Writer, todos: TodoServiceDep, response: Response
+) -> TodoRead:
+    """Bring a todo back from the trash."""
+    return _read(await todos.restore(actor, todo_id), response)

@@ -1,0 +1,144 @@
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from app.application.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from app.domain.todos import (
+    DESCRIPTION_MAX_LENGTH,
+    MAX_TAGS,
+    TAG_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    Priority,
+    SortKey,
+    parse_sort,
+)
+from app.presentation.schemas.common import not_null
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)
+]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH)]
+Tag = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX_LENGTH
+    ),
+]
+Tags = Annotated[
+    list[Tag],
+    Field(max_length=MAX_TAGS, description="Trimmed, lower-cased, de-duplicated; sorted."),
+]
+
+_EXAMPLE: dict[str, JsonValue] = {
+    "title": "Buy milk",
+    "description": "Oat, two litres",
+    "priority": "high",
+    "due_at": "2030-01-31T17:00:00Z",
+    "tags": ["errands", "home"],
+}
+
+
+class TodoCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
+
+    title: Title
+    description: Description = ""
+    priority: Priority = Priority.MEDIUM
+    due_at: AwareDatetime | None = None
+    tags: Tags = []
+    completed: bool = False
+
+
+class TodoUpdate(BaseModel):
+    """Only the fields sent change; `due_at: null` clears the due date."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"completed": True}]})
+
+    # SkipJsonSchema: None only stands for "not sent"; an explicit null is refused below.
+    title: Title | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    priority: Priority | SkipJsonSchema[None] = None
+    due_at: AwareDatetime | None = None
+    tags: Tags | SkipJsonSchema[None] = None
+    completed: bool | SkipJsonSchema[None] = None
+
+    _not_null = not_null("title", "description", "priority", "tags", "completed")
+
+
+class TodoRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    owner_id: UUID
+    title: str
+    description: str
+    completed: bool
+    completed_at: datetime | None
+    priority: Priority
+    due_at: datetime | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class PriorityCounts(BaseModel):
+    low: int
+    medium: int
+    high: int
+    urgent: int
+
+
+class TodoStatsRead(BaseModel):
+    total: int
+    completed: int
+    open: int
+    overdue: int
+    by_priority: PriorityCounts
+
+
+class TodoListParams(BaseModel):
+    """Filters combine with AND; `priority` matches any of, `tag` all of."""
+
+    completed: bool | None = None
+    priority: list[Priority] = Field(default=[], description="Any of these priorities.")
+    tag: list[Tag] = Field(default=[], max_length=MAX_TAGS, description="Has all of these tags.")
+    q: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Case-insensitive substring."
+    )
+    due_before: AwareDatetime | None = Field(default=None, description="Due strictly before.")
+    due_after: AwareDatetime | None = Field(default=None, description="Due strictly after.")
+    overdue: bool | None = Field(default=None, description="Due in the past and not completed.")
+    deleted: bool = Field(default=False, description="List the trash instead.")
+    owner_id: UUID | None = Field(default=None, description="Needs `todos:read_all`.")
+    sort: str = Field(
+        default="-created_at",
+        max_length=200,
+        pattern=r"^-?[a-z_]+(,-?[a-z_]+)*$",
+        description="Comma-separated fields of created_at, updated_at, due_at, priority, title; "
+        "`-` for descending. Ties are broken by id; nulls sort last.",
+        examples=["-priority,due_at"],
+    )
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("sort")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        parse_sort(value)  # raises InvalidField, a ValueError: a 422 naming `sort`
+        return value
+
+    @property
+    def sort_keys(self) -> tuple[SortKey, ...]:
+        return parse_sort(self.sort)

@@ -1,0 +1,54 @@
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from app.domain.users import (
+    FULL_NAME_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    Permission,
+    Role,
+)
+from app.presentation.schemas.common import not_null
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    email: str
+    full_name: str | None
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class MeRead(UserRead):
+    permissions: list[Permission]
+
+
+class MeUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"full_name": "Ada Lovelace"}]})
+
+    email: EmailStr | SkipJsonSchema[None] = None
+    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH)
+
+    _not_null = not_null("email")
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=PASSWORD_MAX_LENGTH)
+    new_password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+
+
+class UserAdminUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "guest"}]})
+
+    role: Role | SkipJsonSchema[None] = None
+    is_active: bool | SkipJsonSchema[None] = None
+    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH)
+
+    _not_null = not_null("role", "is_active")

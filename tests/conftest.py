@@ -1,0 +1,162 @@
+"""Test wiring. With TEST_DATABASE_URL / TEST_REDIS_URL the suite runs on PostgreSQL + Redis;
+without them, on the embedded default (a SQLite file and in-process stores).
+
+Each test starts from empty tables (and an empty Redis database): isolation by truncation,
+because API tests commit like production does."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
+
+from alembic import command
+from app.config import Settings
+from app.domain.users import Role
+from app.infrastructure.db import create_engine
+from app.main import create_app
+from app.presentation.deps import Adapters
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+PASSWORD = "correct horse battery"
+TABLES = ("todos", "refresh_tokens", "users")
+
+on_postgres = pytest.mark.skipif(
+    not (TEST_DATABASE_URL or "").startswith("postgres"), reason="needs TEST_DATABASE_URL"
+)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["url"] = url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+async def migrate(url: str, revision: str = "head") -> None:
+    # Alembic's env.py runs its own event loop: give it a thread.
+    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if TEST_DATABASE_URL:
+        return Settings(database_url=TEST_DATABASE_URL).database_url
+    return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+async def migrated(database_url: str) -> str:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        # Start from nothing, whatever an earlier run left behind.
+        if connection.dialect.name == "postgresql":
+            await connection.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    await engine.dispose()
+    await migrate(database_url)
+    return database_url
+
+
+@pytest.fixture
+def settings(migrated: str) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=migrated,
+        redis_url=TEST_REDIS_URL,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+        rate_limit_enabled=False,
+        # Cheap hashing keeps the suite fast; production cost is set by its own defaults.
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
+        log_level="WARNING",
+    )
+
+
+async def _empty_stores(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        else:
+            for table in TABLES:
+                await connection.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608
+    await engine.dispose()
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        await redis.flushdb()
+        await redis.aclose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    await _empty_stores(settings)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def adapters(app: Any) -> Adapters:
+    result: Adapters = app.state.adapters
+    return result
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@dataclass(frozen=True)
+class Session:
+    email: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+MakeUser = Callable[..., Awaitable[Session]]
+
+
+@pytest.fixture
+def make_user(client: AsyncClient, adapters: Adapters) -> MakeUser:
+    """Registers an account (optionally with another role) and returns its auth headers."""
+    count = 0
+
+    async def make(email: str | None = None, *, role: Role = Role.USER) -> Session:
+        nonlocal count
+        count += 1
+        email = email or f"user{count}@example.com"
+        response = await client.post(
+            "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status_code == 201, response.text
+        if role is not Role.USER:
+            async with adapters.uow_factory() as uow:
+                user = await uow.users.get_by_email(email)
+                assert user is not None
+                await uow.users.update(replace(user, role=role))
+                await uow.commit()
+        return await login(client, email)
+
+    return make
+
+
+async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> Session:
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return Session(email, body["access_token"], body["refresh_token"])
