@@ -149,3 +149,16 @@ async def default_rate_limit(request: Request, adapters: AdaptersDep) -> None:
     state = await adapters.rate_limiter.hit("default", identity)
     if state is not None:
         request.state.rate_limit = state
+
+
+async def json_only(request: Request) -> None:
+    """A body that is not JSON is a 415, not a confusing 422 about its parsed shape."""
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if has_body and not (media_type == "application/json" or media_type.endswith("+json")):
+        raise HTTPProblem(415, "unsupported_media_type", "Send the body as application/json.")
+
+
+JsonOnly = Depends(json_only)

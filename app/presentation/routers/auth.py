@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Form, status
 
 from app.domain.sessions import TokenPair
-from app.presentation.deps import AuthServiceDep, BearerToken, rate_limit
+from app.presentation.deps import AuthServiceDep, BearerToken, JsonOnly, rate_limit
 from app.presentation.schemas.auth import (
     LoginRequest,
     LogoutRequest,
@@ -31,8 +31,8 @@ def _pair(pair: TokenPair) -> TokenPairRead:
     "/register",
     status_code=status.HTTP_201_CREATED,
     operation_id="register",
-    dependencies=[rate_limit("register")],
-    responses=problems(409, 422, 429, 503),
+    dependencies=[rate_limit("register"), JsonOnly],
+    responses=problems(409, 415, 422, 429, 503),
 )
 async def register(body: RegisterRequest, auth: AuthServiceDep) -> UserRead:
     """Create an account with role `user`."""
@@ -43,8 +43,8 @@ async def register(body: RegisterRequest, auth: AuthServiceDep) -> UserRead:
 @router.post(
     "/login",
     operation_id="login",
-    dependencies=[rate_limit("login")],
-    responses=problems(401, 403, 422, 429, 503),
+    dependencies=[rate_limit("login"), JsonOnly],
+    responses=problems(401, 403, 415, 422, 429, 503),
 )
 async def login(body: LoginRequest, auth: AuthServiceDep) -> TokenPairRead:
     """Exchange email and password for an access and a refresh token."""
@@ -69,8 +69,8 @@ async def token(
 @router.post(
     "/refresh",
     operation_id="refresh",
-    dependencies=[rate_limit("refresh")],
-    responses=problems(401, 422, 429, 503),
+    dependencies=[rate_limit("refresh"), JsonOnly],
+    responses=problems(401, 415, 422, 429, 503),
 )
 async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPairRead:
     """Spend a refresh token for a new pair; a spent token presented again ends its login."""
@@ -81,7 +81,8 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPairRead:
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="logout",
-    responses=problems(401, 422, 429, 503),
+    dependencies=[JsonOnly],
+    responses=problems(401, 415, 422, 429, 503),
 )
 async def logout(
     token: BearerToken,

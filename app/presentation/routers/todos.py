@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from app.domain.common import UNSET
 from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter
 from app.domain.users import Actor, Permission
-from app.presentation.deps import API_PREFIX, TodoServiceDep, require
+from app.presentation.deps import API_PREFIX, JsonOnly, TodoServiceDep, require
 from app.presentation.schemas.common import AUTHENTICATED, Page, problems
 from app.presentation.schemas.todos import (
     PriorityCounts,
@@ -19,7 +19,7 @@ from app.presentation.schemas.todos import (
     TodoUpdate,
 )
 
-router = APIRouter(prefix="/todos", tags=["todos"])
+router = APIRouter(prefix="/todos", tags=["todos"], dependencies=[JsonOnly])
 Reader = Annotated[Actor, require(Permission.TODOS_READ)]
 Writer = Annotated[Actor, require(Permission.TODOS_WRITE)]
 IfMatch = Annotated[
@@ -136,7 +136,7 @@ async def todo_stats(actor: Reader, todos: TodoServiceDep) -> TodoStatsRead:
 
 
 @router.get(
-    "/{todo_id}",
+    "/{todo_id:uuid}",
     operation_id="get_todo",
     response_model=TodoRead,
     responses={
@@ -162,7 +162,7 @@ async def get_todo(
 
 
 @router.patch(
-    "/{todo_id}",
+    "/{todo_id:uuid}",
     operation_id="update_todo",
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404, 412)},
 )
@@ -188,7 +188,7 @@ async def update_todo(
 
 
 @router.delete(
-    "/{todo_id}",
+    "/{todo_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="delete_todo",
     responses=problems(*AUTHENTICATED, 403, 404, 412),
@@ -209,7 +209,7 @@ async def delete_todo(
 
 
 @router.post(
-    "/{todo_id}/restore",
+    "/{todo_id:uuid}/restore",
     operation_id="restore_todo",
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404)},
 )

@@ -12,6 +12,7 @@ from app.domain.users import Actor, Permission, Role, User
 from app.presentation.deps import (
     AuthServiceDep,
     CurrentActor,
+    JsonOnly,
     UserServiceDep,
     require,
 )
@@ -24,7 +25,7 @@ from app.presentation.schemas.users import (
     UserRead,
 )
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[JsonOnly])
 Admin = Annotated[Actor, require(Permission.USERS_MANAGE)]
 
 
@@ -92,14 +93,16 @@ async def list_users(
     )
 
 
-@router.get("/{user_id}", operation_id="get_user", responses=problems(*AUTHENTICATED, 403, 404))
+@router.get(
+    "/{user_id:uuid}", operation_id="get_user", responses=problems(*AUTHENTICATED, 403, 404)
+)
 async def get_user(user_id: UUID, actor: Admin, users: UserServiceDep) -> UserRead:
     """One account (admin)."""
     return UserRead.model_validate(await users.get(actor, user_id))
 
 
 @router.patch(
-    "/{user_id}", operation_id="update_user", responses=problems(*AUTHENTICATED, 403, 404, 409)
+    "/{user_id:uuid}", operation_id="update_user", responses=problems(*AUTHENTICATED, 403, 404, 409)
 )
 async def update_user(
     user_id: UUID, body: UserAdminUpdate, actor: Admin, users: UserServiceDep
@@ -113,7 +116,7 @@ async def update_user(
 
 
 @router.delete(
-    "/{user_id}",
+    "/{user_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="delete_user",
     responses=problems(*AUTHENTICATED, 403, 404, 409),
