@@ -81,7 +81,7 @@ def settings(migrated: str) -> Settings:
     )
 
 
-async def _empty_stores(settings: Settings) -> None:
+async def empty_stores(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -98,7 +98,7 @@ async def _empty_stores(settings: Settings) -> None:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Any]:
-    await _empty_stores(settings)
+    await empty_stores(settings)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application

@@ -145,7 +145,7 @@ class TodoService:
         expected_version: int | None = None,
     ) -> None:
         """Moves the todo to the trash, or with `permanent` (also from the trash) deletes it."""
-        todo = await self._load(actor, todo_id, write=True, in_trash=permanent or None)
+        todo = await self._load(actor, todo_id, write=True, in_trash=None if permanent else False)
         _check_version(todo, expected_version)
         if permanent:
             done = await self._uow.todos.delete(todo.id, expected_version=expected_version)

@@ -123,9 +123,9 @@ class UserService:
         return user
 
     async def _save(self, user: User, changes: dict[str, object]) -> User:
+        if user.changed(user.updated_at, **changes) == user:
+            return user  # nothing changes: no write, no new updated_at
         updated = user.changed(self._clock.now(), **changes)
-        if updated == user.changed(user.updated_at):
-            return user
         await self._guard_last_admin(user, after=updated)
         await self._uow.users.update(updated)
         await self._uow.commit()

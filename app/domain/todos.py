@@ -206,7 +206,7 @@ def parse_sort(spec: str) -> tuple[SortKey, ...]:
         if any(key.field is sort_field for key in keys):
             raise InvalidField("sort", f"Sort field {name!r} is given twice.")
         keys.append(SortKey(sort_field, descending=part.startswith("-")))
-    return tuple(keys) or DEFAULT_SORT
+    return tuple(keys)
 
 
 @dataclass(frozen=True, slots=True)

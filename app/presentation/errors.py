@@ -1,6 +1,7 @@
 """One RFC 9457 problem+json writer for every error: domain, validation, HTTP and unexpected."""
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain import errors as domain
+from app.presentation.routes import route_templates
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,27 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, status, code, exc.detail, errors=errors, headers=headers)
 
 
+def _without_null_branches(errors: Sequence[Any]) -> list[Any]:
+    """A field that may be left out but not sent as null (`X | SkipJsonSchema[None]`) is a
+    union to pydantic, whose errors name each branch: `body.title.constrained-str` and
+    `body.title.none: Input should be None`. Report them as the field's own."""
+    unions = {
+        tuple(error["loc"][:-1])
+        for error in errors
+        if error["type"] == "none_required" and error["loc"][-1:] == ("none",)
+    }
+    tidy = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if loc[:-1] in unions and loc[-1] == "none":
+            continue
+        union = next((u for u in unions if loc[: len(u)] == u and len(loc) > len(u)), None)
+        if union is not None:
+            loc = union + loc[len(union) + 1 :]
+        tidy.append({**error, "loc": loc})
+    return tidy
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
     errors = [
@@ -118,21 +141,36 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             "message": error["msg"].removeprefix("Value error, "),
             "type": error["type"],
         }
-        for error in exc.errors()
+        for error in _without_null_branches(exc.errors())
     ]
     fields = ", ".join(sorted({e["field"] for e in errors}))
     return problem(request, 422, "validation_error", f"Invalid input: {fields}.", errors=errors)
 
 
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the path answers. Starlette's own `Allow` names only the first route that
+    matched the path, but FastAPI makes one route per method (RFC 9110 §15.5.6 wants them all)."""
+    found = route_templates(request.app).match(request.url.path)
+    return ", ".join(sorted(found[1])) if found else fallback
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a body it cannot decode at all (not UTF-8): like any other
+        # malformed JSON, which FastAPI reports as a 422 `json_invalid`.
+        error = {"field": "body", "message": "The body is not UTF-8 JSON.", "type": "json_invalid"}
+        return problem(request, 422, "validation_error", "Invalid input: body.", errors=[error])
     code = HTTP_CODES.get(
         exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
     )
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route."
-    return problem(request, exc.status_code, code, detail, headers=dict(exc.headers or {}))
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
+    return problem(request, exc.status_code, code, detail, headers=headers)
 
 
 async def _http_problem(request: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import request_id_var
 from app.presentation.errors import problem
+from app.presentation.routes import route_templates
 
 log = logging.getLogger("app.access")
 
@@ -61,7 +62,7 @@ class RequestContextMiddleware:
 
 class MetricsMiddleware:
     """Request counts and latency by route template (never the raw path: ids would explode
-    the label set)."""
+    the label set; paths no route serves share one label)."""
 
     def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
         self.app = app
@@ -91,7 +92,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            found = route_templates(scope["app"]).match(scope["path"]) if "app" in scope else None
+            route = found[0] if found else "unmatched"
             self.requests.labels(scope["method"], route, str(status)).inc()
             self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from httpx import AsyncClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from httpx import AsyncClient
 
 from tests.conftest import MakeUser, Session
 
@@ -203,7 +203,13 @@ async def test_a_cursor_is_bound_to_its_filters_and_sort(
     first = (await client.get(f"{API}/todos", params={"limit": 2}, headers=ada.headers)).json()
     cursor = first["next_cursor"]
     assert cursor
-    for other in [{"sort": "title"}, {"completed": True}, {"tag": "work"}, {"deleted": True}]:
+    others: list[dict[str, Any]] = [
+        {"sort": "title"},
+        {"completed": True},
+        {"tag": "work"},
+        {"deleted": True},
+    ]
+    for other in others:
         response = await client.get(
             f"{API}/todos", params={"limit": 2, "cursor": cursor, **other}, headers=ada.headers
         )

@@ -315,11 +315,9 @@ async def test_bad_idempotency_keys_are_422(
     client: AsyncClient, make_user: MakeUser, key: str
 ) -> None:
     ada = await make_user()
-    response = await client.post(
-        f"{API}/todos",
-        json={"title": "t"},
-        headers={**ada.headers, "Idempotency-Key": key.encode()},  # type: ignore[dict-item]
-    )
+    headers = [(b"authorization", ada.headers["Authorization"].encode())]
+    headers.append((b"idempotency-key", key.encode()))
+    response = await client.post(f"{API}/todos", json={"title": "t"}, headers=headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "header.Idempotency-Key"
 
@@ -333,3 +331,20 @@ async def test_non_json_body_is_415(client: AsyncClient, make_user: MakeUser) ->
     )
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
+
+
+async def test_a_live_todo_can_be_deleted_for_good_and_trashing_twice_is_404(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user()
+    live, trashed = await create(client, ada), await create(client, ada)
+    assert (
+        await client.delete(f"{API}/todos/{trashed['id']}", headers=ada.headers)
+    ).status_code == 204
+    again = await client.delete(f"{API}/todos/{trashed['id']}", headers=ada.headers)
+    assert again.status_code == 404
+    gone = await client.delete(f"{API}/todos/{live['id']}?permanent=true", headers=ada.headers)
+    assert gone.status_code == 204
+    for deleted in (False, True):
+        listed = await client.get(f"{API}/todos", params={"deleted": deleted}, headers=ada.headers)
+        assert [t["id"] for t in listed.json()["items"]] == ([] if not deleted else [trashed["id"]])

@@ -50,7 +50,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Errors any authenticated /api/v1 route can answer.
-AUTHENTICATED = (401, 422, 429, 503)
+AUTHENTICATED = (401, 415, 422, 429, 503)
 
 
 def _refuse_null(value: object) -> object:

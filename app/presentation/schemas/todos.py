@@ -1,3 +1,4 @@
+import re
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -5,9 +6,11 @@ from uuid import UUID
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
@@ -20,6 +23,7 @@ from app.domain.todos import (
     TAG_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     Priority,
+    SortField,
     SortKey,
     parse_sort,
 )
@@ -40,6 +44,23 @@ Tags = Annotated[
     Field(max_length=MAX_TAGS, description="Trimmed, lower-cased, de-duplicated; sorted."),
 ]
 
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _iso_8601_text(value: object) -> object:
+    """Pydantic would also read a number as Unix time; the contract says ISO 8601 text."""
+    if not (isinstance(value, str) and _ISO_8601.match(value)):
+        raise ValueError("Input should be an ISO 8601 datetime with an offset")
+    return value
+
+
+# A datetime in a request: ISO 8601 text with an offset (a naive one is a 422).
+RequestDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text)]
+
+# Only the known fields, so the schema itself tells a client (and a generator) what may be sent.
+_SORT_FIELD = "-?(" + "|".join(field.value for field in SortField) + ")"
+SORT_PATTERN = f"^{_SORT_FIELD}(,{_SORT_FIELD})*$"
+
 _EXAMPLE: dict[str, JsonValue] = {
     "title": "Buy milk",
     "description": "Oat, two litres",
@@ -55,9 +76,9 @@ class TodoCreate(BaseModel):
     title: Title
     description: Description = ""
     priority: Priority = Priority.MEDIUM
-    due_at: AwareDatetime | None = None
+    due_at: RequestDatetime | None = None
     tags: Tags = []
-    completed: bool = False
+    completed: StrictBool = False
 
 
 class TodoUpdate(BaseModel):
@@ -69,9 +90,9 @@ class TodoUpdate(BaseModel):
     title: Title | SkipJsonSchema[None] = None
     description: Description | SkipJsonSchema[None] = None
     priority: Priority | SkipJsonSchema[None] = None
-    due_at: AwareDatetime | None = None
+    due_at: RequestDatetime | None = None
     tags: Tags | SkipJsonSchema[None] = None
-    completed: bool | SkipJsonSchema[None] = None
+    completed: StrictBool | SkipJsonSchema[None] = None
 
     _not_null = not_null("title", "description", "priority", "tags", "completed")
 
@@ -117,15 +138,15 @@ class TodoListParams(BaseModel):
     q: str | None = Field(
         default=None, min_length=1, max_length=200, description="Case-insensitive substring."
     )
-    due_before: AwareDatetime | None = Field(default=None, description="Due strictly before.")
-    due_after: AwareDatetime | None = Field(default=None, description="Due strictly after.")
+    due_before: RequestDatetime | None = Field(default=None, description="Due strictly before.")
+    due_after: RequestDatetime | None = Field(default=None, description="Due strictly after.")
     overdue: bool | None = Field(default=None, description="Due in the past and not completed.")
     deleted: bool = Field(default=False, description="List the trash instead.")
     owner_id: UUID | None = Field(default=None, description="Needs `todos:read_all`.")
     sort: str = Field(
         default="-created_at",
         max_length=200,
-        pattern=r"^-?[a-z_]+(,-?[a-z_]+)*$",
+        pattern=SORT_PATTERN,
         description="Comma-separated fields of created_at, updated_at, due_at, priority, title; "
         "`-` for descending. Ties are broken by id; nulls sort last.",
         examples=["-priority,due_at"],

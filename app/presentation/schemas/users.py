@@ -1,7 +1,7 @@
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 from pydantic.json_schema import SkipJsonSchema
 
 from app.domain.users import (
@@ -48,7 +48,7 @@ class UserAdminUpdate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"role": "guest"}]})
 
     role: Role | SkipJsonSchema[None] = None
-    is_active: bool | SkipJsonSchema[None] = None
+    is_active: StrictBool | SkipJsonSchema[None] = None
     full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH)
 
     _not_null = not_null("role", "is_active")

@@ -1,0 +1,230 @@
+"""Cross-cutting HTTP behaviour: problem+json everywhere, request ids, headers, limits,
+health, metrics, docs, faults."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import PASSWORD, MakeUser
+
+API = "/api/v1"
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert {"type", "title", "detail", "instance"} <= body.keys()
+    return body
+
+
+@pytest.fixture
+async def app_with(settings: Settings) -> AsyncIterator[Any]:
+    """Build an app with some settings changed, run its lifespan, hand back a client."""
+    apps: list[Any] = []
+
+    async def build(**changes: Any) -> AsyncClient:
+        app = create_app(settings.model_copy(update=changes))
+        context = app.router.lifespan_context(app)
+        await context.__aenter__()
+        apps.append(context)
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        return AsyncClient(transport=transport, base_url="http://test")
+
+    yield build
+    for context in apps:
+        await context.__aexit__(None, None, None)
+
+
+async def test_unknown_route_and_wrong_method_are_problems(client: AsyncClient) -> None:
+    assert_problem(await client.get(f"{API}/nothing-here"), 404, "not_found")
+    response = await client.put(f"{API}/todos")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["allow"]
+    assert "POST" in response.headers["allow"]
+
+
+async def test_request_id_is_echoed_when_sane_and_replaced_when_not(client: AsyncClient) -> None:
+    echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    replaced = await client.get("/health", headers={"X-Request-ID": "bad id\twith <junk>"})
+    assert replaced.headers["x-request-id"] not in ("", "bad id\twith <junk>")
+    fresh = await client.get("/health")
+    assert len(fresh.headers["x-request-id"]) == 32
+
+
+async def test_security_headers_are_on_every_response(client: AsyncClient) -> None:
+    for path in ("/health", f"{API}/todos"):
+        response = await client.get(path)
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+async def test_bodies_over_one_mebibyte_are_413_before_parsing(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user()
+    big = b'{"title": "' + b"x" * (1024 * 1024) + b'"}'
+    declared = await client.post(
+        f"{API}/todos", content=big, headers={**ada.headers, "Content-Type": "application/json"}
+    )
+    assert_problem(declared, 413, "payload_too_large")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 65536
+
+    streamed = await client.post(
+        f"{API}/todos",
+        content=chunks(),
+        headers={**ada.headers, "Content-Type": "application/json"},
+    )
+    assert_problem(streamed, 413, "payload_too_large")
+    assert (await client.get(f"{API}/todos", headers=ada.headers)).json()["items"] == []
+
+
+async def test_malformed_json_is_422(client: AsyncClient, make_user: MakeUser) -> None:
+    ada = await make_user()
+    response = await client.post(
+        f"{API}/todos",
+        content=b'{"title": ',
+        headers={**ada.headers, "Content-Type": "application/json"},
+    )
+    assert_problem(response, 422, "validation_error")
+
+
+async def test_unexpected_errors_are_500_without_internals(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    async def boom() -> None:
+        raise RuntimeError("SELECT secret FROM internals")
+
+    app.add_api_route("/boom", boom)
+    response = await client.get("/boom")
+    body = assert_problem(response, 500, "internal_error")
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+    assert body["detail"] == "An unexpected error occurred."
+
+
+async def test_health_ready_and_metrics(client: AsyncClient, settings: Settings) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    expected = {"database": "ok", **({"redis": "ok"} if settings.redis_url else {})}
+    assert ready.json() == {"status": "ok", "checks": expected}
+    await client.get(f"{API}/todos/00000000-0000-0000-0000-000000000000")
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert 'route="/api/v1/todos/{todo_id}"' in metrics.text
+    assert "http_request_duration_seconds_bucket" in metrics.text
+    assert "00000000-0000" not in metrics.text
+
+
+async def test_database_down_is_503_and_readiness_names_it(app_with: Any) -> None:
+    client = await app_with(database_url="postgresql://nobody@127.0.0.1:1/none")
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] == "unavailable"
+    response = await client.post(
+        f"{API}/auth/login", json={"email": "a@x.io", "password": PASSWORD}
+    )
+    assert_problem(response, 503, "service_unavailable")
+    assert response.headers["retry-after"]
+    assert "127.0.0.1" not in response.text
+
+
+async def test_redis_down_is_503_for_token_checks_and_readiness_names_it(
+    app_with: Any, make_user: MakeUser, client: AsyncClient
+) -> None:
+    ada = await make_user()
+    broken = await app_with(redis_url="redis://127.0.0.1:1/0")
+    ready = await broken.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["redis"] == "unavailable"
+    assert ready.json()["checks"]["database"] == "ok"
+    # Revocation cannot be checked, so the token is not trusted: fail closed.
+    response = await broken.get(f"{API}/users/me", headers=ada.headers)
+    assert_problem(response, 503, "service_unavailable")
+
+
+async def test_docs_and_openapi_are_served_offline(client: AsyncClient) -> None:
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    bundle = await client.get("/docs-assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    redoc = await client.get("/redoc")
+    assert "/docs-assets/redoc.standalone.js" in redoc.text
+    assert (await client.get("/docs-assets/redoc.standalone.js")).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.1")
+    operations = [op for path in spec["paths"].values() for op in path.values()]
+    assert len(operations) >= 21
+    assert len({op["operationId"] for op in operations}) == len(operations)
+
+
+async def test_rate_limited_login_is_429_with_retry_after(
+    app_with: Any, make_user: MakeUser
+) -> None:
+    client = await app_with(rate_limit_enabled=True, rate_limit_login="3/minute")
+    statuses = []
+    for _ in range(4):
+        response = await client.post(
+            f"{API}/auth/login", json={"email": "who@x.io", "password": "wrong password"}
+        )
+        statuses.append(response.status_code)
+        assert response.headers["x-ratelimit-limit"] == "3"
+    assert statuses == [401, 401, 401, 429]
+    body = assert_problem(response, 429, "rate_limited")
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["x-ratelimit-remaining"] == "0"
+    assert body["detail"]
+    # Another email from the same client has its own budget.
+    other = await client.post(
+        f"{API}/auth/login", json={"email": "else@x.io", "password": "wrong password"}
+    )
+    assert other.status_code == 401
+
+
+async def test_default_limit_headers_and_switch_off(app_with: Any) -> None:
+    limited = await app_with(rate_limit_enabled=True, rate_limit_default="2/minute")
+    first = await limited.get(f"{API}/todos")
+    assert first.headers["x-ratelimit-limit"] == "2"
+    assert first.headers["x-ratelimit-remaining"] == "1"
+    await limited.get(f"{API}/todos")
+    assert_problem(await limited.get(f"{API}/todos"), 429, "rate_limited")
+    off = await app_with(rate_limit_enabled=False, rate_limit_default="1/minute")
+    for _ in range(3):
+        response = await off.get(f"{API}/todos")
+        assert response.status_code == 401
+        assert "x-ratelimit-limit" not in response.headers
+
+
+async def test_cors_allows_configured_origins_only(app_with: Any) -> None:
+    client = await app_with(cors_origins=["https://app.example.com"])
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    allowed = await client.options(
+        f"{API}/todos", headers={"Origin": "https://app.example.com", **preflight}
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    refused = await client.options(
+        f"{API}/todos", headers={"Origin": "https://evil.example.com", **preflight}
+    )
+    assert "access-control-allow-origin" not in refused.headers
+    simple = await client.get("/health", headers={"Origin": "https://app.example.com"})
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()

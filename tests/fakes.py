@@ -1,0 +1,418 @@
+"""In-memory adapters for the ports in app/application/ports.py: the unit tests' world, no I/O.
+
+The repositories mirror what the SQL ones promise (filters, keyset order with nulls last,
+compare-and-set writes, cascades on user delete) so a use case behaves the same on both.
+The revocation list, idempotency store and JWT issuer are the real in-process ones: they do
+no I/O, and faking them would only test the fake.
+"""
+
+import functools
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar, cast
+from uuid import UUID, uuid4
+
+from app.application.pagination import CursorCodec
+from app.application.ports import SortValues, TodoStats, UserFilter
+from app.domain.errors import EmailTaken
+from app.domain.sessions import RefreshToken
+from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
+from app.domain.users import Role, User
+from app.infrastructure.redis import InMemoryIdempotencyStore, InMemoryRevocationList
+from app.infrastructure.security import JwtTokenIssuer
+
+__all__ = [
+    "ACCESS_TTL",
+    "COMMON_PASSWORDS",
+    "PASSWORD",
+    "REFRESH_TTL",
+    "FakeClock",
+    "FakePasswordHasher",
+    "InMemoryIdempotencyStore",
+    "InMemoryRefreshTokenRepository",
+    "InMemoryRevocationList",
+    "InMemoryState",
+    "InMemoryTodoRepository",
+    "InMemoryUnitOfWork",
+    "InMemoryUserRepository",
+    "a_user",
+    "make_cursor_codec",
+    "make_token_issuer",
+]
+
+COMMON_PASSWORDS = frozenset({"password", "password1", "12345678", "qwertyuiop", "iloveyou"})
+"""A stand-in for the zxcvbn list: small, so tests say exactly which passwords are common."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+PASSWORD = "correct horse battery"
+"""A password that passes every rule."""
+
+ACCESS_TTL = timedelta(minutes=15)
+REFRESH_TTL = timedelta(days=7)
+
+
+def make_token_issuer() -> JwtTokenIssuer:
+    return JwtTokenIssuer(
+        secret="unit-test-secret-that-is-long-enough-0123456789",
+        algorithm="HS256",
+        issuer="todo-api-tests",
+        audience="todo-api-tests",
+        access_ttl=ACCESS_TTL,
+        refresh_ttl=REFRESH_TTL,
+    )
+
+
+def make_cursor_codec(secret: bytes = b"unit-test-cursor-secret") -> CursorCodec:
+    return CursorCodec(secret)
+
+
+class FakeClock:
+    """Stands still until told to move.
+
+    It starts at the real current second, not a fixed date, because python-jose checks `exp`
+    against the wall clock: tokens issued "now" by this clock must be valid for real.
+    """
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self._now = _aware(now or datetime.now(UTC).replace(microsecond=0))
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, now: datetime) -> None:
+        self._now = _aware(now)
+
+    def advance(self, delta: timedelta = timedelta(seconds=1)) -> datetime:
+        self._now += delta
+        return self._now
+
+
+def _aware(value: datetime) -> datetime:
+    if value.utcoffset() is None:
+        raise ValueError("FakeClock needs an aware datetime")
+    return value.astimezone(UTC)
+
+
+class FakePasswordHasher:
+    """Cheap and transparent, but `verify` really compares, so a wrong password fails."""
+
+    PREFIX = "fake-hash$"
+
+    def __init__(self) -> None:
+        self.verify_calls = 0
+        self.dummy_verify_calls = 0
+
+    async def hash(self, password: str) -> str:
+        return self.PREFIX + password
+
+    async def verify(self, password: str, password_hash: str) -> bool:
+        self.verify_calls += 1
+        return hmac.compare_digest((self.PREFIX + password).encode(), password_hash.encode())
+
+    async def dummy_verify(self) -> None:
+        self.dummy_verify_calls += 1
+
+
+@dataclass
+class InMemoryState:
+    """Every table, as dicts of frozen domain objects: a shallow copy is a full snapshot."""
+
+    users: dict[UUID, User] = field(default_factory=dict)
+    todos: dict[UUID, Todo] = field(default_factory=dict)
+    refresh_tokens: dict[UUID, RefreshToken] = field(default_factory=dict)
+
+    def snapshot(self) -> "InMemoryState":
+        return InMemoryState(dict(self.users), dict(self.todos), dict(self.refresh_tokens))
+
+    def restore(self, snapshot: "InMemoryState") -> None:
+        """In place, so the repositories' references stay valid."""
+        _replace_contents(self.users, snapshot.users)
+        _replace_contents(self.todos, snapshot.todos)
+        _replace_contents(self.refresh_tokens, snapshot.refresh_tokens)
+
+
+def _replace_contents(target: dict[K, V], source: dict[K, V]) -> None:
+    target.clear()
+    target.update(source)
+
+
+class InMemoryUserRepository:
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+
+    async def get(self, user_id: UUID) -> User | None:
+        return self._state.users.get(user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self._state.users.values() if u.email == email), None)
+
+    async def add(self, user: User) -> None:
+        if user.id in self._state.users:
+            raise ValueError(f"user {user.id} already exists")
+        self._check_email_free(user)
+        self._state.users[user.id] = user
+
+    async def update(self, user: User) -> None:
+        if user.id not in self._state.users:
+            return  # like an UPDATE that matches no row
+        self._check_email_free(user)
+        self._state.users[user.id] = user
+
+    def _check_email_free(self, user: User) -> None:
+        if any(u.email == user.email and u.id != user.id for u in self._state.users.values()):
+            raise EmailTaken
+
+    async def delete(self, user_id: UUID) -> None:
+        # The foreign keys cascade: the user's todos and refresh tokens go with them.
+        self._state.users.pop(user_id, None)
+        for todo_id in [t.id for t in self._state.todos.values() if t.owner_id == user_id]:
+            del self._state.todos[todo_id]
+        tokens = self._state.refresh_tokens
+        for token_id in [t.id for t in tokens.values() if t.user_id == user_id]:
+            del tokens[token_id]
+
+    async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
+        def key(user: User) -> tuple[datetime, UUID]:
+            return (user.created_at, user.id)
+
+        rows = [u for u in self._state.users.values() if _user_matches(u, query)]
+        if after is not None:
+            bound = cast(tuple[datetime, UUID], tuple(after))
+            rows = [u for u in rows if key(u) < bound]
+        rows.sort(key=key, reverse=True)
+        return rows[:limit]
+
+    async def lock_active_admins(self) -> list[UUID]:
+        return [u.id for u in self._state.users.values() if u.is_active_admin]
+
+
+def _user_matches(user: User, query: UserFilter) -> bool:
+    if query.role is not None and user.role is not query.role:
+        return False
+    if query.is_active is not None and user.is_active != query.is_active:
+        return False
+    if query.text:
+        text = query.text.lower()
+        return text in user.email.lower() or text in (user.full_name or "").lower()
+    return True
+
+
+_SORT_VALUE: dict[SortField, Callable[[Todo], object]] = {
+    SortField.CREATED_AT: lambda todo: todo.created_at,
+    SortField.UPDATED_AT: lambda todo: todo.updated_at,
+    SortField.DUE_AT: lambda todo: todo.due_at,
+    SortField.PRIORITY: lambda todo: todo.priority.rank,
+    SortField.TITLE: lambda todo: todo.title,
+}
+
+
+def _keyset_compare(a: Sequence[Any], b: Sequence[Any], descending: Sequence[bool]) -> int:
+    """-1, 0 or 1: where `a` sorts against `b`; nulls last in either direction."""
+    for x, y, desc in zip(a, b, descending, strict=True):
+        if x == y:
+            continue
+        if x is None:
+            return 1
+        if y is None:
+            return -1
+        order = -1 if x < y else 1
+        return -order if desc else order
+    return 0
+
+
+class InMemoryTodoRepository:
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+
+    async def add(self, todo: Todo) -> None:
+        if todo.id in self._state.todos:
+            raise ValueError(f"todo {todo.id} already exists")
+        self._state.todos[todo.id] = todo
+
+    async def get(self, todo_id: UUID) -> Todo | None:
+        return self._state.todos.get(todo_id)
+
+    async def save(self, todo: Todo, *, expected_version: int) -> bool:
+        stored = self._state.todos.get(todo.id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self._state.todos[todo.id] = todo
+        return True
+
+    async def delete(self, todo_id: UUID, *, expected_version: int | None) -> bool:
+        stored = self._state.todos.get(todo_id)
+        if stored is None or (expected_version is not None and stored.version != expected_version):
+            return False
+        del self._state.todos[todo_id]
+        return True
+
+    async def find(
+        self,
+        query: TodoFilter,
+        *,
+        sort: Sequence[SortKey],
+        after: SortValues | None,
+        limit: int,
+        now: datetime,
+    ) -> list[Todo]:
+        # The id breaks ties, in the direction of the last sort key (as the SQL keyset does).
+        descending = [key.descending for key in sort] + [sort[-1].descending]
+
+        def values(todo: Todo) -> SortValues:
+            return (*(_SORT_VALUE[key.field](todo) for key in sort), todo.id)
+
+        rows = [t for t in self._state.todos.values() if _todo_matches(t, query, now)]
+        if after is not None:
+            if len(after) != len(descending):
+                raise ValueError("cursor does not match the sort")
+            rows = [t for t in rows if _keyset_compare(values(t), after, descending) > 0]
+        rows.sort(
+            key=functools.cmp_to_key(lambda a, b: _keyset_compare(values(a), values(b), descending))
+        )
+        return rows[:limit]
+
+    async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats:
+        todos = [
+            t for t in self._state.todos.values() if t.owner_id == owner_id and not t.is_deleted
+        ]
+        return TodoStats(
+            total=len(todos),
+            completed=sum(t.completed for t in todos),
+            overdue=sum(t.is_overdue(now) for t in todos),
+            by_priority={p: sum(t.priority is p for t in todos) for p in Priority},
+        )
+
+
+def _todo_matches(todo: Todo, query: TodoFilter, now: datetime) -> bool:
+    if todo.is_deleted != query.deleted:
+        return False
+    if query.owner_id is not None and todo.owner_id != query.owner_id:
+        return False
+    if query.completed is not None and todo.completed != query.completed:
+        return False
+    if query.priorities and todo.priority not in query.priorities:
+        return False
+    if not set(query.tags) <= set(todo.tags):
+        return False
+    if query.text:
+        text = query.text.lower()
+        if text not in todo.title.lower() and text not in todo.description.lower():
+            return False
+    if query.due_before is not None and not (
+        todo.due_at is not None and todo.due_at < query.due_before
+    ):
+        return False
+    if query.due_after is not None and not (
+        todo.due_at is not None and todo.due_at > query.due_after
+    ):
+        return False
+    return query.overdue is None or todo.is_overdue(now) == query.overdue
+
+
+class InMemoryRefreshTokenRepository:
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+
+    @property
+    def _tokens(self) -> dict[UUID, RefreshToken]:
+        return self._state.refresh_tokens
+
+    async def add(self, token: RefreshToken) -> None:
+        if token.id in self._tokens or any(
+            t.token_hash == token.token_hash for t in self._tokens.values()
+        ):
+            raise ValueError("refresh token already stored")
+        self._tokens[token.id] = token
+
+    async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
+        return next((t for t in self._tokens.values() if t.token_hash == token_hash), None)
+
+    async def spend(self, token_id: UUID, *, now: datetime) -> bool:
+        token = self._tokens.get(token_id)
+        if token is None or token.used_at is not None:
+            return False
+        self._tokens[token_id] = replace(token, used_at=now)
+        return True
+
+    async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:
+        for token in list(self._tokens.values()):
+            if token.family_id == family_id and token.revoked_at is None:
+                self._tokens[token.id] = replace(token, revoked_at=now)
+
+    async def revoke_user_families(
+        self, user_id: UUID, *, now: datetime, keep: UUID | None = None
+    ) -> list[UUID]:
+        live = [
+            t
+            for t in self._tokens.values()
+            if t.user_id == user_id and t.revoked_at is None and t.family_id != keep
+        ]
+        for token in live:
+            self._tokens[token.id] = replace(token, revoked_at=now)
+        return list(dict.fromkeys(t.family_id for t in live))
+
+
+class InMemoryUnitOfWork:
+    """One transaction over in-memory tables.
+
+    `commit` makes the writes so far durable; `rollback` (and leaving `async with`) puts the
+    tables back as they were at the last commit, as the SQL unit of work does.
+    """
+
+    def __init__(self) -> None:
+        self.state = InMemoryState()
+        self.users = InMemoryUserRepository(self.state)
+        self.todos = InMemoryTodoRepository(self.state)
+        self.refresh_tokens = InMemoryRefreshTokenRepository(self.state)
+        self.commits = 0
+        self.rollbacks = 0
+        self._committed = self.state.snapshot()
+
+    async def commit(self) -> None:
+        self._committed = self.state.snapshot()
+        self.commits += 1
+
+    async def rollback(self) -> None:
+        self.state.restore(self._committed)
+        self.rollbacks += 1
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Whatever was not committed is discarded, like the SQL session closing.
+        self.state.restore(self._committed)
+
+
+def a_user(
+    *,
+    email: str = "user@example.com",
+    password: str = PASSWORD,
+    role: Role = Role.USER,
+    is_active: bool = True,
+    full_name: str | None = None,
+    created_at: datetime | None = None,
+    id: UUID | None = None,
+) -> User:
+    """A user as stored, with a FakePasswordHasher hash of `password`."""
+    created = created_at or datetime.now(UTC)
+    return User(
+        id=id or uuid4(),
+        email=email,
+        password_hash=FakePasswordHasher.PREFIX + password,
+        full_name=full_name,
+        role=role,
+        is_active=is_active,
+        created_at=created,
+        updated_at=created,
+    )

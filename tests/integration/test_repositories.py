@@ -1,0 +1,125 @@
+"""Repositories and the unit of work against the real database."""
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.config import Settings
+from app.domain.errors import EmailTaken
+from app.domain.todos import DEFAULT_SORT, Priority, Todo, TodoChanges, TodoDraft, TodoFilter
+from app.domain.users import Role, User
+from app.infrastructure.db import create_engine, create_sessionmaker
+from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from tests.conftest import empty_stores
+
+NOW = datetime.now(UTC)
+UowFactory = Callable[[], SqlAlchemyUnitOfWork]
+
+
+@pytest.fixture
+async def uow_factory(settings: Settings) -> AsyncIterator[UowFactory]:
+    await empty_stores(settings)
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    yield lambda: SqlAlchemyUnitOfWork(sessionmaker)
+    await engine.dispose()
+
+
+def _user(email: str, role: Role = Role.USER) -> User:
+    return User(uuid.uuid4(), email, "hash", None, role, True, NOW, NOW)
+
+
+def _todo(owner: User, **fields: object) -> Todo:
+    draft = TodoDraft(**{"title": "t", **fields})  # type: ignore[arg-type]
+    return Todo.new(draft, id=uuid.uuid4(), owner_id=owner.id, now=NOW)
+
+
+async def test_uncommitted_work_is_rolled_back(uow_factory: UowFactory) -> None:
+    ada = _user("ada@x.io")
+    async with uow_factory() as uow:
+        await uow.users.add(ada)
+    async with uow_factory() as uow:
+        assert await uow.users.get(ada.id) is None
+
+
+async def test_duplicate_email_is_email_taken(uow_factory: UowFactory) -> None:
+    async with uow_factory() as uow:
+        await uow.users.add(_user("ada@x.io"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(EmailTaken):
+            await uow.users.add(_user("ada@x.io"))
+
+
+async def test_save_is_compare_and_set_on_version(uow_factory: UowFactory) -> None:
+    ada = _user("ada@x.io")
+    todo = _todo(ada)
+    async with uow_factory() as uow:
+        await uow.users.add(ada)
+        await uow.todos.add(todo)
+        await uow.commit()
+    newer = todo.apply(TodoChanges(title="new"), NOW)
+    async with uow_factory() as uow:
+        assert await uow.todos.save(newer, expected_version=1)
+        assert not await uow.todos.save(newer, expected_version=1)
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.todos.get(todo.id)
+    assert stored is not None
+    assert (stored.title, stored.version) == ("new", 2)
+
+
+async def test_tags_filter_means_has_all_of(uow_factory: UowFactory) -> None:
+    ada = _user("ada@x.io")
+    both = _todo(ada, tags=("home", "work"))
+    one = _todo(ada, tags=("work",))
+    async with uow_factory() as uow:
+        await uow.users.add(ada)
+        for todo in (both, one, _todo(ada)):
+            await uow.todos.add(todo)
+        await uow.commit()
+        found = await uow.todos.find(
+            TodoFilter(owner_id=ada.id, tags=("home", "work")),
+            sort=DEFAULT_SORT,
+            after=None,
+            limit=10,
+            now=NOW,
+        )
+        work = await uow.todos.find(
+            TodoFilter(owner_id=ada.id, tags=("work",)),
+            sort=DEFAULT_SORT,
+            after=None,
+            limit=10,
+            now=NOW,
+        )
+    assert [t.id for t in found] == [both.id]
+    assert {t.id for t in work} == {both.id, one.id}
+
+
+async def test_round_trip_keeps_every_field(uow_factory: UowFactory) -> None:
+    ada = _user("ada@x.io")
+    todo = _todo(
+        ada,
+        description="d",
+        priority=Priority.URGENT,
+        due_at=NOW + timedelta(days=1),
+        tags=("a", "b"),
+        completed=True,
+    )
+    async with uow_factory() as uow:
+        await uow.users.add(ada)
+        await uow.todos.add(todo)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.todos.get(todo.id) == todo
+
+
+async def test_active_admins_are_listed(uow_factory: UowFactory) -> None:
+    admin, user = _user("root@x.io", Role.ADMIN), _user("ada@x.io")
+    async with uow_factory() as uow:
+        await uow.users.add(admin)
+        await uow.users.add(user)
+        await uow.commit()
+        assert await uow.users.lock_active_admins() == [admin.id]

@@ -1,0 +1,91 @@
+"""Unit-test wiring: services built on the in-memory fakes of tests/fakes.py, fresh per test."""
+
+import pytest
+
+from app.application.auth import AuthService
+from app.application.pagination import CursorCodec
+from app.application.todos import TodoService
+from app.application.users import UserService
+from app.infrastructure.security import JwtTokenIssuer
+from tests.fakes import (
+    COMMON_PASSWORDS,
+    FakeClock,
+    FakePasswordHasher,
+    InMemoryIdempotencyStore,
+    InMemoryRevocationList,
+    InMemoryUnitOfWork,
+    make_cursor_codec,
+    make_token_issuer,
+)
+
+
+@pytest.fixture
+def uow() -> InMemoryUnitOfWork:
+    return InMemoryUnitOfWork()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def hasher() -> FakePasswordHasher:
+    return FakePasswordHasher()
+
+
+@pytest.fixture
+def tokens() -> JwtTokenIssuer:
+    return make_token_issuer()
+
+
+@pytest.fixture
+def revocations() -> InMemoryRevocationList:
+    return InMemoryRevocationList()
+
+
+@pytest.fixture
+def idempotency() -> InMemoryIdempotencyStore:
+    return InMemoryIdempotencyStore()
+
+
+@pytest.fixture
+def cursors() -> CursorCodec:
+    return make_cursor_codec()
+
+
+@pytest.fixture
+def auth(
+    uow: InMemoryUnitOfWork,
+    hasher: FakePasswordHasher,
+    tokens: JwtTokenIssuer,
+    revocations: InMemoryRevocationList,
+    clock: FakeClock,
+) -> AuthService:
+    return AuthService(
+        uow,
+        hasher=hasher,
+        tokens=tokens,
+        revocations=revocations,
+        clock=clock,
+        common_passwords=COMMON_PASSWORDS,
+    )
+
+
+@pytest.fixture
+def users(
+    uow: InMemoryUnitOfWork, hasher: FakePasswordHasher, clock: FakeClock, cursors: CursorCodec
+) -> UserService:
+    return UserService(
+        uow, hasher=hasher, clock=clock, cursors=cursors, common_passwords=COMMON_PASSWORDS
+    )
+
+
+@pytest.fixture
+def todos(
+    uow: InMemoryUnitOfWork,
+    clock: FakeClock,
+    cursors: CursorCodec,
+    idempotency: InMemoryIdempotencyStore,
+) -> TodoService:
+    return TodoService(uow, clock=clock, cursors=cursors, idempotency=idempotency)

@@ -1,0 +1,63 @@
+"""Settings: defaults that just work, and one clear line per bad variable."""
+
+import pytest
+
+from app.config import Settings, load_settings
+
+
+def test_development_defaults_just_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.redis_url is None
+    assert len(settings.secret_key.get_secret_value()) >= 32
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:///./x.db", "sqlite+aiosqlite:///./x.db"),
+    ],
+)
+def test_database_urls_get_the_async_driver(given: str, expected: str) -> None:
+    assert Settings(database_url=given).database_url == expected
+
+
+def test_cors_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.io, https://b.io")
+    assert Settings(_env_file=None).cors_origins == ["https://a.io", "https://b.io"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SECRET_KEY", "short"),
+        ("RATE_LIMIT_LOGIN", "lots"),
+        ("DATABASE_URL", "mysql://x"),
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
+        ("LOG_FORMAT", "xml"),
+        ("ENVIRONMENT", "staging"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit):
+        load_settings()
+    assert variable in capsys.readouterr().err
+
+
+def test_production_refuses_to_start_without_a_strong_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(SystemExit):
+        load_settings()
+    assert "SECRET_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("SECRET_KEY", "k" * 32)
+    assert load_settings().environment == "production"

@@ -1,0 +1,127 @@
+"""Users, roles and permissions: the rules in app/domain/users.py."""
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from app.domain.errors import InvalidField, PermissionDenied
+from app.domain.users import (
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    ROLE_PERMISSIONS,
+    Actor,
+    Permission,
+    Role,
+    check_password,
+    normalise_email,
+)
+from tests.fakes import COMMON_PASSWORDS, a_user
+
+
+def test_email_is_trimmed_and_lower_cased() -> None:
+    assert normalise_email("  Ada.Lovelace@Example.IO ") == "ada.lovelace@example.io"
+
+
+@pytest.mark.parametrize("length", [PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH])
+def test_password_at_either_length_bound_is_accepted(length: int) -> None:
+    check_password("x" * length, email="a@x.io", common=COMMON_PASSWORDS, field="password")
+
+
+@pytest.mark.parametrize("length", [0, PASSWORD_MIN_LENGTH - 1, PASSWORD_MAX_LENGTH + 1])
+def test_password_outside_the_length_bounds_is_refused(length: int) -> None:
+    with pytest.raises(InvalidField) as raised:
+        check_password("x" * length, email="a@x.io", common=COMMON_PASSWORDS, field="password")
+    assert raised.value.field == "password"
+
+
+def test_common_password_is_refused_whatever_its_case() -> None:
+    with pytest.raises(InvalidField, match="common"):
+        check_password("PassWord1", email="a@x.io", common=COMMON_PASSWORDS, field="password")
+
+
+def test_password_equal_to_the_email_is_refused_whatever_its_case() -> None:
+    with pytest.raises(InvalidField, match="email") as raised:
+        check_password(
+            " Ada@Example.io ", email="ada@example.io", common=COMMON_PASSWORDS, field="new"
+        )
+    assert raised.value.field == "new"
+
+
+def test_password_error_names_the_field_it_was_given() -> None:
+    with pytest.raises(InvalidField) as raised:
+        check_password("short", email="a@x.io", common=(), field="new_password")
+    assert raised.value.field == "new_password"
+
+
+def test_admin_holds_every_permission() -> None:
+    assert ROLE_PERMISSIONS[Role.ADMIN] == frozenset(Permission)
+
+
+def test_user_reads_and_writes_only_their_own_todos() -> None:
+    assert ROLE_PERMISSIONS[Role.USER] == {Permission.TODOS_READ, Permission.TODOS_WRITE}
+
+
+def test_guest_only_reads() -> None:
+    assert ROLE_PERMISSIONS[Role.GUEST] == {Permission.TODOS_READ}
+
+
+def test_user_permissions_follow_the_role() -> None:
+    assert a_user(role=Role.GUEST).permissions == ROLE_PERMISSIONS[Role.GUEST]
+    assert a_user(role=Role.ADMIN).permissions == ROLE_PERMISSIONS[Role.ADMIN]
+
+
+@pytest.mark.parametrize(
+    ("role", "is_active", "expected"),
+    [
+        (Role.ADMIN, True, True),
+        (Role.ADMIN, False, False),
+        (Role.USER, True, False),
+        (Role.GUEST, True, False),
+    ],
+)
+def test_only_an_active_admin_counts_as_active_admin(
+    role: Role, is_active: bool, expected: bool
+) -> None:
+    assert a_user(role=role, is_active=is_active).is_active_admin is expected
+
+
+def test_changed_sets_fields_and_updated_at_only() -> None:
+    user = a_user(full_name="Ada")
+    later = user.updated_at + timedelta(minutes=5)
+
+    changed = user.changed(later, full_name="Ada Lovelace")
+
+    assert changed.full_name == "Ada Lovelace"
+    assert changed.updated_at == later
+    assert (changed.id, changed.email, changed.created_at) == (
+        user.id,
+        user.email,
+        user.created_at,
+    )
+
+
+def test_actor_of_a_user_carries_id_role_session_and_permissions() -> None:
+    user = a_user(role=Role.USER)
+    session_id = uuid4()
+
+    actor = Actor.of(user, session_id=session_id)
+
+    assert (actor.user_id, actor.role, actor.session_id) == (user.id, Role.USER, session_id)
+    assert actor.permissions == user.permissions
+    assert actor.can(Permission.TODOS_WRITE)
+    assert not actor.can(Permission.USERS_MANAGE)
+
+
+def test_actor_require_raises_permission_denied_without_the_permission() -> None:
+    actor = Actor.of(a_user(role=Role.GUEST))
+
+    actor.require(Permission.TODOS_READ)
+    with pytest.raises(PermissionDenied):
+        actor.require(Permission.TODOS_WRITE)
+
+
+def test_actor_permissions_are_explicit_never_inferred_from_the_role_name() -> None:
+    actor = Actor(uuid4(), Role.ADMIN)
+
+    assert not actor.can(Permission.TODOS_READ)

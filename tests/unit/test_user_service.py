@@ -1,0 +1,319 @@
+"""UserService: the caller's own account, admin management, and the last-admin rule."""
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from app.application.ports import UserFilter
+from app.application.users import UserService
+from app.domain.errors import (
+    EmailTaken,
+    InvalidCursor,
+    InvalidField,
+    LastAdmin,
+    PermissionDenied,
+    UserNotFound,
+)
+from app.domain.todos import Todo, TodoDraft
+from app.domain.users import Actor, Role, User
+from tests.fakes import PASSWORD, FakeClock, FakePasswordHasher, InMemoryUnitOfWork, a_user
+
+
+async def _add(uow: InMemoryUnitOfWork, *users: User) -> None:
+    for user in users:
+        await uow.users.add(user)
+    await uow.commit()
+
+
+@pytest.fixture
+async def admin(uow: InMemoryUnitOfWork) -> User:
+    user = a_user(email="admin@example.io", role=Role.ADMIN)
+    await _add(uow, user)
+    return user
+
+
+# The last-admin rule
+
+
+async def test_last_admin_cannot_demote_themselves(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    with pytest.raises(LastAdmin):
+        await users.update(Actor.of(admin), admin.id, role=Role.USER)
+
+    assert await uow.users.get(admin.id) == admin
+
+
+async def test_last_admin_cannot_deactivate_themselves(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    with pytest.raises(LastAdmin):
+        await users.update(Actor.of(admin), admin.id, is_active=False)
+
+    assert await uow.users.get(admin.id) == admin
+
+
+async def test_last_admin_cannot_delete_themselves_through_admin_route(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    with pytest.raises(LastAdmin):
+        await users.delete(Actor.of(admin), admin.id)
+
+    assert await uow.users.get(admin.id) == admin
+
+
+async def test_last_admin_cannot_delete_their_own_account(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    with pytest.raises(LastAdmin):
+        await users.delete_me(Actor.of(admin))
+
+    assert await uow.users.get(admin.id) == admin
+
+
+async def test_an_inactive_admin_does_not_count_towards_the_last_admin_rule(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    await _add(uow, a_user(email="dormant@example.io", role=Role.ADMIN, is_active=False))
+
+    with pytest.raises(LastAdmin):
+        await users.update(Actor.of(admin), admin.id, role=Role.GUEST)
+
+
+async def test_admin_can_step_down_while_another_active_admin_remains(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    other = a_user(email="other@example.io", role=Role.ADMIN)
+    await _add(uow, other)
+
+    demoted = await users.update(Actor.of(admin), admin.id, role=Role.USER)
+
+    assert demoted.role is Role.USER
+    assert await uow.users.lock_active_admins() == [other.id]
+    # And now the other one is the last.
+    with pytest.raises(LastAdmin):
+        await users.delete(Actor.of(other), other.id)
+
+
+async def test_admin_can_delete_another_admin_while_they_remain(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    other = a_user(email="other@example.io", role=Role.ADMIN)
+    await _add(uow, other)
+
+    await users.delete(Actor.of(admin), other.id)
+
+    assert await uow.users.get(other.id) is None
+
+
+async def test_last_admin_may_still_edit_their_name(
+    users: UserService, admin: User, clock: FakeClock
+) -> None:
+    clock.advance(timedelta(minutes=1))
+
+    updated = await users.update(Actor.of(admin), admin.id, full_name="The Admin")
+
+    assert updated.full_name == "The Admin"
+    assert updated.updated_at == clock.now()
+
+
+async def test_deactivating_an_ordinary_user_is_allowed(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    user = a_user()
+    await _add(uow, user)
+
+    updated = await users.update(Actor.of(admin), user.id, is_active=False)
+
+    assert not updated.is_active
+    assert await uow.users.get(user.id) == updated
+
+
+# Admin management needs users:manage
+
+
+async def test_non_admin_cannot_manage_users(users: UserService, uow: InMemoryUnitOfWork) -> None:
+    user = a_user()
+    await _add(uow, user)
+    actor = Actor.of(user)
+
+    with pytest.raises(PermissionDenied):
+        await users.list(actor, UserFilter(), limit=10, cursor=None)
+    with pytest.raises(PermissionDenied):
+        await users.get(actor, user.id)
+    with pytest.raises(PermissionDenied):
+        await users.update(actor, user.id, role=Role.ADMIN)
+    with pytest.raises(PermissionDenied):
+        await users.delete(actor, user.id)
+    assert await uow.users.get(user.id) == user
+
+
+async def test_unknown_user_is_user_not_found(users: UserService, admin: User) -> None:
+    with pytest.raises(UserNotFound):
+        await users.get(Actor.of(admin), a_user().id)
+
+
+# ensure_admin
+
+
+async def test_ensure_admin_creates_the_first_admin(
+    users: UserService, uow: InMemoryUnitOfWork, hasher: FakePasswordHasher
+) -> None:
+    admin = await users.ensure_admin(email=" Root@Example.io", password=PASSWORD)
+
+    assert admin.email == "root@example.io"
+    assert admin.is_active_admin
+    assert await hasher.verify(PASSWORD, admin.password_hash)
+    assert await uow.users.get(admin.id) == admin
+
+
+async def test_ensure_admin_is_idempotent(users: UserService, uow: InMemoryUnitOfWork) -> None:
+    first = await users.ensure_admin(email="root@example.io", password=PASSWORD)
+    commits = uow.commits
+
+    second = await users.ensure_admin(email="ROOT@example.io", password=PASSWORD)
+
+    assert second == first
+    assert uow.commits == commits
+    assert len(uow.state.users) == 1
+
+
+async def test_ensure_admin_promotes_and_reactivates_an_existing_account(
+    users: UserService, uow: InMemoryUnitOfWork
+) -> None:
+    existing = a_user(email="root@example.io", role=Role.GUEST, is_active=False)
+    await _add(uow, existing)
+
+    admin = await users.ensure_admin(email="root@example.io", password=PASSWORD)
+
+    assert admin.id == existing.id
+    assert admin.is_active_admin
+    assert await uow.users.get(existing.id) == admin
+
+
+async def test_ensure_admin_refuses_a_weak_password_for_a_new_account(
+    users: UserService, uow: InMemoryUnitOfWork
+) -> None:
+    with pytest.raises(InvalidField):
+        await users.ensure_admin(email="root@example.io", password="short")
+
+    assert not uow.state.users
+
+
+# Me
+
+
+async def test_me_is_the_callers_own_account(users: UserService, admin: User) -> None:
+    assert await users.me(Actor.of(admin)) == admin
+
+
+async def test_update_me_normalises_a_new_email(
+    users: UserService, uow: InMemoryUnitOfWork
+) -> None:
+    user = a_user()
+    await _add(uow, user)
+
+    updated = await users.update_me(Actor.of(user), email=" New@Example.io ")
+
+    assert updated.email == "new@example.io"
+    assert await uow.users.get(user.id) == updated
+
+
+async def test_update_me_to_an_email_in_use_is_email_taken(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    user = a_user()
+    await _add(uow, user)
+
+    with pytest.raises(EmailTaken):
+        await users.update_me(Actor.of(user), email="ADMIN@example.io")
+
+
+async def test_update_me_can_clear_the_full_name(
+    users: UserService, uow: InMemoryUnitOfWork
+) -> None:
+    user = a_user(full_name="Ada")
+    await _add(uow, user)
+
+    assert (await users.update_me(Actor.of(user), full_name=None)).full_name is None
+
+
+async def test_delete_me_takes_the_users_todos_with_them(
+    users: UserService, uow: InMemoryUnitOfWork, clock: FakeClock
+) -> None:
+    user, other = a_user(), a_user(email="other@example.io")
+    await _add(uow, user, other)
+    mine = Todo.new(TodoDraft(title="mine"), id=uuid4(), owner_id=user.id, now=clock.now())
+    theirs = Todo.new(TodoDraft(title="theirs"), id=uuid4(), owner_id=other.id, now=clock.now())
+    await uow.todos.add(mine)
+    await uow.todos.add(theirs)
+    await uow.commit()
+
+    await users.delete_me(Actor.of(user))
+
+    assert await uow.users.get(user.id) is None
+    assert await uow.todos.get(mine.id) is None
+    assert await uow.todos.get(theirs.id) == theirs
+
+
+# List
+
+
+async def test_list_walks_every_user_newest_first_without_skips_or_repeats(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User, clock: FakeClock
+) -> None:
+    base = admin.created_at
+    # Some share a created_at, so the id must break the tie.
+    others = [
+        a_user(email=f"u{i}@example.io", created_at=base + timedelta(seconds=1 + i // 2))
+        for i in range(7)
+    ]
+    await _add(uow, *others)
+    actor = Actor.of(admin)
+
+    seen: list[User] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await users.list(actor, UserFilter(), limit=3, cursor=cursor)
+        seen.extend(page.items)
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    expected = sorted([admin, *others], key=lambda u: (u.created_at, u.id), reverse=True)
+    assert seen == expected
+    assert pages == 3
+
+
+async def test_list_filters_by_role_activity_and_text(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    ada = a_user(email="ada@example.io", full_name="Ada Lovelace")
+    bob = a_user(email="bob@example.io", role=Role.GUEST)
+    gone = a_user(email="gone@example.io", is_active=False)
+    await _add(uow, ada, bob, gone)
+    actor = Actor.of(admin)
+
+    async def emails(query: UserFilter) -> set[str]:
+        page = await users.list(actor, query, limit=10, cursor=None)
+        return {u.email for u in page.items}
+
+    assert await emails(UserFilter(role=Role.GUEST)) == {"bob@example.io"}
+    assert await emails(UserFilter(is_active=False)) == {"gone@example.io"}
+    assert await emails(UserFilter(text="LOVELACE")) == {"ada@example.io"}
+    assert await emails(UserFilter(role=Role.USER, is_active=True)) == {"ada@example.io"}
+
+
+async def test_list_cursor_from_other_filters_is_invalid_cursor(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    await _add(uow, *(a_user(email=f"u{i}@example.io") for i in range(3)))
+    actor = Actor.of(admin)
+    page = await users.list(actor, UserFilter(), limit=1, cursor=None)
+    assert page.next_cursor is not None
+
+    with pytest.raises(InvalidCursor):
+        await users.list(actor, UserFilter(role=Role.USER), limit=1, cursor=page.next_cursor)
