@@ -51,16 +51,13 @@ class AuthService:
     async def register(self, *, email: str, password: str, full_name: str | None) -> User:
         email = normalise_email(email)
         check_password(password, email=email, common=self._common_passwords, field="password")
-        now = self._clock.now()
-        user = User(
+        user = User.new(
             id=uuid4(),
             email=email,
             password_hash=await self._hasher.hash(password),
             full_name=full_name,
             role=Role.USER,
-            is_active=True,
-            created_at=now,
-            updated_at=now,
+            now=self._clock.now(),
         )
         await self._uow.users.add(user)
         await self._uow.commit()

@@ -101,16 +101,13 @@ class UserService:
                 return existing
             return await self._save(existing, {"role": Role.ADMIN, "is_active": True})
         check_password(password, email=email, common=self._common_passwords, field="password")
-        now = self._clock.now()
-        admin = User(
+        admin = User.new(
             id=uuid4(),
             email=email,
             password_hash=await self._hasher.hash(password),
             full_name=None,
             role=Role.ADMIN,
-            is_active=True,
-            created_at=now,
-            updated_at=now,
+            now=self._clock.now(),
         )
         await self._uow.users.add(admin)
         await self._uow.commit()

@@ -64,6 +64,20 @@ class User:
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def new(
+        cls,
+        *,
+        id: UUID,
+        email: str,
+        password_hash: str,
+        full_name: str | None,
+        role: Role,
+        now: datetime,
+    ) -> "User":
+        """A new, active account."""
+        return cls(id, email, password_hash, full_name, role, True, now, now)
+
     @property
     def permissions(self) -> frozenset[Permission]:
         return ROLE_PERMISSIONS[self.role]

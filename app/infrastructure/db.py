@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import (
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    # hide_parameters: a logged database error never carries emails, hashes or tokens.
     if url.startswith("sqlite"):
         # One connection, shared in turn: SQLite allows one writer at a time, and a single
         # connection turns lock errors under concurrency into an orderly queue.
@@ -25,6 +26,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         max_overflow=pool_size,
         pool_pre_ping=True,  # a restarted database costs one failed check, not a 500
         pool_timeout=10,
+        hide_parameters=True,
     )
 
 
