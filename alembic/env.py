@@ -26,10 +26,10 @@ def _url() -> str:
 def _include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """PostgreSQL-only indexes (GIN) do not exist on SQLite; autogenerate must not miss them."""
+    """PostgreSQL-only indexes (GIN, expressions) do not exist elsewhere: not a difference."""
     dialect = context.get_context().dialect
-    using = getattr(obj, "dialect_kwargs", {}).get("postgresql_using")
-    return not (type_ == "index" and using and dialect is not None and dialect.name != "postgresql")
+    postgresql_only = getattr(obj, "info", {}).get("postgresql_only", False)
+    return not (postgresql_only and dialect is not None and dialect.name != "postgresql")
 
 
 def _configure(connection: Connection) -> None:

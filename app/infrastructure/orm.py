@@ -76,6 +76,15 @@ class RefreshTokenRow(Base):
 
 
 LIVE = sa.text("deleted_at IS NULL")
+POSTGRESQL_ONLY = {"postgresql_only": True}  # read by alembic/env.py: not compared on SQLite
+
+
+# Nullable sort keys sort nulls last: as COALESCE(due_at, +/-infinity) they are never null,
+# so "after this row" is one row comparison, an index range (see repositories/todos.py).
+DUE_AT_NULLS_LAST = {
+    False: sa.text("COALESCE(due_at, 'infinity'::timestamptz)"),
+    True: sa.text("COALESCE(due_at, '-infinity'::timestamptz)"),
+}
 
 
 def _keyset_index(*columns: str) -> sa.Index:
@@ -104,9 +113,27 @@ class TodoRow(Base):
         _keyset_index("owner_id", "created_at"),
         _keyset_index("owner_id", "updated_at"),
         _keyset_index("owner_id", "due_at"),
+        sa.Index(
+            "ix_todos_owner_id_due_at_last_id",
+            "owner_id",
+            DUE_AT_NULLS_LAST[False],
+            "id",
+            postgresql_where=LIVE,
+            info=POSTGRESQL_ONLY,
+        ).ddl_if(dialect="postgresql"),
+        sa.Index(
+            "ix_todos_owner_id_due_at_first_id",
+            "owner_id",
+            DUE_AT_NULLS_LAST[True],
+            "id",
+            postgresql_where=LIVE,
+            info=POSTGRESQL_ONLY,
+        ).ddl_if(dialect="postgresql"),
         _keyset_index("owner_id", "priority"),
         _keyset_index("owner_id", "title"),
         _keyset_index("created_at"),
         sa.Index(None, "owner_id", "deleted_at"),
-        sa.Index(None, "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
+        sa.Index(None, "tags", postgresql_using="gin", info=POSTGRESQL_ONLY).ddl_if(
+            dialect="postgresql"
+        ),
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 
 from app.application.auth import AuthService
 from app.application.pagination import CursorCodec
@@ -99,7 +99,19 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-async def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
+# The same header, documented as the plain bearer scheme too: /docs then also takes a token
+# pasted as is, and generated clients see `Authorization: Bearer <JWT>`.
+http_bearer = HTTPBearer(
+    bearerFormat="JWT",
+    auto_error=False,
+    description="An access token from `login`, `token` or `refresh`.",
+)
+
+
+async def get_bearer_token(
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(http_bearer)],
+) -> str:
     if not token:
         raise HTTPProblem(401, "not_authenticated", "Not authenticated: send a Bearer token.")
     return token

@@ -1,6 +1,8 @@
-"""Swagger UI 5 and ReDoc served with their assets from this service: no CDN needed."""
+"""The OpenAPI document, and Swagger UI 5 and ReDoc served with their assets from this
+service: no CDN needed."""
 
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import (
@@ -16,8 +18,40 @@ ASSETS = str(files("fastapi_offline") / "static")
 ASSETS_URL = "/docs-assets"
 DOCS_PATHS = ("/docs", "/redoc", ASSETS_URL)
 
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+# Errors any operation can answer, written by middleware and the catch-all handler.
+SHARED_ERRORS = {"500": "Internal Server Error"}
+BODY_ERRORS = {"413": "Content Too Large"}  # BodySizeLimitMiddleware, before any parsing
+
+
+def with_problem_json(document: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI files a `responses=` model under the route's media type (application/json), but
+    every error is written as application/problem+json: move the Problem schema there. Then
+    declare the errors no router names, so clients and schemathesis know their shape too."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            shared = SHARED_ERRORS | (BODY_ERRORS if "requestBody" in operation else {})
+            for status, description in shared.items():
+                responses.setdefault(
+                    status,
+                    {
+                        "description": description,
+                        "content": {"application/problem+json": {"schema": PROBLEM}},
+                    },
+                )
+            for response in responses.values():
+                content = response.get("content", {})
+                if "application/problem+json" in content and (
+                    content.get("application/json", {}).get("schema") == PROBLEM
+                ):
+                    content["application/problem+json"] = content.pop("application/json")
+    return document
+
 
 def install_docs(app: FastAPI) -> None:
+    generate = app.openapi
+    app.openapi = lambda: with_problem_json(generate())  # type: ignore[method-assign]
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     oauth2_redirect = "/docs/oauth2-redirect"
 

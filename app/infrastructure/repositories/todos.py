@@ -23,6 +23,13 @@ _SORT_COLUMNS: dict[SortField, sa.ColumnElement[Any]] = {
     SortField.TITLE: todos.c.title,
 }
 _NULLABLE = frozenset({SortField.DUE_AT})
+# On PostgreSQL a nullable key sorts as COALESCE(key, +infinity) ascending or
+# COALESCE(key, -infinity) descending: nulls last either way, never null, and served by the
+# expression indexes in orm.py. The literal must match the index expression (no parameter).
+_NULLS_LAST: dict[bool, sa.ColumnElement[Any]] = {
+    False: sa.literal_column("'infinity'::timestamptz"),
+    True: sa.literal_column("'-infinity'::timestamptz"),
+}
 
 
 def _to_todo(row: sa.RowMapping) -> Todo:
@@ -59,11 +66,20 @@ class _Keyset:
     Nulls sort last in both directions, as the contract says.
     """
 
-    def __init__(self, sort: Sequence[SortKey]) -> None:
-        self.keys: list[tuple[sa.ColumnElement[Any], bool, bool]] = [
-            (_SORT_COLUMNS[key.field], key.descending, key.field in _NULLABLE) for key in sort
-        ]
+    def __init__(self, sort: Sequence[SortKey], *, postgres: bool = False) -> None:
+        self.keys: list[tuple[sa.ColumnElement[Any], bool, bool]] = []
+        self.null_as: list[sa.ColumnElement[Any] | None] = []
+        for key in sort:
+            column, nullable = _SORT_COLUMNS[key.field], key.field in _NULLABLE
+            if nullable and postgres:
+                null_as = _NULLS_LAST[key.descending]
+                self.keys.append((sa.func.coalesce(column, null_as), key.descending, False))
+                self.null_as.append(null_as)
+            else:
+                self.keys.append((column, key.descending, nullable))
+                self.null_as.append(None)
         self.keys.append((todos.c.id, sort[-1].descending, False))
+        self.null_as.append(None)
 
     def order_by(self) -> list[sa.ColumnElement[Any]]:
         clauses: list[sa.ColumnElement[Any]] = []
@@ -75,12 +91,19 @@ class _Keyset:
     def after(self, values: SortValues) -> sa.ColumnElement[bool]:
         if len(values) != len(self.keys):
             raise ValueError("cursor does not match the sort")
+        values = tuple(
+            null_as if value is None and null_as is not None else value
+            for value, null_as in zip(values, self.null_as, strict=True)
+        )
         directions = {descending for _, descending, _ in self.keys}
         if len(directions) == 1 and not any(nullable for *_, nullable in self.keys):
             # One row-value comparison: PostgreSQL turns it into a single index range scan.
             columns = sa.tuple_(*(column for column, _, _ in self.keys))
             bound = sa.tuple_(
-                *(sa.literal(v, c.type) for (c, _, _), v in zip(self.keys, values, strict=True))
+                *(
+                    v if isinstance(v, sa.ColumnElement) else sa.literal(v, c.type)
+                    for (c, _, _), v in zip(self.keys, values, strict=True)
+                )
             )
             return columns < bound if directions == {True} else columns > bound
         branches = []
@@ -146,7 +169,7 @@ class SqlAlchemyTodoRepository:
         limit: int,
         now: datetime,
     ) -> list[Todo]:
-        keyset = _Keyset(sort)
+        keyset = _Keyset(sort, postgres=self._session.get_bind().dialect.name == "postgresql")
         statement = sa.select(todos).where(*self._conditions(query, now))
         if after is not None:
             statement = statement.where(keyset.after(after))

@@ -13,7 +13,7 @@ from app.presentation.schemas.auth import (
     RegisterRequest,
     TokenPairRead,
 )
-from app.presentation.schemas.common import problems
+from app.presentation.schemas.common import NO_NUL, problems
 from app.presentation.schemas.users import UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -58,8 +58,16 @@ async def login(body: LoginRequest, auth: AuthServiceDep) -> TokenPairRead:
     responses=problems(401, 403, 422, 429, 503),
 )
 async def token(
-    username: Annotated[str, Form(max_length=320, description="The account's email.")],
-    password: Annotated[str, Form(max_length=128)],
+    username: Annotated[
+        str,
+        Form(
+            max_length=320,
+            pattern=NO_NUL,
+            description="The account's email.",
+            examples=["ada@example.com"],
+        ),
+    ],
+    password: Annotated[str, Form(max_length=128, examples=["correct horse battery"])],
     auth: AuthServiceDep,
 ) -> TokenPairRead:
     """OAuth2 password grant (form-encoded), for Swagger UI's Authorize button."""

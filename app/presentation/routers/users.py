@@ -16,7 +16,7 @@ from app.presentation.deps import (
     UserServiceDep,
     require,
 )
-from app.presentation.schemas.common import AUTHENTICATED, Page, problems
+from app.presentation.schemas.common import AUTHENTICATED, NO_NUL, Page, problems
 from app.presentation.schemas.users import (
     MeRead,
     MeUpdate,
@@ -79,7 +79,8 @@ async def list_users(
     role: Role | None = None,
     is_active: bool | None = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="Substring of email or name.")
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Substring of email or name."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,

@@ -1,8 +1,9 @@
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, JsonValue
 
 from app.domain.users import FULL_NAME_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from app.presentation.schemas.common import NO_NUL
 
 Password = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 
@@ -22,7 +23,7 @@ class RegisterRequest(BaseModel):
 
     email: EmailStr
     password: str = Password
-    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH)
+    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
 
 
 class LoginRequest(BaseModel):
@@ -32,15 +33,26 @@ class LoginRequest(BaseModel):
         }
     )
 
-    email: str = Field(max_length=320)
+    email: str = Field(max_length=320, pattern=NO_NUL)
     password: str = Field(max_length=PASSWORD_MAX_LENGTH)
 
 
+_REFRESH_TOKEN_EXAMPLE: dict[str, JsonValue] = {
+    "refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ…"
+}
+
+
 class RefreshRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_REFRESH_TOKEN_EXAMPLE]})
+
     refresh_token: str = Field(max_length=4096)
 
 
 class LogoutRequest(BaseModel):
+    """Send the refresh token to end that login everywhere, not just this access token."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_REFRESH_TOKEN_EXAMPLE]})
+
     refresh_token: str | None = Field(default=None, max_length=4096)
 
 

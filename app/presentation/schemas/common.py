@@ -7,6 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
+# Text without NUL (U+0000), which PostgreSQL text cannot hold: refused at the edge, with a 422
+# naming the field, so both backends answer alike and the schema says so.
+NO_NUL = r"^[^\x00]*$"
+
 
 class FieldError(BaseModel):
     field: str = Field(examples=["body.title"])

@@ -27,16 +27,28 @@ from app.domain.todos import (
     SortKey,
     parse_sort,
 )
-from app.presentation.schemas.common import not_null
+from app.presentation.schemas.common import NO_NUL, not_null
 
+# White space as Python's str.strip() (which the domain trims with) sees it: Unicode's, and
+# \x1c-\x1f. A title or tag needs something else, and no NUL (see NO_NUL), so the schema, and
+# clients generated from it, know that "  " is no title.
+_WHITE_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^\x00]*[^\x00{_WHITE_SPACE}][^\x00]*$"
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH, pattern=NOT_BLANK
+    ),
 ]
-Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH)]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH, pattern=NO_NUL)]
 Tag = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX_LENGTH
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=TAG_MAX_LENGTH,
+        pattern=NOT_BLANK,
     ),
 ]
 Tags = Annotated[
@@ -136,7 +148,11 @@ class TodoListParams(BaseModel):
     priority: list[Priority] = Field(default=[], description="Any of these priorities.")
     tag: list[Tag] = Field(default=[], max_length=MAX_TAGS, description="Has all of these tags.")
     q: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Case-insensitive substring."
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="Case-insensitive substring.",
     )
     due_before: RequestDatetime | None = Field(default=None, description="Due strictly before.")
     due_after: RequestDatetime | None = Field(default=None, description="Due strictly after.")

@@ -11,7 +11,7 @@ from app.domain.users import (
     Permission,
     Role,
 )
-from app.presentation.schemas.common import not_null
+from app.presentation.schemas.common import NO_NUL, not_null
 
 
 class UserRead(BaseModel):
@@ -34,12 +34,23 @@ class MeUpdate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"full_name": "Ada Lovelace"}]})
 
     email: EmailStr | SkipJsonSchema[None] = None
-    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH)
+    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
 
     _not_null = not_null("email")
 
 
 class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "correct horse battery",
+                    "new_password": "tr0ub4dor and three more words",
+                }
+            ]
+        }
+    )
+
     current_password: str = Field(max_length=PASSWORD_MAX_LENGTH)
     new_password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 
@@ -49,6 +60,6 @@ class UserAdminUpdate(BaseModel):
 
     role: Role | SkipJsonSchema[None] = None
     is_active: StrictBool | SkipJsonSchema[None] = None
-    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH)
+    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
 
     _not_null = not_null("role", "is_active")

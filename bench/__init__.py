@@ -1,0 +1,1 @@
+"""Benchmarks that need a seeded PostgreSQL database; see bench/README.md."""

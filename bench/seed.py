@@ -1,0 +1,226 @@
+"""Migrate the bench database to head and bulk-load todos: one user with 100 000 live todos
+(plus some in the trash) and a few other users' todos as noise, then VACUUM ANALYZE.
+
+    uv run python -m bench.seed [--todos 100000] [--noise-users 2] [--noise-todos 20000]
+
+The database named by BENCH_DATABASE_URL is created if missing and emptied (schema dropped)
+if present. Data is deterministic (fixed random seed) and loaded with COPY, in created_at
+order across all users, as a live service would have written it.
+"""
+
+import argparse
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from alembic import command
+from app.domain.todos import Priority, Todo
+from app.domain.users import Role, User
+from app.infrastructure.db import create_engine, create_sessionmaker
+from app.infrastructure.repositories.todos import _values as todo_columns
+from app.infrastructure.security import Argon2PasswordHasher
+from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from bench.common import (
+    BENCH_EMAIL,
+    BENCH_PASSWORD,
+    alembic_config,
+    bench_settings,
+    libpq_url,
+)
+
+START = datetime(2023, 1, 1, tzinfo=UTC)
+SPAN_SECONDS = 3 * 365 * 24 * 3600  # three years of todos
+END = START + timedelta(seconds=SPAN_SECONDS)
+VERBS = ("Buy", "Call", "Email", "Fix", "Plan", "Review", "Write", "Book", "Clean", "Pay")
+NOUNS = ("milk", "dentist", "report", "bike", "trip", "invoice", "garden", "slides", "car", "tax")
+TAGS = ("work", "home", "errand", "urgent", "health", "money", "family", "later", "q3", "q4")
+PRIORITIES = (Priority.LOW, Priority.MEDIUM, Priority.HIGH, Priority.URGENT)
+PRIORITY_WEIGHTS = (25, 45, 20, 10)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    user_id: UUID
+    todos: int
+    trashed: int
+
+
+def _uuid(rng: random.Random) -> UUID:
+    return UUID(int=rng.getrandbits(128), version=4)
+
+
+def _todo(rng: random.Random, owner_id: UUID, number: int, created_at: datetime) -> Todo:
+    updated_at = created_at
+    version = 1
+    if rng.random() < 0.5:
+        updated_at = min(END, created_at + timedelta(seconds=rng.randrange(20 * 24 * 3600)))
+        version = rng.randint(2, 6)
+    completed = rng.random() < 0.35
+    due_at = None
+    if rng.random() < 0.55:
+        # Quarter-hour due times: plenty of ties on due_at, which the id has to break.
+        minutes = rng.randrange(-24 * 60, 45 * 24 * 60) // 15 * 15
+        due_at = created_at.replace(second=0) + timedelta(minutes=minutes)
+    tag_count = rng.choices((0, 1, 2, 3), weights=(30, 35, 25, 10))[0]
+    return Todo(
+        id=_uuid(rng),
+        owner_id=owner_id,
+        title=f"{rng.choice(VERBS)} {rng.choice(NOUNS)} #{number}",
+        description="" if rng.random() < 0.6 else f"Remember to {rng.choice(NOUNS)} first.",
+        priority=rng.choices(PRIORITIES, weights=PRIORITY_WEIGHTS)[0],
+        due_at=due_at,
+        tags=tuple(sorted(rng.sample(TAGS, tag_count))),
+        completed=completed,
+        completed_at=updated_at if completed else None,
+        created_at=created_at,
+        updated_at=updated_at,
+        deleted_at=None,
+        version=version,
+    )
+
+
+def make_todos(rng: random.Random, owner_id: UUID, live: int, trashed: int) -> list[Todo]:
+    """`live` todos in the list and `trashed` in the trash, created over three years."""
+    seconds = sorted(rng.randrange(SPAN_SECONDS) for _ in range(live + trashed))
+    todos: list[Todo] = []
+    for number, second in enumerate(seconds):
+        created_at = START + timedelta(seconds=second, microseconds=rng.randrange(1_000_000))
+        if todos and rng.random() < 0.05:
+            created_at = todos[-1].created_at  # created in one go: a tie the id must break
+        todos.append(_todo(rng, owner_id, number, created_at))
+    for index in rng.sample(range(len(todos)), trashed):
+        todo = todos[index]
+        deleted_at = min(END, todo.updated_at + timedelta(days=1))
+        todos[index] = Todo(
+            **{
+                **{f: getattr(todo, f) for f in Todo.__dataclass_fields__},
+                "deleted_at": deleted_at,
+                "updated_at": deleted_at,
+                "version": todo.version + 1,
+            }
+        )
+    return todos
+
+
+def reset_database(url: str) -> None:
+    """Create the database if it is missing; empty it if it is there."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    name = str(info.get("dbname") or "todo_bench")
+    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+
+
+async def add_users(users: Sequence[User]) -> None:
+    """Through the app's own user repository."""
+    engine = create_engine(bench_settings().database_url)
+    try:
+        async with SqlAlchemyUnitOfWork(create_sessionmaker(engine)) as uow:
+            for user in users:
+                await uow.users.add(user)
+            await uow.commit()
+    finally:
+        await engine.dispose()
+
+
+def make_users(rng: random.Random, count: int, password_hash: str) -> list[User]:
+    users = []
+    for number in range(count):
+        users.append(
+            User(
+                id=_uuid(rng),
+                email=BENCH_EMAIL if number == 0 else f"noise{number}@example.com",
+                password_hash=password_hash,
+                full_name="Keyset Bench" if number == 0 else None,
+                role=Role.USER,
+                is_active=True,
+                created_at=START,
+                updated_at=START,
+            )
+        )
+    return users
+
+
+def copy_todos(url: str, todos: Sequence[Todo]) -> None:
+    """COPY in the row layout the repository itself writes (its `_values`)."""
+    columns = list(todo_columns(todos[0]))
+    statement = sql.SQL("COPY todos ({}) FROM STDIN").format(
+        sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    )
+    with psycopg.connect(url) as connection:
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for todo in todos:
+                copy.write_row(list(todo_columns(todo).values()))
+        connection.commit()
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE) todos")
+        connection.execute("ANALYZE users")
+
+
+def report(url: str) -> None:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT u.email, count(*) FILTER (WHERE t.deleted_at IS NULL),"
+            " count(*) FILTER (WHERE t.deleted_at IS NOT NULL)"
+            " FROM users u JOIN todos t ON t.owner_id = u.id GROUP BY u.email ORDER BY 2 DESC"
+        ).fetchall()
+        for email, live, trashed in rows:
+            print(f"  {email}: {live} live todos, {trashed} in the trash")
+        sizes = connection.execute(
+            "SELECT c.relname, pg_size_pretty(pg_relation_size(c.oid)) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname LIKE %s ORDER BY c.relname",
+            ("%todos%",),
+        ).fetchall()
+        for name, size in sizes:
+            print(f"  {name}: {size}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--todos", type=int, default=100_000, help="the bench user's live todos")
+    parser.add_argument("--trashed", type=int, default=2_500, help="the bench user's trash")
+    parser.add_argument("--noise-users", type=int, default=2)
+    parser.add_argument("--noise-todos", type=int, default=20_000, help="per noise user")
+    parser.add_argument("--seed", type=int, default=20_241_121)
+    args = parser.parse_args(argv)
+
+    url = libpq_url()
+    started = time.perf_counter()
+    reset_database(url)
+    command.upgrade(alembic_config(bench_settings().database_url), "head")
+    print(f"migrated to head in {time.perf_counter() - started:.1f} s")
+
+    rng = random.Random(args.seed)
+    hasher = Argon2PasswordHasher(time_cost=2, memory_kib=19 * 1024)  # the app's defaults
+    password_hash = asyncio.run(hasher.hash(BENCH_PASSWORD))
+    users = make_users(rng, 1 + args.noise_users, password_hash)
+    asyncio.run(add_users(users))
+
+    todos = make_todos(rng, users[0].id, args.todos, args.trashed)
+    for user in users[1:]:
+        todos += make_todos(rng, user.id, args.noise_todos, args.noise_todos // 40)
+    todos.sort(key=lambda todo: (todo.created_at, todo.id))
+    loading = time.perf_counter()
+    copy_todos(url, todos)
+    print(f"copied {len(todos)} todos and analysed in {time.perf_counter() - loading:.1f} s")
+    report(url)
+    print(f"log in as {BENCH_EMAIL} / {BENCH_PASSWORD}")
+
+
+if __name__ == "__main__":
+    main()
