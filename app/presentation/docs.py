@@ -1,7 +1,9 @@
 """The OpenAPI document, and Swagger UI 5 and ReDoc served with their assets from this
 service: no CDN needed."""
 
+from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,13 +12,24 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 # The fastapi-offline package ships swagger-ui-dist 5 (renders OpenAPI 3.1) and ReDoc 2.
 ASSETS = str(files("fastapi_offline") / "static")
 ASSETS_URL = "/docs-assets"
 DOCS_PATHS = ("/docs", "/redoc", ASSETS_URL)
+REDOC_JS_URL = f"{ASSETS_URL}/redoc.standalone.js"
+# ReDoc 2 draws its "API docs by Redocly" logo from this CDN address, with no option to turn it
+# off (found by tests/browser). An empty `src` fetches nothing, and ReDoc drops the image.
+REDOC_CDN_LOGO = '"https://cdn.redoc.ly/redoc/logo-mini.svg"'
+
+
+@cache
+def offline_redoc_js() -> str:
+    shipped = Path(ASSETS, "redoc.standalone.js").read_text("utf-8")
+    return shipped.replace(REDOC_CDN_LOGO, '""')
+
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 # Errors any operation can answer, written by middleware and the catch-all handler.
@@ -52,6 +65,12 @@ def with_problem_json(document: dict[str, Any]) -> dict[str, Any]:
 def install_docs(app: FastAPI) -> None:
     generate = app.openapi
     app.openapi = lambda: with_problem_json(generate())  # type: ignore[method-assign]
+
+    # Before the mount, which would otherwise serve the file as shipped.
+    @app.get(REDOC_JS_URL, include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(offline_redoc_js(), media_type="text/javascript")
+
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     oauth2_redirect = "/docs/oauth2-redirect"
 
@@ -76,7 +95,7 @@ def install_docs(app: FastAPI) -> None:
         return get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title} — ReDoc",
-            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+            redoc_js_url=REDOC_JS_URL,
             redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )

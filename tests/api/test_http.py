@@ -174,10 +174,11 @@ async def test_docs_and_openapi_are_served_offline(client: AsyncClient) -> None:
     assert len({op["operationId"] for op in operations}) == len(operations)
 
 
+# Hour-long windows: a sliding window crossing its boundary mid-test would forgive a hit.
 async def test_rate_limited_login_is_429_with_retry_after(
     app_with: Any, make_user: MakeUser
 ) -> None:
-    client = await app_with(rate_limit_enabled=True, rate_limit_login="3/minute")
+    client = await app_with(rate_limit_enabled=True, rate_limit_login="3/hour")
     statuses = []
     for _ in range(4):
         response = await client.post(
@@ -198,13 +199,13 @@ async def test_rate_limited_login_is_429_with_retry_after(
 
 
 async def test_default_limit_headers_and_switch_off(app_with: Any) -> None:
-    limited = await app_with(rate_limit_enabled=True, rate_limit_default="2/minute")
+    limited = await app_with(rate_limit_enabled=True, rate_limit_default="2/hour")
     first = await limited.get(f"{API}/todos")
     assert first.headers["x-ratelimit-limit"] == "2"
     assert first.headers["x-ratelimit-remaining"] == "1"
     await limited.get(f"{API}/todos")
     assert_problem(await limited.get(f"{API}/todos"), 429, "rate_limited")
-    off = await app_with(rate_limit_enabled=False, rate_limit_default="1/minute")
+    off = await app_with(rate_limit_enabled=False, rate_limit_default="1/hour")
     for _ in range(3):
         response = await off.get(f"{API}/todos")
         assert response.status_code == 401
