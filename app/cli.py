@@ -14,7 +14,7 @@ from app.main import build_adapters, ensure_first_admin
 
 async def create_admin(email: str, password: str) -> None:
     settings = get_settings()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, autocommit=True)
     try:
         await ensure_first_admin(
             build_adapters(settings, engine, None), email=email, password=password

@@ -17,12 +17,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import __version__
+from app.application.auth import ActorCache
 from app.application.pagination import CursorCodec
 from app.application.users import UserService
 from app.config import Settings, get_settings
 from app.domain.errors import EmailTaken
 from app.infrastructure.clock import SystemClock
-from app.infrastructure.db import create_engine, create_sessionmaker
+from app.infrastructure.db import create_engine
 from app.infrastructure.passwords import common_passwords
 from app.infrastructure.redis import (
     InMemoryIdempotencyStore,
@@ -36,13 +37,8 @@ from app.logs import configure_logging
 from app.presentation.deps import API_PREFIX, Adapters, default_rate_limit
 from app.presentation.docs import DOCS_PATHS, install_docs
 from app.presentation.errors import install_error_handlers, service_unavailable
-from app.presentation.middleware import (
-    BodySizeLimitMiddleware,
-    MetricsMiddleware,
-    RequestContextMiddleware,
-    SecurityHeadersMiddleware,
-)
-from app.presentation.rate_limit import RateLimiter, RateLimitHeadersMiddleware
+from app.presentation.middleware import BodySizeLimitMiddleware, EdgeMiddleware
+from app.presentation.rate_limit import RateLimiter
 from app.presentation.routers import auth, health, todos, users
 
 log = logging.getLogger(__name__)
@@ -78,7 +74,6 @@ def _rate_limit_storage(settings: Settings) -> Storage:
 
 
 def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None) -> Adapters:
-    sessionmaker = create_sessionmaker(engine)
     secret = settings.secret_key.get_secret_value()
 
     async def database_ready() -> None:
@@ -93,10 +88,11 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
 
         readiness["redis"] = redis_ready
     return Adapters(
-        uow_factory=lambda: SqlAlchemyUnitOfWork(sessionmaker),
+        uow_factory=lambda *, read_only=False: SqlAlchemyUnitOfWork(engine, read_only=read_only),
         hasher=Argon2PasswordHasher(
             time_cost=settings.password_hash_time_cost,
             memory_kib=settings.password_hash_memory_kib,
+            concurrency=settings.password_hash_concurrency,
         ),
         tokens=JwtTokenIssuer(
             secret=secret,
@@ -107,6 +103,7 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
             refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
         ),
         revocations=RedisRevocationList(redis) if redis else InMemoryRevocationList(),
+        actors=ActorCache(),
         idempotency=RedisIdempotencyStore(redis) if redis else InMemoryIdempotencyStore(),
         clock=SystemClock(),
         cursors=CursorCodec(secret.encode()),
@@ -132,6 +129,7 @@ async def ensure_first_admin(adapters: Adapters, *, email: str, password: str) -
             service = UserService(
                 uow,
                 hasher=adapters.hasher,
+                revocations=adapters.revocations,
                 clock=adapters.clock,
                 cursors=adapters.cursors,
                 common_passwords=adapters.common_passwords,
@@ -149,7 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(
+            settings.database_url, pool_size=settings.db_pool_size, autocommit=True
+        )
         redis = (
             Redis.from_url(
                 settings.redis_url,
@@ -189,6 +189,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_tags=TAGS,
+        # FastAPI's native OpenTelemetry looks up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     for fault in (
@@ -209,13 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
-    # Added innermost first: the request id wraps everything, so even a 413 or 500 has one.
-    app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        docs_paths=DOCS_PATHS,
-        hsts=settings.environment == "production",
-    )
+    # Added innermost first: the edge wraps everything, so even a 413 or 500 has a request id.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -232,9 +229,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, registry=registry)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        EdgeMiddleware,
+        registry=registry,
+        docs_paths=DOCS_PATHS,
+        hsts=settings.environment == "production",
+    )
     return app
 
 

@@ -35,7 +35,7 @@ from app.application.todos import TodoService
 from app.domain.todos import SortKey, TodoFilter, parse_sort
 from app.domain.users import Actor
 from app.infrastructure.clock import SystemClock
-from app.infrastructure.db import create_engine, create_sessionmaker
+from app.infrastructure.db import create_engine
 from app.infrastructure.redis import InMemoryIdempotencyStore
 from app.infrastructure.repositories.todos import todos
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
@@ -118,7 +118,7 @@ async def capture_list_queries(
 
     event.listen(engine.sync_engine, "before_execute", capture)
     try:
-        async with SqlAlchemyUnitOfWork(create_sessionmaker(engine)) as uow:
+        async with SqlAlchemyUnitOfWork(engine) as uow:
             service = TodoService(
                 uow,
                 clock=SystemClock(),
@@ -281,7 +281,7 @@ def report(engine: AsyncEngine, spec: str, first: Measured, deep: Measured) -> l
 async def run(specs: Sequence[str], runs: int) -> tuple[list[str], bool]:
     engine = create_engine(bench_settings().database_url)
     try:
-        async with SqlAlchemyUnitOfWork(create_sessionmaker(engine)) as uow:
+        async with SqlAlchemyUnitOfWork(engine) as uow:
             user = await uow.users.get_by_email(BENCH_EMAIL)
         if user is None:
             raise SystemExit(f"no {BENCH_EMAIL}: run `uv run python -m bench.seed` first")

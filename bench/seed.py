@@ -23,7 +23,7 @@ from psycopg import sql
 from alembic import command
 from app.domain.todos import Priority, Todo
 from app.domain.users import Role, User
-from app.infrastructure.db import create_engine, create_sessionmaker
+from app.infrastructure.db import create_engine
 from app.infrastructure.repositories.todos import _values as todo_columns
 from app.infrastructure.security import Argon2PasswordHasher
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
@@ -129,7 +129,7 @@ async def add_users(users: Sequence[User]) -> None:
     """Through the app's own user repository."""
     engine = create_engine(bench_settings().database_url)
     try:
-        async with SqlAlchemyUnitOfWork(create_sessionmaker(engine)) as uow:
+        async with SqlAlchemyUnitOfWork(engine) as uow:
             for user in users:
                 await uow.users.add(user)
             await uow.commit()

@@ -30,6 +30,24 @@ def token_key(token_id: str) -> str:
     return f"jti:{token_id}"
 
 
+class ActorCache:
+    """Callers already read, each under the user stamp it was read with, so that a request
+    whose stamp still matches needs no database read. Bounded: the oldest entry makes room."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._entries: dict[UUID, tuple[str, Actor]] = {}
+
+    def get(self, user_id: UUID, stamp: str) -> Actor | None:
+        entry = self._entries.get(user_id)
+        return entry[1] if entry is not None and entry[0] == stamp else None
+
+    def put(self, stamp: str, actor: Actor) -> None:
+        if len(self._entries) >= self._capacity and actor.user_id not in self._entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[actor.user_id] = (stamp, actor)
+
+
 class AuthService:
     def __init__(
         self,
@@ -38,6 +56,7 @@ class AuthService:
         hasher: PasswordHasher,
         tokens: TokenIssuer,
         revocations: RevocationList,
+        actors: ActorCache,
         clock: Clock,
         common_passwords: Container[str],
     ) -> None:
@@ -45,6 +64,7 @@ class AuthService:
         self._hasher = hasher
         self._tokens = tokens
         self._revocations = revocations
+        self._actors = actors
         self._clock = clock
         self._common_passwords = common_passwords
 
@@ -106,16 +126,23 @@ class AuthService:
         await self._uow.commit()
 
     async def authenticate(self, access_token: str) -> Actor:
-        """The caller behind a bearer token, read fresh so role changes bite at once."""
+        """The caller behind a bearer token. One look-up answers both "revoked?" and "has the
+        user changed since we read them?", so a role change bites on the very next request."""
         claims = self._tokens.decode_access(access_token)
-        if await self._revocations.any_revoked(
-            token_key(claims.token_id), session_key(claims.session_id)
-        ):
+        check = await self._revocations.check(
+            token_key(claims.token_id), session_key(claims.session_id), user_id=claims.user_id
+        )
+        if check.revoked:
             raise InvalidToken
-        user = await self._uow.users.get(claims.user_id)
-        if user is None or not user.is_active:
-            raise InvalidToken
-        return Actor.of(user, session_id=claims.session_id)
+        actor = self._actors.get(claims.user_id, check.user_stamp)
+        if actor is None:
+            # Read after the stamp was taken: a change committed later retires that stamp.
+            user = await self._uow.users.get(claims.user_id)
+            if user is None or not user.is_active:
+                raise InvalidToken
+            actor = Actor.of(user)
+            self._actors.put(check.user_stamp, actor)
+        return Actor(actor.user_id, actor.role, claims.session_id, actor.permissions)
 
     async def change_password(
         self, actor: Actor, *, current_password: str, new_password: str

@@ -126,11 +126,25 @@ class TokenIssuer(Protocol):
         """Raises InvalidToken on any defect."""
 
 
+@dataclass(frozen=True, slots=True)
+class AccessCheck:
+    revoked: bool
+    user_stamp: str
+    """Changes whenever the user's role, status or existence may have changed."""
+
+
 class RevocationList(Protocol):
-    """Revoked access tokens and sessions, kept only as long as a token could live."""
+    """Revoked access tokens and sessions, kept only as long as a token could live; and a stamp
+    per user, so that one look-up tells whether a token may pass and whether a copy of its
+    user read earlier is still current."""
 
     async def revoke(self, *keys: str, ttl: timedelta) -> None: ...
-    async def any_revoked(self, *keys: str) -> bool: ...
+    async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
+        """Whether any key is revoked, and the user's stamp: the current one, or a new one
+        claimed now (read the user after this call, never before, and the stamp covers it)."""
+
+    async def user_changed(self, user_id: UUID) -> None:
+        """Retires the user's stamp: every copy read before now is stale."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from collections.abc import Container
 from uuid import UUID, uuid4
 
 from app.application.pagination import CursorCodec, Page, paginate
-from app.application.ports import Clock, PasswordHasher, UnitOfWork, UserFilter
+from app.application.ports import Clock, PasswordHasher, RevocationList, UnitOfWork, UserFilter
 from app.domain.common import UNSET, Unset
 from app.domain.errors import LastAdmin, UserNotFound
 from app.domain.users import Actor, Permission, Role, User, check_password, normalise_email
@@ -16,12 +16,14 @@ class UserService:
         uow: UnitOfWork,
         *,
         hasher: PasswordHasher,
+        revocations: RevocationList,
         clock: Clock,
         cursors: CursorCodec,
         common_passwords: Container[str],
     ) -> None:
         self._uow = uow
         self._hasher = hasher
+        self._revocations = revocations
         self._clock = clock
         self._cursors = cursors
         self._common_passwords = common_passwords
@@ -44,7 +46,7 @@ class UserService:
         user = await self._load(actor.user_id)
         await self._guard_last_admin(user, after=None)
         await self._uow.users.delete(user.id)
-        await self._uow.commit()
+        await self._commit_change(user.id)
 
     async def list(
         self, actor: Actor, query: UserFilter, *, limit: int, cursor: str | None
@@ -90,7 +92,7 @@ class UserService:
         user = await self._load(user_id)
         await self._guard_last_admin(user, after=None)
         await self._uow.users.delete(user.id)
-        await self._uow.commit()
+        await self._commit_change(user.id)
 
     async def ensure_admin(self, *, email: str, password: str) -> User:
         """Creates the first admin, or makes the existing account an active admin. Idempotent."""
@@ -125,8 +127,16 @@ class UserService:
         updated = user.changed(self._clock.now(), **changes)
         await self._guard_last_admin(user, after=updated)
         await self._uow.users.update(updated)
-        await self._uow.commit()
+        await self._commit_change(user.id)
         return updated
+
+    async def _commit_change(self, user_id: UUID) -> None:
+        """Commits a change to a user and retires their stamp, so every instance re-reads them
+        on their next request. Retired before the commit as well: with Redis down nothing is
+        written (503) rather than a change that other instances would not see."""
+        await self._revocations.user_changed(user_id)
+        await self._uow.commit()
+        await self._revocations.user_changed(user_id)
 
     async def _guard_last_admin(self, user: User, *, after: User | None) -> None:
         """No change may leave the service without an active admin."""

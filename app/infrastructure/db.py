@@ -1,32 +1,44 @@
-"""The async engine and session factory for DATABASE_URL."""
+"""The async engine for DATABASE_URL."""
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+Connect = Callable[[], Awaitable[AsyncConnection]]
+"""How a repository reaches its unit of work's connection (taken from the pool on first use)."""
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    # hide_parameters: a logged database error never carries emails, hashes or tokens.
+def create_engine(
+    url: str, *, pool_size: int = 20, autocommit: bool = False, echo: bool = False
+) -> AsyncEngine:
+    """`autocommit`: pooled connections start in autocommit, so a read costs one round trip
+    (no BEGIN, no ROLLBACK); a unit of work that writes makes its connection transactional
+    (uow.py). The app's engine; migrations and scripts keep plain transactions."""
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("sqlite"):
         # One connection, shared in turn: SQLite allows one writer at a time, and a single
         # connection turns lock errors under concurrency into an orderly queue.
-        engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30)
+        engine = create_async_engine(
+            url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30, **options
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
         echo=echo,
+        # A fixed pool: overflow connections opened and closed under load cost more than they
+        # serve. No pre-ping (a round trip per checkout): a connection the database dropped
+        # fails its request with a 503 and SQLAlchemy then recycles the whole pool.
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,  # a restarted database costs one failed check, not a 500
+        max_overflow=0,
         pool_timeout=10,
+        # A logged database error never carries emails, hashes or tokens.
         hide_parameters=True,
+        # Timestamps come back in UTC, so reading them needs no conversion.
+        connect_args={"options": "-c timezone=UTC"},
+        **options,
     )
 
 
@@ -36,7 +48,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -5,18 +5,27 @@ closed rather than guess.
 """
 
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from uuid import UUID
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.application.ports import IdempotencyRecord
+from app.application.ports import AccessCheck, IdempotencyRecord
 from app.domain.errors import ServiceUnavailable
 
 IN_FLIGHT_TTL = timedelta(minutes=1)  # a crashed first request frees its key after this
+# A stamp lives this long unless the user changes first; its expiry only costs one re-read.
+USER_STAMP_TTL = timedelta(minutes=10)
+
+
+def _new_stamp() -> str:
+    # Random, never a counter: an emptied Redis must not hand out a stamp seen before.
+    return secrets.token_hex(8)
 
 
 @asynccontextmanager
@@ -50,9 +59,20 @@ class RedisRevocationList:
                 pipe.set(f"revoked:{key}", 1, px=_ms(ttl))
             await pipe.execute()
 
-    async def any_revoked(self, *keys: str) -> bool:
+    async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
+        stamp = _new_stamp()
+        async with _redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(*(f"revoked:{key}" for key in keys))
+            # SET NX GET: the stamp that is there, or ours, claimed in the same round trip.
+            pipe.set(f"user-stamp:{user_id}", stamp, nx=True, get=True, px=_ms(USER_STAMP_TTL))
+            revoked, current = await pipe.execute()
+        return AccessCheck(
+            revoked=bool(revoked), user_stamp=stamp if current is None else current.decode()
+        )
+
+    async def user_changed(self, user_id: UUID) -> None:
         async with _redis_errors():
-            return bool(await self._redis.exists(*(f"revoked:{key}" for key in keys)))
+            await self._redis.delete(f"user-stamp:{user_id}")
 
 
 class RedisIdempotencyStore:
@@ -114,13 +134,22 @@ class _ExpiringDict:
 class InMemoryRevocationList:
     def __init__(self) -> None:
         self._revoked = _ExpiringDict()
+        self._stamps = _ExpiringDict()
 
     async def revoke(self, *keys: str, ttl: timedelta) -> None:
         for key in keys:
             self._revoked.set(key, "1", ttl)
 
-    async def any_revoked(self, *keys: str) -> bool:
-        return any(self._revoked.get(key) is not None for key in keys)
+    async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
+        stamp = self._stamps.get(str(user_id))
+        if stamp is None:
+            stamp = _new_stamp()
+            self._stamps.set(str(user_id), stamp, USER_STAMP_TTL)
+        revoked = any(self._revoked.get(key) is not None for key in keys)
+        return AccessCheck(revoked=revoked, user_stamp=stamp)
+
+    async def user_changed(self, user_id: UUID) -> None:
+        self._stamps.pop(str(user_id))
 
 
 class InMemoryIdempotencyStore:

@@ -2,8 +2,11 @@
 
 import asyncio
 import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from jose import JWTError, jwt
@@ -13,6 +16,8 @@ from app.domain.errors import InvalidToken
 from app.domain.sessions import AccessClaims, RefreshClaims
 
 _REQUIRED_CLAIMS = ("sub", "exp", "iat", "jti", "iss", "aud")
+_VERIFIED_CAPACITY = 10_000
+_T = TypeVar("_T")
 
 
 class JwtTokenIssuer:
@@ -32,6 +37,9 @@ class JwtTokenIssuer:
         self._audience = audience
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        # Access tokens already verified, with their expiry: a client sends the same token on
+        # every request, and its claims cannot change. Bounded; the oldest entry makes room.
+        self._verified: dict[str, tuple[float, AccessClaims]] = {}
 
     def issue_access(self, user_id: UUID, session_id: UUID, *, now: datetime) -> str:
         return self._encode("access", user_id, session_id, now, now + self.access_ttl)
@@ -40,13 +48,22 @@ class JwtTokenIssuer:
         return self._encode("refresh", user_id, session_id, now, now + self.refresh_ttl)
 
     def decode_access(self, token: str) -> AccessClaims:
+        seen = self._verified.get(token)
+        if seen is not None:
+            if time.time() < seen[0]:
+                return seen[1]
+            del self._verified[token]
         claims = self._decode(token, "access")
-        return AccessClaims(
+        access = AccessClaims(
             user_id=_uuid(claims["sub"]),
             session_id=_uuid(claims.get("sid")),
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
+        if len(self._verified) >= _VERIFIED_CAPACITY:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (float(claims["exp"]), access)
+        return access
 
     def decode_refresh(self, token: str) -> RefreshClaims:
         claims = self._decode(token, "refresh")
@@ -100,9 +117,13 @@ def _uuid(value: object) -> UUID:
 
 
 class Argon2PasswordHasher:
-    """Argon2id through passlib's CryptContext; the work runs in a thread, off the event loop."""
+    """Argon2id through passlib's CryptContext. Hashing runs on threads of its own (argon2-cffi
+    releases the GIL), at most `concurrency` at once: a burst of logins queues for those
+    threads and leaves the other cores, and the event loop, to everyone else."""
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int = 1) -> None:
+    def __init__(
+        self, *, time_cost: int, memory_kib: int, parallelism: int = 1, concurrency: int = 1
+    ) -> None:
         self._context = CryptContext(
             schemes=["argon2"],
             argon2__type="ID",
@@ -110,15 +131,19 @@ class Argon2PasswordHasher:
             argon2__memory_cost=memory_kib,
             argon2__parallelism=parallelism,
         )
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="argon2")
+
+    async def _run(self, function: Callable[..., _T], *args: str) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._context.hash, password)
+        return await self._run(self._context.hash, password)
 
     async def verify(self, password: str, password_hash: str) -> bool:
         try:
-            return await asyncio.to_thread(self._context.verify, password, password_hash)
+            return await self._run(self._context.verify, password, password_hash)
         except ValueError:  # a malformed stored hash never logs anyone in
             return False
 
     async def dummy_verify(self) -> None:
-        await asyncio.to_thread(self._context.dummy_verify)
+        await self._run(self._context.dummy_verify)

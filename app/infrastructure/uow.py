@@ -1,9 +1,9 @@
-"""The unit of work: one session per request, and the one place that commits."""
+"""The unit of work: one database connection per use case, and the one place that commits."""
 
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
 from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenRepository
@@ -11,14 +11,32 @@ from app.infrastructure.repositories.users import SqlAlchemyUserRepository
 
 
 class SqlAlchemyUnitOfWork:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+    """Repositories on one connection, taken from the pool at the first statement.
+
+    Pooled connections are in autocommit (see db.py). A unit of work that may write turns
+    its connection transactional; a `read_only` one leaves it as it is, so each read costs one
+    round trip, with no BEGIN or ROLLBACK around it, and its commit() is an error, so a write
+    can never slip through unseen.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+        self._engine = engine
+        self._read_only = read_only
+        self._connection: AsyncConnection | None = None
+
+    async def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            connection = await self._engine.connect()
+            if not self._read_only:
+                level = connection.default_isolation_level
+                await connection.execution_options(isolation_level=level)
+            self._connection = connection
+        return self._connection
 
     async def __aenter__(self) -> Self:
-        self._session = self._sessionmaker()
-        self.users = SqlAlchemyUserRepository(self._session)
-        self.todos = SqlAlchemyTodoRepository(self._session)
-        self.refresh_tokens = SqlAlchemyRefreshTokenRepository(self._session)
+        self.users = SqlAlchemyUserRepository(self.connection)
+        self.todos = SqlAlchemyTodoRepository(self.connection)
+        self.refresh_tokens = SqlAlchemyRefreshTokenRepository(self.connection)
         return self
 
     async def __aexit__(
@@ -28,10 +46,16 @@ class SqlAlchemyUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         # Whatever was not committed is rolled back: a failed use case writes nothing.
-        await self._session.close()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
 
     async def commit(self) -> None:
-        await self._session.commit()
+        if self._read_only:
+            raise RuntimeError("commit() in a read-only unit of work")
+        if self._connection is not None:
+            await self._connection.commit()
 
     async def rollback(self) -> None:
-        await self._session.rollback()
+        if self._connection is not None:
+            await self._connection.rollback()

@@ -3,12 +3,12 @@
 from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 
-from app.application.auth import AuthService
+from app.application.auth import ActorCache, AuthService
 from app.application.pagination import CursorCodec
 from app.application.ports import (
     Clock,
@@ -26,16 +26,23 @@ from app.presentation.errors import HTTPProblem
 from app.presentation.rate_limit import RateLimiter, client_ip, login_email
 
 API_PREFIX = "/api/v1"
+# RFC 9110's safe methods never write: their unit of work runs without a transaction.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Adapters:
     """The infrastructure the app runs on, built once by main.py's lifespan."""
 
-    uow_factory: Callable[[], UnitOfWork]
+    uow_factory: UnitOfWorkFactory
     hasher: PasswordHasher
     tokens: TokenIssuer
     revocations: RevocationList
+    actors: ActorCache
     idempotency: IdempotencyStore
     clock: Clock
     cursors: CursorCodec
@@ -44,7 +51,9 @@ class Adapters:
     readiness: dict[str, Callable[[], Awaitable[None]]]
 
 
-def get_adapters(request: Request) -> Adapters:
+# Every dependency is `async def`: FastAPI runs a plain `def` one in the thread pool, a thread
+# hop per request.
+async def get_adapters(request: Request) -> Adapters:
     adapters: Adapters = request.app.state.adapters
     return adapters
 
@@ -52,37 +61,39 @@ def get_adapters(request: Request) -> Adapters:
 AdaptersDep = Annotated[Adapters, Depends(get_adapters)]
 
 
-async def get_uow(adapters: AdaptersDep) -> AsyncIterator[UnitOfWork]:
+async def get_uow(request: Request, adapters: AdaptersDep) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request, shared by every dependency of that request."""
-    async with adapters.uow_factory() as uow:
+    async with adapters.uow_factory(read_only=request.method in SAFE_METHODS) as uow:
         yield uow
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-def get_auth_service(uow: Uow, adapters: AdaptersDep) -> AuthService:
+async def get_auth_service(uow: Uow, adapters: AdaptersDep) -> AuthService:
     return AuthService(
         uow,
         hasher=adapters.hasher,
         tokens=adapters.tokens,
         revocations=adapters.revocations,
+        actors=adapters.actors,
         clock=adapters.clock,
         common_passwords=adapters.common_passwords,
     )
 
 
-def get_user_service(uow: Uow, adapters: AdaptersDep) -> UserService:
+async def get_user_service(uow: Uow, adapters: AdaptersDep) -> UserService:
     return UserService(
         uow,
         hasher=adapters.hasher,
+        revocations=adapters.revocations,
         clock=adapters.clock,
         cursors=adapters.cursors,
         common_passwords=adapters.common_passwords,
     )
 
 
-def get_todo_service(uow: Uow, adapters: AdaptersDep) -> TodoService:
+async def get_todo_service(uow: Uow, adapters: AdaptersDep) -> TodoService:
     return TodoService(
         uow, clock=adapters.clock, cursors=adapters.cursors, idempotency=adapters.idempotency
     )

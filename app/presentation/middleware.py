@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id and access log, metrics, security headers, body limit."""
+"""Pure ASGI middleware: the edge every response passes (request id, access log, metrics,
+security and rate-limit headers), and the body size limit."""
 
 import logging
 import re
@@ -7,13 +8,13 @@ import uuid
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import request_id_var
 from app.presentation.errors import problem
+from app.presentation.rate_limit import RateLimitState
 from app.presentation.routes import route_templates
 
 log = logging.getLogger("app.access")
@@ -21,51 +22,45 @@ log = logging.getLogger("app.access")
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-class RequestContextMiddleware:
-    """Gives every request an id (a sane incoming X-Request-ID, else a new one), echoes it on
-    every response, and writes one access-log line per request — path only, no query or headers,
-    so no token ever reaches the log."""
+API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+# Swagger UI and ReDoc are served from here and run inline bootstrap scripts.
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
+)
+HSTS = (b"strict-transport-security", b"max-age=63072000")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class EdgeMiddleware:
+    """Everything every response gets, in one layer (each layer costs every request):
+
+    - a request id: a sane incoming X-Request-ID, else a new one, echoed on the response;
+    - one access-log line: method, path (no query, no headers: no token reaches the log),
+      status and duration;
+    - request counts and latency by route template (never the raw path: ids would explode
+      the label set; paths no route serves share one label);
+    - the security headers, with a CSP that lets the docs pages run;
+    - the rate-limit headers a limit dependency left on the request, which also covers
+      responses a handler builds itself (204, 304).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        registry: CollectorRegistry,
+        docs_paths: Iterable[str],
+        hsts: bool,
+    ) -> None:
         self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = Request(scope).headers.get("x-request-id", "")
-        request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = request_id_var.set(request_id)
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
-            request_id_var.reset(token)
-
-
-class MetricsMiddleware:
-    """Request counts and latency by route template (never the raw path: ids would explode
-    the label set; paths no route serves share one label)."""
-
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
-        self.app = app
+        self.docs_paths = tuple(docs_paths)
+        self.hsts = hsts
         self.requests = Counter(
             "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
         )
@@ -75,67 +70,80 @@ class MetricsMiddleware:
             ["method", "route"],
             registry=registry,
         )
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._labels: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
         started = time.perf_counter()
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        is_docs = scope["path"].startswith(self.docs_paths)
+        status = 500
 
-        async def record_status(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = message.setdefault("headers", [])
+                present = {name.lower() for name, _ in headers}
+                if b"x-request-id" not in present:
+                    headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(h for h in API_HEADERS if h[0] not in present)
+                if is_docs:
+                    headers[:] = [h for h in headers if h[0].lower() != b"content-security-policy"]
+                    headers.append((b"content-security-policy", DOCS_CSP))
+                elif b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", API_CSP))
+                if self.hsts and HSTS[0] not in present:
+                    headers.append(HSTS)
+                limit = state.get("rate_limit")
+                if isinstance(limit, RateLimitState):
+                    headers.extend(h for h in limit.raw_headers() if h[0] not in present)
             await send(message)
 
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, send_with_headers)
         finally:
-            found = route_templates(scope["app"]).match(scope["path"]) if "app" in scope else None
-            route = found[0] if found else "unmatched"
-            self.requests.labels(scope["method"], route, str(status)).inc()
-            self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._observe(scope["method"], self._route_label(scope), status, elapsed)
+            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
+            request_id_var.reset(token)
+
+    def _route_label(self, scope: Scope) -> str:
+        """The documented template of the route that served the request, found once per
+        route (a route has one template, whatever ids its paths carry)."""
+        route = scope.get("route")
+        if route is None:
+            return "unmatched"
+        label = self._labels.get(id(route))  # routes live as long as the app, and hash by id
+        if label is None:
+            found = route_templates(scope["app"]).match(scope["path"])
+            label = self._labels[id(route)] = found[0] if found else "unmatched"
+        return label
+
+    def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
 
 
-API_HEADERS: tuple[tuple[str, str], ...] = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-)
-# Swagger UI and ReDoc are served from here and run inline bootstrap scripts.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
-)
-
-
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, docs_paths: Iterable[str], hsts: bool) -> None:
-        self.app = app
-        self.docs_paths = tuple(docs_paths)
-        self.hsts = hsts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        is_docs = scope["path"].startswith(self.docs_paths)
-
-        async def add_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in API_HEADERS:
-                    headers.setdefault(name, value)
-                if is_docs:
-                    headers["Content-Security-Policy"] = DOCS_CSP
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", "max-age=63072000")
-            await send(message)
-
-        await self.app(scope, receive, add_headers)
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _SANE_REQUEST_ID.fullmatch(text) else None
+    return None
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -157,8 +165,11 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared, chunked = _body_headers(scope)
+        if declared is None and not chunked:  # no body at all: nothing to count
+            await self.app(scope, receive, send)
+            return
         request = Request(scope)
-        declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._refuse(request, scope, receive, send)
             return
@@ -195,3 +206,14 @@ class BodySizeLimitMiddleware:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+def _body_headers(scope: Scope) -> tuple[str | None, bool]:
+    """The declared Content-Length, and whether the body comes chunked."""
+    length, chunked = None, False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value.decode("latin-1")
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked

@@ -14,8 +14,6 @@ from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.presentation.errors import HTTPProblem
 
@@ -34,6 +32,10 @@ class RateLimitState:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset_at),
         }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """As ASGI header pairs (lower-case names), for the edge middleware."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
 
 
 class RateLimiter:
@@ -84,27 +86,3 @@ async def login_email(request: Request) -> str:
     except (ValueError, UnicodeDecodeError):
         value = None
     return value.strip().lower() if isinstance(value, str) else ""
-
-
-class RateLimitHeadersMiddleware:
-    """Copies the state a rate-limit dependency left on the request onto the response, which
-    also covers responses a handler builds itself (204, 304)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def add_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state = scope.get("state", {}).get("rate_limit")
-                if isinstance(state, RateLimitState):
-                    headers = MutableHeaders(scope=message)
-                    for name, value in state.headers().items():
-                        headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, add_headers)

@@ -10,7 +10,7 @@ from app.config import Settings
 from app.domain.errors import EmailTaken
 from app.domain.todos import DEFAULT_SORT, Priority, Todo, TodoChanges, TodoDraft, TodoFilter
 from app.domain.users import Role, User
-from app.infrastructure.db import create_engine, create_sessionmaker
+from app.infrastructure.db import create_engine
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from tests.conftest import empty_stores
 
@@ -21,9 +21,8 @@ UowFactory = Callable[[], SqlAlchemyUnitOfWork]
 @pytest.fixture
 async def uow_factory(settings: Settings) -> AsyncIterator[UowFactory]:
     await empty_stores(settings)
-    engine = create_engine(settings.database_url)
-    sessionmaker = create_sessionmaker(engine)
-    yield lambda: SqlAlchemyUnitOfWork(sessionmaker)
+    engine = create_engine(settings.database_url, autocommit=True)
+    yield lambda: SqlAlchemyUnitOfWork(engine)
     await engine.dispose()
 
 

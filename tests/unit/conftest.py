@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.application.auth import AuthService
+from app.application.auth import ActorCache, AuthService
 from app.application.pagination import CursorCodec
 from app.application.todos import TodoService
 from app.application.users import UserService
@@ -67,6 +67,7 @@ def auth(
         hasher=hasher,
         tokens=tokens,
         revocations=revocations,
+        actors=ActorCache(),
         clock=clock,
         common_passwords=COMMON_PASSWORDS,
     )
@@ -74,10 +75,19 @@ def auth(
 
 @pytest.fixture
 def users(
-    uow: InMemoryUnitOfWork, hasher: FakePasswordHasher, clock: FakeClock, cursors: CursorCodec
+    uow: InMemoryUnitOfWork,
+    hasher: FakePasswordHasher,
+    revocations: InMemoryRevocationList,
+    clock: FakeClock,
+    cursors: CursorCodec,
 ) -> UserService:
     return UserService(
-        uow, hasher=hasher, clock=clock, cursors=cursors, common_passwords=COMMON_PASSWORDS
+        uow,
+        hasher=hasher,
+        revocations=revocations,
+        clock=clock,
+        cursors=cursors,
+        common_passwords=COMMON_PASSWORDS,
     )
 
 

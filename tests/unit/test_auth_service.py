@@ -1,10 +1,12 @@
 """AuthService: registration, login, refresh rotation with reuse detection, logout, passwords."""
 
 from dataclasses import replace
+from uuid import uuid4
 
 import pytest
 
 from app.application.auth import AuthService, token_digest
+from app.application.users import UserService
 from app.domain.errors import (
     AccountDisabled,
     EmailTaken,
@@ -13,17 +15,19 @@ from app.domain.errors import (
     InvalidToken,
     TokenReused,
 )
-from app.domain.users import Permission, Role, User
+from app.domain.users import ROLE_PERMISSIONS, Actor, Permission, Role, User
 from app.infrastructure.security import JwtTokenIssuer
 from tests.fakes import (
     ACCESS_TTL,
     PASSWORD,
     FakeClock,
     FakePasswordHasher,
+    InMemoryRevocationList,
     InMemoryUnitOfWork,
 )
 
 EMAIL = "ada@example.io"
+ADMIN = Actor(uuid4(), Role.ADMIN, permissions=ROLE_PERMISSIONS[Role.ADMIN])
 
 
 async def _register(auth: AuthService, email: str = EMAIL) -> User:
@@ -309,18 +313,47 @@ async def test_logout_ignores_a_refresh_token_of_another_user(auth: AuthService)
 # Authenticate
 
 
-async def test_authenticate_reads_the_role_fresh_so_a_role_change_bites_at_once(
-    auth: AuthService, uow: InMemoryUnitOfWork
+async def test_a_role_change_bites_on_the_next_request(
+    auth: AuthService, users: UserService
 ) -> None:
     user = await _register(auth)
     pair = await auth.login(email=EMAIL, password=PASSWORD)
     assert (await auth.authenticate(pair.access_token)).can(Permission.TODOS_WRITE)
 
-    await _set_user(uow, replace(user, role=Role.GUEST))
+    await users.update(ADMIN, user.id, role=Role.GUEST)
 
     actor = await auth.authenticate(pair.access_token)
     assert actor.role is Role.GUEST
     assert not actor.can(Permission.TODOS_WRITE)
+
+
+async def test_a_deactivation_bites_on_the_next_request_even_when_the_user_was_cached(
+    auth: AuthService, users: UserService
+) -> None:
+    user = await _register(auth)
+    pair = await auth.login(email=EMAIL, password=PASSWORD)
+    await auth.authenticate(pair.access_token)
+
+    await users.update(ADMIN, user.id, is_active=False)
+
+    with pytest.raises(InvalidToken):
+        await auth.authenticate(pair.access_token)
+
+
+async def test_the_user_is_read_once_and_again_only_when_their_stamp_is_retired(
+    auth: AuthService, uow: InMemoryUnitOfWork, revocations: InMemoryRevocationList
+) -> None:
+    user = await _register(auth)
+    pair = await auth.login(email=EMAIL, password=PASSWORD)
+    await auth.authenticate(pair.access_token)
+
+    # Written behind the services' back: the copy read above still stands...
+    await _set_user(uow, replace(user, role=Role.GUEST))
+    assert (await auth.authenticate(pair.access_token)).role is Role.USER
+
+    # ...until the stamp goes, as it does on every change and when the store is emptied.
+    await revocations.user_changed(user.id)
+    assert (await auth.authenticate(pair.access_token)).role is Role.GUEST
 
 
 async def test_deactivated_user_is_refused_on_the_next_request(

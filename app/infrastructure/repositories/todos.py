@@ -1,17 +1,18 @@
 """Todos in SQL: filters, multi-key keyset pagination, compare-and-set writes, stats."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.application.ports import SortValues, TodoStats
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
 from app.infrastructure.orm import TAG_ARRAY, TodoRow
+from app.infrastructure.repositories.base import SqlRepository
 
 todos = cast(sa.Table, TodoRow.__table__)
 
@@ -32,13 +33,18 @@ _NULLS_LAST: dict[bool, sa.ColumnElement[Any]] = {
 }
 
 
-def _to_todo(row: sa.RowMapping) -> Todo:
+def _to_todo(row: Sequence[Any]) -> Todo:
+    # Positional, in the table's column order (SELECT todos.*): this runs for every row.
+    (id_, owner_id, title, description, priority, due_at, tags, *rest) = row
     return Todo(
-        **{
-            **row,
-            "priority": Priority.from_rank(row["priority"]),
-            "tags": tuple(row["tags"] or ()),
-        }
+        id_,
+        owner_id,
+        title,
+        description,
+        Priority.from_rank(priority),
+        due_at,
+        tuple(tags or ()),
+        *rest,
     )
 
 
@@ -63,7 +69,8 @@ def _values(todo: Todo) -> dict[str, Any]:
 class _Keyset:
     """ORDER BY and "after this row" for a sort; the id breaks ties in the last key's direction.
 
-    Nulls sort last in both directions, as the contract says.
+    Nulls sort last in both directions, as the contract says. The cursor's values are bound
+    parameters (`after_0`, `after_1`, …), so one statement serves every page of a query shape.
     """
 
     def __init__(self, sort: Sequence[SortKey], *, postgres: bool = False) -> None:
@@ -88,23 +95,21 @@ class _Keyset:
             clauses.append(clause.nulls_last() if nullable else clause)
         return clauses
 
-    def after(self, values: SortValues) -> sa.ColumnElement[bool]:
-        if len(values) != len(self.keys):
-            raise ValueError("cursor does not match the sort")
-        values = tuple(
-            null_as if value is None and null_as is not None else value
-            for value, null_as in zip(values, self.null_as, strict=True)
-        )
+    def after(self, nulls: Sequence[bool]) -> sa.ColumnElement[bool]:
+        """Rows after the cursor's; `nulls` says which of its values are null."""
+        values: list[sa.ColumnElement[Any] | None] = [
+            (null_as if null_as is not None else None)
+            if is_null
+            else sa.bindparam(f"after_{index}", type_=column.type)
+            for index, ((column, _, _), null_as, is_null) in enumerate(
+                zip(self.keys, self.null_as, nulls, strict=True)
+            )
+        ]
         directions = {descending for _, descending, _ in self.keys}
         if len(directions) == 1 and not any(nullable for *_, nullable in self.keys):
             # One row-value comparison: PostgreSQL turns it into a single index range scan.
             columns = sa.tuple_(*(column for column, _, _ in self.keys))
-            bound = sa.tuple_(
-                *(
-                    v if isinstance(v, sa.ColumnElement) else sa.literal(v, c.type)
-                    for (c, _, _), v in zip(self.keys, values, strict=True)
-                )
-            )
+            bound = sa.tuple_(*values)
             return columns < bound if directions == {True} else columns > bound
         branches = []
         for index, (column, descending, nullable) in enumerate(self.keys):
@@ -117,12 +122,17 @@ class _Keyset:
         return sa.or_(*branches)
 
 
-def _equal(column: sa.ColumnElement[Any], value: object) -> sa.ColumnElement[bool]:
+def _equal(
+    column: sa.ColumnElement[Any], value: sa.ColumnElement[Any] | None
+) -> sa.ColumnElement[bool]:
     return column.is_(None) if value is None else column == value
 
 
 def _beyond(
-    column: sa.ColumnElement[Any], value: object, descending: bool, nullable: bool
+    column: sa.ColumnElement[Any],
+    value: sa.ColumnElement[Any] | None,
+    descending: bool,
+    nullable: bool,
 ) -> sa.ColumnElement[bool]:
     if value is None:
         return sa.false()  # nulls come last: nothing sorts after a null in this key
@@ -130,35 +140,137 @@ def _beyond(
     return sa.or_(strictly, column.is_(None)) if nullable else strictly
 
 
-class SqlAlchemyTodoRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What decides a list statement's SQL text; the values are its bound parameters."""
 
+    postgres: bool
+    deleted: bool
+    owner: bool
+    completed: bool
+    priorities: bool
+    tags: int
+    text: bool
+    due_before: bool
+    due_after: bool
+    overdue: bool | None
+    sort: tuple[SortKey, ...]
+    after_nulls: tuple[bool, ...] | None  # None: the first page
+
+
+@lru_cache(maxsize=1024)
+def _find_statement(shape: _Shape) -> sa.Select[Any]:
+    """Built once per shape: constructing a statement (and its cache key) costs more than
+    running it."""
+    c = todos.c
+    conditions: list[sa.ColumnElement[bool]] = [
+        c.deleted_at.is_not(None) if shape.deleted else c.deleted_at.is_(None)
+    ]
+    if shape.owner:
+        conditions.append(c.owner_id == sa.bindparam("owner_id"))
+    if shape.completed:
+        conditions.append(c.completed == sa.bindparam("completed"))
+    if shape.priorities:
+        conditions.append(c.priority.in_(sa.bindparam("priorities", expanding=True)))
+    if shape.tags:
+        conditions.append(_has_tags(shape.tags, postgres=shape.postgres))
+    if shape.text:
+        pattern = sa.bindparam("pattern", type_=sa.String())
+        conditions.append(
+            sa.or_(c.title.ilike(pattern, escape="/"), c.description.ilike(pattern, escape="/"))
+        )
+    if shape.due_before:
+        conditions.append(c.due_at < sa.bindparam("due_before"))
+    if shape.due_after:
+        conditions.append(c.due_at > sa.bindparam("due_after"))
+    if shape.overdue is not None:
+        now = sa.bindparam("now", type_=c.due_at.type)
+        if shape.overdue:
+            conditions.append(sa.and_(c.completed.is_(False), c.due_at < now))
+        else:  # spelled out: NOT over a null due_at would drop the row
+            conditions.append(sa.or_(c.completed.is_(True), c.due_at.is_(None), c.due_at >= now))
+    keyset = _Keyset(shape.sort, postgres=shape.postgres)
+    if shape.after_nulls is not None:
+        conditions.append(keyset.after(shape.after_nulls))
+    return (
+        sa.select(todos)
+        .where(*conditions)
+        .order_by(*keyset.order_by())
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+
+
+def _has_tags(count: int, *, postgres: bool) -> sa.ColumnElement[bool]:
+    if postgres:
+        # `tags @> ARRAY[...]`, served by the GIN index.
+        tags = sa.bindparam("tags", type_=TAG_ARRAY)
+        return sa.type_coerce(todos.c.tags, TAG_ARRAY).contains(tags)
+    each = sa.func.json_each(todos.c.tags).table_valued("value")
+    return sa.and_(
+        *(
+            sa.exists(
+                sa.select(1).select_from(each).where(each.c.value == sa.bindparam(f"tag_{i}"))
+            )
+            for i in range(count)
+        )
+    )
+
+
+def _like_pattern(text: str) -> str:
+    """A case-insensitive substring, with LIKE's wildcards taken literally (escape `/`)."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def _find_parameters(
+    query: TodoFilter, *, after: SortValues | None, limit: int, now: datetime, postgres: bool
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit, "now": now}
+    if query.owner_id is not None:
+        params["owner_id"] = query.owner_id
+    if query.completed is not None:
+        params["completed"] = query.completed
+    if query.priorities:
+        params["priorities"] = sorted(p.rank for p in query.priorities)
+    if postgres:
+        params["tags"] = list(query.tags)
+    else:
+        params.update({f"tag_{i}": tag for i, tag in enumerate(query.tags)})
+    if query.text:
+        params["pattern"] = _like_pattern(query.text)
+    params["due_before"], params["due_after"] = query.due_before, query.due_after
+    for index, value in enumerate(after or ()):
+        params[f"after_{index}"] = value
+    return params
+
+
+# The hot statements, built once (see _find_statement for why).
+_INSERT = sa.insert(todos)
+_BY_ID = sa.select(todos).where(todos.c.id == sa.bindparam("match_id"))
+_SAVE = sa.update(todos).where(
+    todos.c.id == sa.bindparam("match_id"), todos.c.version == sa.bindparam("match_version")
+)
+
+
+class SqlAlchemyTodoRepository(SqlRepository):
     async def add(self, todo: Todo) -> None:
-        await self._session.execute(sa.insert(todos).values(_values(todo)))
+        await self._execute(_INSERT, _values(todo))
 
     async def get(self, todo_id: UUID) -> Todo | None:
-        statement = sa.select(todos).where(todos.c.id == todo_id)
-        row = (await self._session.execute(statement)).mappings().first()
+        row = (await self._execute(_BY_ID, {"match_id": todo_id})).first()
         return _to_todo(row) if row else None
 
     async def save(self, todo: Todo, *, expected_version: int) -> bool:
         # The version check is part of the UPDATE itself: of two writers holding the same
         # version, the database lets exactly one match.
-        statement = (
-            sa.update(todos)
-            .where(todos.c.id == todo.id, todos.c.version == expected_version)
-            .values(_values(todo))
-        )
-        result = cast(CursorResult[Any], await self._session.execute(statement))
-        return result.rowcount == 1
+        params = {**_values(todo), "match_id": todo.id, "match_version": expected_version}
+        return (await self._execute(_SAVE, params)).rowcount == 1
 
     async def delete(self, todo_id: UUID, *, expected_version: int | None) -> bool:
         statement = sa.delete(todos).where(todos.c.id == todo_id)
         if expected_version is not None:
             statement = statement.where(todos.c.version == expected_version)
-        result = cast(CursorResult[Any], await self._session.execute(statement))
-        return result.rowcount == 1
+        return (await self._execute(statement)).rowcount == 1
 
     async def find(
         self,
@@ -169,12 +281,26 @@ class SqlAlchemyTodoRepository:
         limit: int,
         now: datetime,
     ) -> list[Todo]:
-        keyset = _Keyset(sort, postgres=self._session.get_bind().dialect.name == "postgresql")
-        statement = sa.select(todos).where(*self._conditions(query, now))
-        if after is not None:
-            statement = statement.where(keyset.after(after))
-        statement = statement.order_by(*keyset.order_by()).limit(limit)
-        rows = (await self._session.execute(statement)).mappings()
+        if after is not None and len(after) != len(sort) + 1:
+            raise ValueError("cursor does not match the sort")
+        connection = await self._connect()
+        postgres = connection.dialect.name == "postgresql"
+        shape = _Shape(
+            postgres=postgres,
+            deleted=query.deleted,
+            owner=query.owner_id is not None,
+            completed=query.completed is not None,
+            priorities=bool(query.priorities),
+            tags=len(query.tags),
+            text=bool(query.text),
+            due_before=query.due_before is not None,
+            due_after=query.due_after is not None,
+            overdue=query.overdue,
+            sort=tuple(sort),
+            after_nulls=None if after is None else tuple(value is None for value in after),
+        )
+        params = _find_parameters(query, after=after, limit=limit, now=now, postgres=postgres)
+        rows = await connection.execute(_find_statement(shape), params)
         return [_to_todo(row) for row in rows]
 
     async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats:
@@ -188,52 +314,10 @@ class SqlAlchemyTodoRepository:
         statement = sa.select(*counts).where(
             todos.c.owner_id == owner_id, todos.c.deleted_at.is_(None)
         )
-        total, completed, overdue_count, *by_rank = (await self._session.execute(statement)).one()
+        total, completed, overdue_count, *by_rank = (await self._execute(statement)).one()
         return TodoStats(
             total=total,
             completed=completed,
             overdue=overdue_count,
             by_priority=dict(zip(Priority, by_rank, strict=True)),
-        )
-
-    def _conditions(self, query: TodoFilter, now: datetime) -> list[sa.ColumnElement[bool]]:
-        c = todos.c
-        conditions: list[sa.ColumnElement[bool]] = [
-            c.deleted_at.is_not(None) if query.deleted else c.deleted_at.is_(None)
-        ]
-        if query.owner_id is not None:
-            conditions.append(c.owner_id == query.owner_id)
-        if query.completed is not None:
-            conditions.append(c.completed.is_(query.completed))
-        if query.priorities:
-            conditions.append(c.priority.in_(sorted(p.rank for p in query.priorities)))
-        if query.tags:
-            conditions.append(self._has_tags(query.tags))
-        if query.text:
-            conditions.append(
-                sa.or_(
-                    c.title.icontains(query.text, autoescape=True),
-                    c.description.icontains(query.text, autoescape=True),
-                )
-            )
-        if query.due_before is not None:
-            conditions.append(c.due_at < query.due_before)
-        if query.due_after is not None:
-            conditions.append(c.due_at > query.due_after)
-        if query.overdue is not None:
-            if query.overdue:
-                conditions.append(sa.and_(c.completed.is_(False), c.due_at < now))
-            else:  # spelled out: NOT over a null due_at would drop the row
-                conditions.append(
-                    sa.or_(c.completed.is_(True), c.due_at.is_(None), c.due_at >= now)
-                )
-        return conditions
-
-    def _has_tags(self, tags: Sequence[str]) -> sa.ColumnElement[bool]:
-        if self._session.get_bind().dialect.name == "postgresql":
-            # `tags @> ARRAY[...]`, served by the GIN index.
-            return sa.type_coerce(todos.c.tags, TAG_ARRAY).contains(list(tags))
-        each = sa.func.json_each(todos.c.tags).table_valued("value")
-        return sa.and_(
-            *(sa.exists(sa.select(1).select_from(each).where(each.c.value == tag)) for tag in tags)
         )

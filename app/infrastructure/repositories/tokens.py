@@ -2,29 +2,25 @@
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.sessions import RefreshToken
 from app.infrastructure.orm import RefreshTokenRow
+from app.infrastructure.repositories.base import SqlRepository
 
 tokens = cast(sa.Table, RefreshTokenRow.__table__)
 
 
-class SqlAlchemyRefreshTokenRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlAlchemyRefreshTokenRepository(SqlRepository):
     async def add(self, token: RefreshToken) -> None:
-        await self._session.execute(sa.insert(tokens).values(asdict(token)))
+        await self._execute(sa.insert(tokens).values(asdict(token)))
 
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
         statement = sa.select(tokens).where(tokens.c.token_hash == token_hash)
-        row = (await self._session.execute(statement)).mappings().first()
+        row = (await self._execute(statement)).mappings().first()
         return RefreshToken(**row) if row else None
 
     async def spend(self, token_id: UUID, *, now: datetime) -> bool:
@@ -33,11 +29,10 @@ class SqlAlchemyRefreshTokenRepository:
             .where(tokens.c.id == token_id, tokens.c.used_at.is_(None))
             .values(used_at=now)
         )
-        result = cast(CursorResult[Any], await self._session.execute(statement))
-        return result.rowcount == 1
+        return (await self._execute(statement)).rowcount == 1
 
     async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:
-        await self._session.execute(
+        await self._execute(
             sa.update(tokens)
             .where(tokens.c.family_id == family_id, tokens.c.revoked_at.is_(None))
             .values(revoked_at=now)
@@ -50,9 +45,7 @@ class SqlAlchemyRefreshTokenRepository:
         if keep is not None:
             live = sa.and_(live, tokens.c.family_id != keep)
         families = list(
-            (
-                await self._session.execute(sa.select(tokens.c.family_id).where(live).distinct())
-            ).scalars()
+            (await self._execute(sa.select(tokens.c.family_id).where(live).distinct())).scalars()
         )
-        await self._session.execute(sa.update(tokens).where(live).values(revoked_at=now))
+        await self._execute(sa.update(tokens).where(live).values(revoked_at=now))
         return families

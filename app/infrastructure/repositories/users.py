@@ -5,12 +5,12 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.application.ports import SortValues, UserFilter
 from app.domain.errors import EmailTaken
 from app.domain.users import Role, User
 from app.infrastructure.orm import UserRow
+from app.infrastructure.repositories.base import SqlRepository
 
 users = cast(sa.Table, UserRow.__table__)
 
@@ -32,16 +32,18 @@ def _values(user: User) -> dict[str, Any]:
     }
 
 
-class SqlAlchemyUserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+# Read on every request that misses the actor cache: built once.
+_BY_ID = sa.select(users).where(users.c.id == sa.bindparam("match_id"))
 
+
+class SqlAlchemyUserRepository(SqlRepository):
     async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
-        row = (await self._session.execute(sa.select(users).where(condition))).mappings().first()
+        row = (await self._execute(sa.select(users).where(condition))).mappings().first()
         return _to_user(row) if row else None
 
     async def get(self, user_id: UUID) -> User | None:
-        return await self._one(users.c.id == user_id)
+        row = (await self._execute(_BY_ID, {"match_id": user_id})).mappings().first()
+        return _to_user(row) if row else None
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(users.c.email == email)
@@ -54,13 +56,13 @@ class SqlAlchemyUserRepository:
 
     async def _write(self, statement: sa.Executable) -> None:
         try:
-            await self._session.execute(statement)
+            await self._execute(statement)
         except IntegrityError:
             # The unique index decides, so two registrations racing for one email end in 409.
             raise EmailTaken from None
 
     async def delete(self, user_id: UUID) -> None:
-        await self._session.execute(sa.delete(users).where(users.c.id == user_id))
+        await self._execute(sa.delete(users).where(users.c.id == user_id))
 
     async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
         statement = sa.select(users)
@@ -80,7 +82,7 @@ class SqlAlchemyUserRepository:
                 sa.tuple_(users.c.created_at, users.c.id) < sa.tuple_(*after)
             )
         statement = statement.order_by(users.c.created_at.desc(), users.c.id.desc()).limit(limit)
-        rows = (await self._session.execute(statement)).mappings()
+        rows = (await self._execute(statement)).mappings()
         return [_to_user(row) for row in rows]
 
     async def lock_active_admins(self) -> list[UUID]:
@@ -89,4 +91,4 @@ class SqlAlchemyUserRepository:
             .where(users.c.role == Role.ADMIN.value, users.c.is_active.is_(True))
             .with_for_update()
         )
-        return list((await self._session.execute(statement)).scalars())
+        return list((await self._execute(statement)).scalars())
