@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -35,9 +35,12 @@ def sort_values(todo: Todo, sort: Sequence[SortKey]) -> SortValues:
     return (*(by_field[key.field] for key in sort), todo.id)
 
 
+_FILTER_FIELDS = tuple(field.name for field in fields(TodoFilter))
+
+
 def _binding(query: TodoFilter, sort: Sequence[SortKey]) -> str:
     """A canonical text of the query, so a cursor only resumes the query that made it."""
-    filters = asdict(query)
+    filters = {name: getattr(query, name) for name in _FILTER_FIELDS}  # asdict() deep-copies
     filters["priorities"] = sorted(query.priorities)
     sort_spec = [f"{'-' if key.descending else ''}{key.field}" for key in sort]
     return json.dumps({"filters": filters, "sort": sort_spec}, sort_keys=True, default=str)

@@ -31,6 +31,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        if dialect.name == "postgresql":
+            return None  # aware already, and in UTC: the session time zone is UTC (db.py)
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None

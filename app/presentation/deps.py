@@ -51,26 +51,32 @@ class Adapters:
     readiness: dict[str, Callable[[], Awaitable[None]]]
 
 
-# Every dependency is `async def`: FastAPI runs a plain `def` one in the thread pool, a thread
-# hop per request.
-async def get_adapters(request: Request) -> Adapters:
+# The dependencies below are few and flat, and all `async def`: FastAPI runs a plain `def` one
+# in the thread pool (a thread hop per request), and every node of the graph costs every
+# request. The adapters come straight from the app, not through a dependency of their own.
+def adapters_of(request: Request) -> Adapters:
     adapters: Adapters = request.app.state.adapters
     return adapters
+
+
+async def get_adapters(request: Request) -> Adapters:
+    return adapters_of(request)
 
 
 AdaptersDep = Annotated[Adapters, Depends(get_adapters)]
 
 
-async def get_uow(request: Request, adapters: AdaptersDep) -> AsyncIterator[UnitOfWork]:
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request, shared by every dependency of that request."""
-    async with adapters.uow_factory(read_only=request.method in SAFE_METHODS) as uow:
+    read_only = request.method in SAFE_METHODS
+    async with adapters_of(request).uow_factory(read_only=read_only) as uow:
         yield uow
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-async def get_auth_service(uow: Uow, adapters: AdaptersDep) -> AuthService:
+def auth_service(uow: UnitOfWork, adapters: Adapters) -> AuthService:
     return AuthService(
         uow,
         hasher=adapters.hasher,
@@ -82,7 +88,12 @@ async def get_auth_service(uow: Uow, adapters: AdaptersDep) -> AuthService:
     )
 
 
-async def get_user_service(uow: Uow, adapters: AdaptersDep) -> UserService:
+async def get_auth_service(request: Request, uow: Uow) -> AuthService:
+    return auth_service(uow, adapters_of(request))
+
+
+async def get_user_service(request: Request, uow: Uow) -> UserService:
+    adapters = adapters_of(request)
     return UserService(
         uow,
         hasher=adapters.hasher,
@@ -93,7 +104,8 @@ async def get_user_service(uow: Uow, adapters: AdaptersDep) -> UserService:
     )
 
 
-async def get_todo_service(uow: Uow, adapters: AdaptersDep) -> TodoService:
+async def get_todo_service(request: Request, uow: Uow) -> TodoService:
+    adapters = adapters_of(request)
     return TodoService(
         uow, clock=adapters.clock, cursors=adapters.cursors, idempotency=adapters.idempotency
     )
@@ -118,21 +130,35 @@ http_bearer = HTTPBearer(
     description="An access token from `login`, `token` or `refresh`.",
 )
 
+OAuth2Token = Annotated[str | None, Depends(oauth2_scheme)]
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(http_bearer)]
 
-async def get_bearer_token(
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(http_bearer)],
-) -> str:
+
+def _required(token: str | None) -> str:
     if not token:
         raise HTTPProblem(401, "not_authenticated", "Not authenticated: send a Bearer token.")
     return token
 
 
+async def get_bearer_token(token: OAuth2Token, _: BearerCredentials) -> str:
+    return _required(token)
+
+
 BearerToken = Annotated[str, Depends(get_bearer_token)]
 
 
-async def get_current_actor(token: BearerToken, auth: AuthServiceDep) -> Actor:
-    return await auth.authenticate(token)
+async def _authenticate(request: Request, token: str | None, uow: UnitOfWork) -> Actor:
+    """The caller, after the default rate limit (per user, else per IP: a bad or missing token
+    is limited too, before it is refused)."""
+    adapters = adapters_of(request)
+    await default_rate_limit(request, adapters)
+    return await auth_service(uow, adapters).authenticate(_required(token))
+
+
+async def get_current_actor(
+    request: Request, token: OAuth2Token, _: BearerCredentials, uow: Uow
+) -> Actor:
+    return await _authenticate(request, token, uow)
 
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]
@@ -141,7 +167,10 @@ CurrentActor = Annotated[Actor, Depends(get_current_actor)]
 def require(permission: Permission) -> Any:
     """`actor: Annotated[Actor, require(Permission.TODOS_WRITE)]`: 403 without the permission."""
 
-    async def actor_with_permission(actor: CurrentActor) -> Actor:
+    async def actor_with_permission(
+        request: Request, token: OAuth2Token, _: BearerCredentials, uow: Uow
+    ) -> Actor:
+        actor = await _authenticate(request, token, uow)
         actor.require(permission)
         return actor
 
@@ -151,19 +180,20 @@ def require(permission: Permission) -> Any:
 def rate_limit(name: str) -> Any:
     """A named limit per client IP; `login` counts per IP and email together."""
 
-    async def check(request: Request, adapters: AdaptersDep) -> None:
+    async def check(request: Request) -> None:
         identity = [client_ip(request)]
         if name == "login":
             identity.append(await login_email(request))
-        state = await adapters.rate_limiter.hit(name, *identity)
+        state = await adapters_of(request).rate_limiter.hit(name, *identity)
         if state is not None:
             request.state.rate_limit = state
 
     return Depends(check)
 
 
-async def default_rate_limit(request: Request, adapters: AdaptersDep) -> None:
-    """RATE_LIMIT_DEFAULT per user when a valid token is sent, else per client IP."""
+async def default_rate_limit(request: Request, adapters: Adapters) -> None:
+    """RATE_LIMIT_DEFAULT per user when a valid token is sent, else per client IP. Routes that
+    authenticate count it there; the others take `DefaultRateLimit`."""
     identity = f"ip:{client_ip(request)}"
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
@@ -172,6 +202,13 @@ async def default_rate_limit(request: Request, adapters: AdaptersDep) -> None:
     state = await adapters.rate_limiter.hit("default", identity)
     if state is not None:
         request.state.rate_limit = state
+
+
+async def _default_rate_limit(request: Request) -> None:
+    await default_rate_limit(request, adapters_of(request))
+
+
+DefaultRateLimit = Depends(_default_rate_limit)
 
 
 async def json_only(request: Request) -> None:

@@ -5,7 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Form, status
 
 from app.domain.sessions import TokenPair
-from app.presentation.deps import AuthServiceDep, BearerToken, JsonOnly, rate_limit
+from app.presentation.deps import (
+    AuthServiceDep,
+    BearerToken,
+    DefaultRateLimit,
+    JsonOnly,
+    rate_limit,
+)
 from app.presentation.schemas.auth import (
     LoginRequest,
     LogoutRequest,
@@ -16,7 +22,8 @@ from app.presentation.schemas.auth import (
 from app.presentation.schemas.common import NO_NUL, problems
 from app.presentation.schemas.users import UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+# Every route here counts the default limit too; the others count it as they authenticate.
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[DefaultRateLimit])
 
 
 def _pair(pair: TokenPair) -> TokenPairRead:

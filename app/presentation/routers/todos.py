@@ -3,12 +3,13 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from app.domain.common import UNSET
 from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter
 from app.domain.users import Actor, Permission
 from app.presentation.deps import API_PREFIX, JsonOnly, TodoServiceDep, require
+from app.presentation.query import query_model, query_parameters
 from app.presentation.schemas.common import AUTHENTICATED, Page, problems
 from app.presentation.schemas.todos import (
     PriorityCounts,
@@ -66,9 +67,16 @@ def _read(todo: Todo, response: Response) -> TodoRead:
     return TodoRead.model_validate(todo)
 
 
-@router.get("", operation_id="list_todos", responses=problems(*AUTHENTICATED, 400, 403))
+@router.get(
+    "",
+    operation_id="list_todos",
+    responses=problems(*AUTHENTICATED, 400, 403),
+    openapi_extra=query_parameters(TodoListParams),
+)
 async def list_todos(
-    params: Annotated[TodoListParams, Query()], actor: Reader, todos: TodoServiceDep
+    params: Annotated[TodoListParams, Depends(query_model(TodoListParams))],
+    actor: Reader,
+    todos: TodoServiceDep,
 ) -> Page[TodoRead]:
     """Your todos (everyone's with `todos:read_all`), newest first unless `sort` says otherwise."""
     query = TodoFilter(
