@@ -1,10 +1,13 @@
 """JWT issue and verification (python-jose), Argon2id password hashing (passlib API, libpass)."""
 
 import asyncio
+import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -18,6 +21,7 @@ from app.domain.sessions import AccessClaims, RefreshClaims
 _REQUIRED_CLAIMS = ("sub", "exp", "iat", "jti", "iss", "aud")
 _VERIFIED_CAPACITY = 10_000
 _T = TypeVar("_T")
+HASHING_NICENESS = 10
 
 
 class JwtTokenIssuer:
@@ -116,10 +120,18 @@ def _uuid(value: object) -> UUID:
         raise InvalidToken from None
 
 
+def _yield_to_serving() -> None:
+    """Hashing threads run at a lower CPU priority (Linux sets it per thread): on a busy
+    machine the event loop, and the database beside it, go first; on an idle one a hash
+    takes what it always takes."""
+    with suppress(AttributeError, OSError):  # no per-thread priority on this platform
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+
+
 class Argon2PasswordHasher:
     """Argon2id through passlib's CryptContext. Hashing runs on threads of its own (argon2-cffi
-    releases the GIL), at most `concurrency` at once: a burst of logins queues for those
-    threads and leaves the other cores, and the event loop, to everyone else."""
+    releases the GIL), at most `concurrency` at once and at a lower priority: a burst of
+    logins queues for those threads and leaves the event loop to everyone else."""
 
     def __init__(
         self, *, time_cost: int, memory_kib: int, parallelism: int = 1, concurrency: int = 1
@@ -131,7 +143,9 @@ class Argon2PasswordHasher:
             argon2__memory_cost=memory_kib,
             argon2__parallelism=parallelism,
         )
-        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="argon2")
+        self._threads = ThreadPoolExecutor(
+            concurrency, thread_name_prefix="argon2", initializer=_yield_to_serving
+        )
 
     async def _run(self, function: Callable[..., _T], *args: str) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)

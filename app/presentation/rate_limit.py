@@ -1,19 +1,23 @@
-"""Rate limits on the `limits` library's async API, as FastAPI dependencies.
+"""Rate limits on the `limits` library's async storage, as FastAPI dependencies.
 
 Limits are counted in Redis when REDIS_URL is set (shared by every instance), else in process.
 If the store fails, requests are let through and a warning is logged: rate limiting degrades,
 the API stays up.
+
+Windows are fixed and aligned to the clock (a minute limit resets on the minute): one counter
+increment per request, whose answer alone gives every header exactly. `limits`' own
+strategies need a second round trip for the remaining count and reset time, on every request.
 """
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from app.presentation.errors import HTTPProblem
 
@@ -40,7 +44,7 @@ class RateLimitState:
 
 class RateLimiter:
     def __init__(self, storage: Storage, *, enabled: bool, limits: dict[str, str]) -> None:
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
+        self._storage = storage
         self.enabled = enabled
         self._limits: dict[str, RateLimitItem] = {
             name: parse(spec) for name, spec in limits.items()
@@ -51,15 +55,18 @@ class RateLimiter:
         if not self.enabled:
             return None
         item = self._limits[name]
+        window = item.get_expiry()
+        now = time.time()
+        start = int(now // window) * window
         try:
-            allowed = await self._strategy.hit(item, name, *identity)
-            stats = await self._strategy.get_window_stats(item, name, *identity)
+            # The key names its window, and outlives it by less than one more.
+            count = await self._storage.incr(item.key_for(name, *identity, str(start)), window)
         except Exception:  # any storage fault: degrade to no limit rather than fail requests
             log.warning("rate-limit store unavailable; %s not enforced", name, exc_info=True)
             return None
-        state = RateLimitState(item.amount, stats.remaining, int(stats.reset_time))
-        if not allowed:
-            retry_after = max(1, int(stats.reset_time - time.time()))
+        state = RateLimitState(item.amount, max(0, item.amount - count), start + window)
+        if count > item.amount:
+            retry_after = max(1, math.ceil(start + window - now))
             raise HTTPProblem(
                 429,
                 "rate_limited",

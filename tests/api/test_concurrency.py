@@ -1,17 +1,23 @@
 """Concurrent writers: compare-and-set versions and idempotency keys hold under a burst,
-also across two app instances (two connection pools: as two processes would be)."""
+also across two app instances (two connection pools: as two processes would be); and a
+change to a user bites on the next request on every instance, whatever each had cached."""
 
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
+from uuid import UUID
 
 import pytest
 from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
 
 from app.config import Settings
+from app.domain.users import Role
 from app.main import create_app
-from tests.conftest import MakeUser
+from app.presentation.deps import Adapters
+from tests.conftest import TEST_REDIS_URL, MakeUser
 
 API = "/api/v1"
 
@@ -73,3 +79,65 @@ async def test_ten_identical_posts_with_one_key_create_one_todo(
             assert response.json()["code"] == "idempotency_key_in_flight"
     listed = (await client.get(f"{API}/todos", headers=ada.headers)).json()["items"]
     assert [t["id"] for t in listed] == list(created_ids)
+
+
+async def _user_id(http: AsyncClient, headers: dict[str, str]) -> str:
+    response = await http.get(f"{API}/users/me", headers=headers)
+    assert response.status_code == 200, response.text
+    user_id: str = response.json()["id"]
+    return user_id
+
+
+async def test_a_role_change_bites_on_the_next_request_on_every_instance(
+    client: AsyncClient, second_client: AsyncClient, make_user: MakeUser, settings: Settings
+) -> None:
+    admin = await make_user(role=Role.ADMIN)
+    ada = await make_user()
+    # Without Redis each instance has its own stores: the embedded default is one process.
+    other = second_client if settings.redis_url else client
+    ada_id = await _user_id(other, ada.headers)  # the other instance has read ada now
+    assert (await other.post(f"{API}/todos", json={"title": "a"}, headers=ada.headers)).is_success
+
+    demoted = await client.patch(
+        f"{API}/users/{ada_id}", json={"role": "guest"}, headers=admin.headers
+    )
+    assert demoted.status_code == 200
+
+    refused = await other.post(f"{API}/todos", json={"title": "b"}, headers=ada.headers)
+    assert refused.status_code == 403
+    assert (await other.get(f"{API}/todos", headers=ada.headers)).status_code == 200
+
+
+async def test_a_deactivation_bites_on_the_next_request_on_every_instance(
+    client: AsyncClient, second_client: AsyncClient, make_user: MakeUser, settings: Settings
+) -> None:
+    admin = await make_user(role=Role.ADMIN)
+    ada = await make_user()
+    other = second_client if settings.redis_url else client
+    ada_id = await _user_id(other, ada.headers)
+
+    await client.patch(f"{API}/users/{ada_id}", json={"is_active": False}, headers=admin.headers)
+
+    response = await other.get(f"{API}/todos", headers=ada.headers)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
+async def test_an_emptied_redis_never_lets_a_stale_user_through(
+    client: AsyncClient, make_user: MakeUser, adapters: Adapters, settings: Settings
+) -> None:
+    ada = await make_user()
+    ada_id = await _user_id(client, ada.headers)  # read, and kept under its stamp
+    # A demotion whose stamp retirement is lost with the rest of Redis (a restart, a flush).
+    async with adapters.uow_factory() as uow:
+        user = await uow.users.get(UUID(ada_id))
+        assert user is not None
+        await uow.users.update(replace(user, role=Role.GUEST))
+        await uow.commit()
+    redis = Redis.from_url(str(settings.redis_url))
+    await redis.flushdb()
+    await redis.aclose()
+
+    refused = await client.post(f"{API}/todos", json={"title": "a"}, headers=ada.headers)
+    assert refused.status_code == 403
