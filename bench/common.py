@@ -49,6 +49,12 @@ def libpq_url() -> str:
     return f"postgresql://{rest}" if scheme.startswith("postgres") else url
 
 
+def app_url(url: str) -> str:
+    """A plain postgresql:// URL with the app's driver prefix, as Settings would spell it."""
+    scheme, _, rest = url.partition("://")
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgres", "postgresql") else url
+
+
 def alembic_config(url: str) -> Config:
     """As tests/conftest.py does: env.py takes the URL from the config's attributes."""
     config = Config(str(ROOT / "alembic.ini"))

@@ -10,11 +10,13 @@ order across all users, as a live service would have written it.
 
 import argparse
 import asyncio
+import itertools
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -25,6 +27,7 @@ from app.domain.todos import Priority, Todo
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
 from app.infrastructure.repositories.todos import _values as todo_columns
+from app.infrastructure.repositories.users import _values as user_columns
 from app.infrastructure.security import Argon2PasswordHasher
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from bench.common import (
@@ -137,35 +140,52 @@ async def add_users(users: Sequence[User]) -> None:
         await engine.dispose()
 
 
+def make_user(rng: random.Random, email: str, password_hash: str, full_name: str | None) -> User:
+    return User(
+        id=_uuid(rng),
+        email=email,
+        password_hash=password_hash,
+        full_name=full_name,
+        role=Role.USER,
+        is_active=True,
+        created_at=START,
+        updated_at=START,
+    )
+
+
 def make_users(rng: random.Random, count: int, password_hash: str) -> list[User]:
-    users = []
-    for number in range(count):
-        users.append(
-            User(
-                id=_uuid(rng),
-                email=BENCH_EMAIL if number == 0 else f"noise{number}@example.com",
-                password_hash=password_hash,
-                full_name="Keyset Bench" if number == 0 else None,
-                role=Role.USER,
-                is_active=True,
-                created_at=START,
-                updated_at=START,
-            )
-        )
-    return users
+    return [
+        make_user(rng, BENCH_EMAIL, password_hash, "Keyset Bench")
+        if number == 0
+        else make_user(rng, f"noise{number}@example.com", password_hash, None)
+        for number in range(count)
+    ]
 
 
-def copy_todos(url: str, todos: Sequence[Todo]) -> None:
-    """COPY in the row layout the repository itself writes (its `_values`)."""
-    columns = list(todo_columns(todos[0]))
-    statement = sql.SQL("COPY todos ({}) FROM STDIN").format(
-        sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+def copy_rows(url: str, table: str, rows: Iterable[dict[str, Any]]) -> None:
+    """COPY dicts (one layout, keys are the columns) into `table`, in one transaction."""
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(column) for column in first)
     )
     with psycopg.connect(url) as connection:
         with connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for todo in todos:
-                copy.write_row(list(todo_columns(todo).values()))
+            for row in itertools.chain([first], iterator):
+                copy.write_row(list(row.values()))
         connection.commit()
+
+
+def copy_users(url: str, users: Iterable[User]) -> None:
+    """COPY in the row layout the user repository itself writes (its `_values`)."""
+    copy_rows(url, "users", (user_columns(user) for user in users))
+
+
+def copy_todos(url: str, todos: Iterable[Todo]) -> None:
+    """COPY in the row layout the repository itself writes (its `_values`), then analyse."""
+    copy_rows(url, "todos", (todo_columns(todo) for todo in todos))
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) todos")
         connection.execute("ANALYZE users")

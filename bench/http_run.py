@@ -1,0 +1,314 @@
+"""bench/http: the live service under wrk, scenario by scenario, and the floor (bench/floor.py,
+the same routes on the bare stack) under the same scripts, one server at a time.
+
+    bench/http [--duration 10] [--warmup 2] [--million] [--soak SECONDS] [--smoke]
+
+Seeds PostgreSQL (BENCH_HTTP_DATABASE_URL), logs every user in through the API, runs the
+scenarios and writes bench/results/http.{json,md} and docs/bench-http.png (--smoke: into a
+temp directory, and exits 1 on any failed request). See bench/README.md.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+
+from bench import http_servers as servers
+from bench import http_wrk as wrk
+from bench.common import ROOT
+from bench.http_report import Report, Row, chart, machine, markdown, scan_log, table, write_json
+from bench.http_scenarios import BY_NAME, SCENARIOS, Bench
+from bench.http_seed import Plan, Seeded, delete_created, flush_redis
+from bench.http_seed import seed as seed_database
+from bench.http_servers import Server
+from bench.http_tokens import Client, clients, deep_cursor, login_all, write_lua
+
+MILLION = 1_000_000
+DEEP_TODOS = 100_000
+SOAK_SAMPLE_SECONDS = 10
+
+
+def ratio_note(what: str, value: float, baseline: float, limit: float) -> tuple[str, float]:
+    ratio = value / baseline if baseline else float("inf")
+    verdict = "ok" if ratio <= limit else "OVER"
+    return f"{what}: {ratio:.2f}x (requirement <= {limit:g}x: {verdict})", ratio
+
+
+def log_in(bench: Bench, server: Server, seeded: Seeded) -> Client | None:
+    """One real login per user, through the API; returns the deep user's client, if any."""
+    users = seeded.users + ([seeded.deep] if seeded.deep else [])
+    started = time.perf_counter()
+    pairs = asyncio.run(login_all(server.url, [email for email, _ in users]))
+    everyone = clients(bench.database_url, users, pairs)
+    print(f"logged in {len(users)} users in {time.perf_counter() - started:.1f} s", flush=True)
+    bench.clients = everyone[: len(seeded.users)]
+    write_lua(bench.tokens, bench.clients)
+    return everyone[-1] if seeded.deep else None
+
+
+def service_phase(bench: Bench, report: Report, seeded: Seeded) -> dict[str, wrk.Result]:
+    print("== service, 1 worker", flush=True)
+    server = bench.service(1, "service-1-worker.log")
+    deep_client = log_in(bench, server, seeded)
+    bench.warm(server)
+    results = {scenario.name: bench.scenario(server, scenario.name) for scenario in SCENARIOS}
+
+    login = results["login"]
+    cores = report.machine["cpus"] or 1
+    report.notes.append(
+        f"login: {login.rps:.1f} logins/s, {login.rps / cores:.1f} per core ({cores} cores), "
+        f"p50 {login.p50_ms:.0f} ms, p95 {login.p95_ms:.0f} ms"
+    )
+    report.extra["login"] = {
+        "per_second": login.rps,
+        "per_core": login.rps / cores,
+        "p95_ms": login.p95_ms,
+    }
+
+    list_load, login_load = BY_NAME["list"].load, BY_NAME["login"].load
+    during, logins = bench.measure(server, "list_during_logins", [list_load, login_load])
+    alone = results["list"].p99_ms
+    note, ratio = ratio_note(
+        f"list p99 during logins {during.p99_ms:.1f} ms vs {alone:.1f} ms alone",
+        during.p99_ms,
+        alone,
+        2,
+    )
+    report.notes.append(note)
+    report.extra["list_during_logins"] = {
+        "list": during.as_dict(),
+        "login": logins.as_dict(),
+        "plain_list_p99_ms": alone,
+        "ratio": ratio,
+    }
+    if deep_client is not None:
+        deep_phase(bench, server, report, deep_client)
+    report.extra["rss_mib"] = {"service_1_worker": bench.rss(server)}
+    servers.stop(server)
+    return results
+
+
+def deep_phase(bench: Bench, server: Server, report: Report, client: Client) -> None:
+    """One user's page 50 000 rows deep against the same user's first page."""
+    started = time.perf_counter()
+    cursor = asyncio.run(deep_cursor(server.url, client.token))
+    print(f"  walked to the deep page in {time.perf_counter() - started:.1f} s", flush=True)
+    tokens = str(write_lua(bench.out / "deep.lua", [client]))
+    first_load = wrk.Load("list.lua", 32, {"BENCH_TOKENS": tokens})
+    deep_load = wrk.Load(
+        "list.lua", 32, {"BENCH_TOKENS": tokens, "BENCH_QUERY": f"limit=20&cursor={cursor}"}
+    )
+    first = bench.measure(server, "deep_first", [first_load])[0]
+    deep = bench.measure(server, "deep", [deep_load])[0]
+    note, ratio = ratio_note(
+        f"deep page p50 {deep.p50_ms:.1f} ms vs first page {first.p50_ms:.1f} ms",
+        deep.p50_ms,
+        first.p50_ms,
+        1.5,
+    )
+    report.notes.append(note)
+    report.extra["deep"] = {"deep": deep.as_dict(), "first": first.as_dict(), "ratio": ratio}
+
+
+def floor_phase(bench: Bench, report: Report) -> dict[str, wrk.Result]:
+    print("== floor", flush=True)
+    server = bench.floor()
+    bench.warm(server)
+    results = {s.name: bench.scenario(server, s.name) for s in SCENARIOS if s.on_floor}
+    report.extra["rss_mib"]["floor"] = bench.rss(server)
+    servers.stop(server)
+    return results
+
+
+def workers_phase(bench: Bench, report: Report, one: dict[str, wrk.Result]) -> None:
+    print("== service, 2 workers", flush=True)
+    server = bench.service(2, "service-2-workers.log")
+    bench.warm(server)
+    pids = servers.worker_pids(server)
+    two: dict[str, wrk.Result] = {}
+    shares: dict[str, list[float]] = {}
+    for name in ("list", "get_one"):
+        # The workers share one socket: which takes wrk's keep-alive connections is decided
+        # at accept time, and may be all of them. Their CPU split says how it went.
+        before = servers.cpu_seconds(pids)
+        two[name] = bench.scenario(server, name)
+        used = [after - b for after, b in zip(servers.cpu_seconds(pids), before, strict=True)]
+        shares[name] = [round(100 * u / (sum(used) or 1)) for u in used]
+    report.extra["rss_mib"]["service_2_workers"] = bench.rss(server)
+    servers.stop(server)
+    for name, result in two.items():
+        report.notes.append(
+            f"{name} c32, 1 worker vs 2: {one[name].rps:,.0f} vs {result.rps:,.0f} rps "
+            f"({result.rps / one[name].rps:.2f}x), p99 {one[name].p99_ms:.1f} vs "
+            f"{result.p99_ms:.1f} ms; CPU split between the 2 workers (incl. warm-up) "
+            + "/".join(f"{share} %" for share in shares[name])
+        )
+    report.extra["workers"] = {
+        "1": {name: one[name].as_dict() for name in two},
+        "2": {name: result.as_dict() for name, result in two.items()},
+        "2_cpu_share_pct": shares,
+    }
+
+
+def soak_phase(bench: Bench, report: Report, seconds: int) -> None:
+    """Mixed list/get/create for `seconds` on one worker; is the worker's memory flat?"""
+    print(f"== soak, {seconds} s", flush=True)
+    server = bench.service(1, "service-soak.log")
+    bench.warm(server)
+    load = wrk.Load("mixed.lua", 32)
+    samples = [sum(bench.rss(server))]
+    process = wrk.start(load, server.url, seconds, bench.env("soak"))
+    try:
+        while process.poll() is None:
+            try:
+                process.wait(SOAK_SAMPLE_SECONDS)
+            except subprocess.TimeoutExpired:  # still running: time for a sample
+                samples.append(sum(servers.rss_mib(servers.worker_pids(server))))
+        result = wrk.finish(process, bench.logs / "wrk.log")
+    finally:
+        if process.poll() is None:
+            process.kill()
+    samples.append(sum(bench.rss(server)))
+    servers.stop(server)
+    delete_created(bench.database_url)
+    bench.check(server, f"soak (mixed.lua c32, {seconds} s)", result)
+    growth = (samples[-1] - samples[0]) / samples[0] * 100
+    verdict = "ok" if growth <= 10 else "OVER"
+    report.notes.append(
+        f"soak {seconds} s at {result.rps:,.0f} rps: RSS first {samples[0]:.0f}, last "
+        f"{samples[-1]:.0f}, max {max(samples):.0f} MiB, growth {growth:+.1f} % "
+        f"(requirement <= 10 %: {verdict})"
+    )
+    report.extra["soak"] = {"result": result.as_dict(), "rss_mib": samples, "growth_pct": growth}
+
+
+def rows(service: dict[str, wrk.Result], floor: dict[str, wrk.Result]) -> list[Row]:
+    table_rows = []
+    for scenario in SCENARIOS:
+        floor_name = scenario.floor_name or (scenario.name if scenario.on_floor else None)
+        table_rows.append(
+            Row(
+                scenario.name,
+                scenario.load.connections,
+                service[scenario.name],
+                floor.get(floor_name) if floor_name else None,
+                floor_name,
+            )
+        )
+    return table_rows
+
+
+def plan_for(args: argparse.Namespace) -> Plan:
+    if args.smoke:
+        return Plan(users=20, todos=20)
+    if args.million:
+        return Plan(args.users, args.todos, deep_todos=DEEP_TODOS, total_at_least=MILLION)
+    return Plan(args.users, args.todos)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=2, help="unrecorded seconds before each")
+    parser.add_argument(
+        "--server-warmup", type=float, default=10, help="unrecorded seconds after a server starts"
+    )
+    parser.add_argument("--users", type=int, default=1000, help="users who log in")
+    parser.add_argument("--todos", type=int, default=100, help="live todos per user")
+    parser.add_argument("--million", action="store_true", help="+ a deep user, >= 1M todos")
+    parser.add_argument("--soak", type=int, metavar="SECONDS", help="+ a soak run this long")
+    parser.add_argument("--smoke", action="store_true", help="tiny and fast, for CI")
+    parser.add_argument("--pool-size", type=int, help="the service's DB_POOL_SIZE")
+    parser.add_argument("--floor-pool-size", type=int, default=20)
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--floor-port", type=int, default=8101)
+    args = parser.parse_args(argv)
+    if args.smoke:  # CI's budget: a second a scenario, no long extras
+        args.duration, args.million, args.soak = 1, False, None
+        args.warmup, args.server_warmup = min(args.warmup, 0.5), min(args.server_warmup, 0.5)
+    return args
+
+
+def run(args: argparse.Namespace, out: Path, stack: ExitStack) -> Bench:
+    bench = Bench(args, out, stack)
+    plan = plan_for(args)
+    started = time.perf_counter()
+    seeded = seed_database(bench.database_url, plan)
+    flush_redis(bench.redis_url)
+    print(f"seeded {seeded.todos:,} todos in {time.perf_counter() - started:.1f} s", flush=True)
+    options = vars(args) | {"plan": asdict(plan)}
+    report = Report(machine(bench.database_url, bench.redis_url), options)
+
+    service = service_phase(bench, report, seeded)
+    floor = floor_phase(bench, report)
+    report.rows = rows(service, floor)
+    if not args.smoke:
+        workers_phase(bench, report, service)
+    if args.soak:
+        soak_phase(bench, report, args.soak)
+    rss = report.extra["rss_mib"]
+    report.notes.append(
+        "RSS per worker: "
+        + "; ".join(
+            f"{k.replace('_', ' ')} {' + '.join(f'{s:.0f}' for s in v)} MiB" for k, v in rss.items()
+        )
+    )
+    report.extra["server_revisions"] = bench.revisions
+    if len(set(bench.revisions.values())) > 1:
+        report.notes.append(
+            "the code changed during the run; servers started on: "
+            + ", ".join(f"{name} {rev}" for name, rev in bench.revisions.items())
+        )
+    errors = {
+        log.name: scan_log(log) for log in sorted(bench.logs.glob("*.log")) if log.name != "wrk.log"
+    }
+    report.extra["server_logs"] = errors
+    report.notes.append(
+        "server logs: "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{n} {k}" for k, n in c.items()) for name, c in errors.items()
+        )
+    )
+
+    # Another process busy on the machine meanwhile shows here (and moves the numbers).
+    report.extra["load_average_after"] = os.getloadavg()
+    print("\n" + table(report) + "\n", flush=True)
+    docs = out if args.smoke else ROOT / "docs"
+    write_json(report, out / "http.json")
+    (out / "http.md").write_text(markdown(report), encoding="utf-8")
+    chart(report, docs / "bench-http.png")
+    print(f"wrote {out / 'http.json'}, {out / 'http.md'}, {docs / 'bench-http.png'}", flush=True)
+    return bench
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # so the finally blocks stop the servers
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    if args.smoke:
+        out = Path(tempfile.mkdtemp(prefix="bench-http-smoke-"))
+    else:
+        out = ROOT / "bench" / "results"
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        bench = run(args, out, stack)
+    print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.smoke and bench.failures:
+        print("smoke: failed runs:\n  " + "\n  ".join(bench.failures), file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

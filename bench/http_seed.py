@@ -1,0 +1,115 @@
+"""The HTTP benchmark's data: many users with a realistic list each (bench/seed.py's
+generators), loaded with COPY into a freshly migrated database; Redis emptied.
+
+With `deep_todos`, one more user holds that many todos (a page 50 000 rows deep exists), and
+quiet users, who never log in, fill the table up to `total_at_least` todos.
+"""
+
+import asyncio
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+import psycopg
+from redis import Redis
+
+from alembic import command
+from app.domain.todos import Todo
+from app.domain.users import User
+from app.infrastructure.security import Argon2PasswordHasher
+from bench.common import BENCH_PASSWORD, alembic_config, app_url
+from bench.seed import copy_todos, copy_users, make_todos, make_user, reset_database
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/todo_bench_http"
+SMOKE_URL = "postgresql://postgres@127.0.0.1:5432/todo_bench_http_smoke"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+DEEP_EMAIL = "deep@bench.example.com"
+CREATED_TITLE = "Bench todo"
+"""What create.lua and mixed.lua post; no seeded todo has this title."""
+SETTLE_SECONDS = 1.0
+"""wrk stops with requests in flight; they commit within this long."""
+
+
+def database_url(smoke: bool) -> str:
+    return os.environ.get("BENCH_HTTP_DATABASE_URL", SMOKE_URL if smoke else DEFAULT_URL)
+
+
+def redis_url() -> str:
+    return os.environ.get("BENCH_HTTP_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+@dataclass(frozen=True)
+class Plan:
+    users: int
+    todos: int
+    """Live todos per user; a few more (one in 40, at least one) sit in the trash."""
+    deep_todos: int = 0
+    total_at_least: int = 0
+
+    @property
+    def trashed(self) -> int:
+        return max(1, self.todos // 40)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    users: list[tuple[str, UUID]]
+    """(email, id) of every user who logs in, in order."""
+    deep: tuple[str, UUID] | None
+    todos: int
+
+
+def _users_and_todos(plan: Plan, password_hash: str, seed: int) -> tuple[list[User], list[Todo]]:
+    rng = random.Random(seed)
+    users = [
+        make_user(rng, f"user{n}@bench.example.com", password_hash, None) for n in range(plan.users)
+    ]
+    todos = [t for user in users for t in make_todos(rng, user.id, plan.todos, plan.trashed)]
+    if plan.deep_todos:
+        deep = make_user(rng, DEEP_EMAIL, password_hash, "Deep Bench")
+        users.append(deep)
+        todos += make_todos(rng, deep.id, plan.deep_todos, plan.deep_todos // 40)
+    missing = max(0, plan.total_at_least - len(todos))
+    for n in range(math.ceil(missing / (plan.todos + plan.trashed))):
+        quiet = make_user(rng, f"quiet{n}@bench.example.com", password_hash, None)
+        users.append(quiet)
+        todos += make_todos(rng, quiet.id, plan.todos, plan.trashed)
+    # In created_at order across users, as a live service would have written them.
+    todos.sort(key=lambda todo: (todo.created_at, todo.id))
+    return users, todos
+
+
+def seed(url: str, plan: Plan, *, seed: int = 20_241_121) -> Seeded:
+    """Create (or empty) the database, migrate it to head, COPY the users and todos in."""
+    reset_database(url)
+    command.upgrade(alembic_config(app_url(url)), "head")
+    # One hash for everyone, at the app's production cost: what each login will verify.
+    hasher = Argon2PasswordHasher(time_cost=2, memory_kib=19 * 1024)
+    password_hash = asyncio.run(hasher.hash(BENCH_PASSWORD))
+    users, todos = _users_and_todos(plan, password_hash, seed)
+    copy_users(url, users)
+    copy_todos(url, todos)
+    by_email = {user.email: user.id for user in users}
+    return Seeded(
+        users=[(user.email, user.id) for user in users[: plan.users]],
+        deep=(DEEP_EMAIL, by_email[DEEP_EMAIL]) if plan.deep_todos else None,
+        todos=len(todos),
+    )
+
+
+def flush_redis(url: str) -> None:
+    with Redis.from_url(url) as redis:
+        redis.flushdb()
+
+
+def delete_created(url: str) -> int:
+    """Drop the todos a create run added, so later lists page over the seeded data."""
+    time.sleep(SETTLE_SECONDS)  # or a create still in flight lands after the DELETE
+    with psycopg.connect(url, autocommit=True) as connection:
+        statement = "DELETE FROM todos WHERE title = %s"
+        deleted = connection.execute(statement, (CREATED_TITLE,)).rowcount
+        connection.execute("VACUUM (ANALYZE) todos")
+    return deleted
