@@ -52,6 +52,8 @@ class Bench:
         self.stack = stack
         self.logs = out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        for old in self.logs.glob("*.log"):  # the report scans this run's logs only
+            old.unlink()
         self.tokens = out / "tokens.lua"
         self.database_url = database_url(args.smoke)
         self.redis_url = redis_url()

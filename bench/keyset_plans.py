@@ -112,9 +112,14 @@ async def capture_list_queries(
     each reached the way GET /todos reaches it: through TodoService.list and its cursor."""
     captured: list[sa.Select[Any]] = []
 
-    def capture(_conn: object, clause: object, *_args: object) -> None:
+    def capture(
+        _conn: object, clause: object, multiparams: Any, params: Any, *_args: object
+    ) -> None:
         if isinstance(clause, sa.Select) and todos in clause.get_final_froms():
-            captured.append(clause)
+            # The repository builds a statement once per query shape and passes the values
+            # apart: bind them, so EXPLAIN runs exactly what the page ran.
+            values = multiparams[0] if multiparams else params
+            captured.append(clause.params(values) if values else clause)
 
     event.listen(engine.sync_engine, "before_execute", capture)
     try:
