@@ -1,5 +1,6 @@
 """bench/http: the live service under wrk, scenario by scenario, and the floor (bench/floor.py,
-the same routes on the bare stack) under the same scripts, one server at a time.
+the same routes on the bare stack) under the same scripts, one server at a time: each
+scenario on the service, then at once on the floor.
 
     bench/http [--duration 10] [--warmup 2] [--million] [--soak SECONDS] [--smoke]
 
@@ -55,12 +56,25 @@ def log_in(bench: Bench, server: Server, seeded: Seeded) -> Client | None:
     return everyone[-1] if seeded.deep else None
 
 
-def service_phase(bench: Bench, report: Report, seeded: Seeded) -> dict[str, wrk.Result]:
-    print("== service, 1 worker", flush=True)
+def service_phase(
+    bench: Bench, report: Report, seeded: Seeded
+) -> tuple[dict[str, wrk.Result], dict[str, wrk.Result]]:
+    """Each scenario on the service, then at once on the floor: both runs of a pair see the
+    same machine (a shared VM drifts by tens of per cent over minutes)."""
+    print("== service (1 worker) and floor, scenario by scenario", flush=True)
     server = bench.service(1, "service-1-worker.log")
+    floor = bench.floor()
     deep_client = log_in(bench, server, seeded)
     bench.warm(server)
-    results = {scenario.name: bench.scenario(server, scenario.name) for scenario in SCENARIOS}
+    bench.warm(floor)
+    results: dict[str, wrk.Result] = {}
+    floor_results: dict[str, wrk.Result] = {}
+    for scenario in SCENARIOS:
+        results[scenario.name] = bench.scenario(server, scenario.name)
+        if scenario.on_floor:
+            floor_results[scenario.name] = bench.scenario(floor, scenario.name)
+    floor_rss = bench.rss(floor)
+    servers.stop(floor)
 
     login = results["login"]
     cores = report.machine["cpus"] or 1
@@ -92,9 +106,9 @@ def service_phase(bench: Bench, report: Report, seeded: Seeded) -> dict[str, wrk
     }
     if deep_client is not None:
         deep_phase(bench, server, report, deep_client)
-    report.extra["rss_mib"] = {"service_1_worker": bench.rss(server)}
+    report.extra["rss_mib"] = {"service_1_worker": bench.rss(server), "floor": floor_rss}
     servers.stop(server)
-    return results
+    return results, floor_results
 
 
 def deep_phase(bench: Bench, server: Server, report: Report, client: Client) -> None:
@@ -117,16 +131,6 @@ def deep_phase(bench: Bench, server: Server, report: Report, client: Client) -> 
     )
     report.notes.append(note)
     report.extra["deep"] = {"deep": deep.as_dict(), "first": first.as_dict(), "ratio": ratio}
-
-
-def floor_phase(bench: Bench, report: Report) -> dict[str, wrk.Result]:
-    print("== floor", flush=True)
-    server = bench.floor()
-    bench.warm(server)
-    results = {s.name: bench.scenario(server, s.name) for s in SCENARIOS if s.on_floor}
-    report.extra["rss_mib"]["floor"] = bench.rss(server)
-    servers.stop(server)
-    return results
 
 
 def workers_phase(bench: Bench, report: Report, one: dict[str, wrk.Result]) -> None:
@@ -248,8 +252,7 @@ def run(args: argparse.Namespace, out: Path, stack: ExitStack) -> Bench:
     options = vars(args) | {"plan": asdict(plan)}
     report = Report(machine(bench.database_url, bench.redis_url), options)
 
-    service = service_phase(bench, report, seeded)
-    floor = floor_phase(bench, report)
+    service, floor = service_phase(bench, report, seeded)
     report.rows = rows(service, floor)
     if not args.smoke:
         workers_phase(bench, report, service)
