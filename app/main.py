@@ -27,12 +27,7 @@ from app.domain.errors import EmailTaken
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.passwords import common_passwords
-from app.infrastructure.redis import (
-    InMemoryIdempotencyStore,
-    InMemoryRevocationList,
-    RedisIdempotencyStore,
-    RedisRevocationList,
-)
+from app.infrastructure.redis import InMemoryRevocationList, RedisRevocationList
 from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from app.logs import configure_logging
@@ -106,7 +101,6 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
         ),
         revocations=RedisRevocationList(redis) if redis else InMemoryRevocationList(),
         actors=ActorCache(),
-        idempotency=RedisIdempotencyStore(redis) if redis else InMemoryIdempotencyStore(),
         clock=SystemClock(),
         cursors=CursorCodec(secret.encode()),
         common_passwords=common_passwords(),

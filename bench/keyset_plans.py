@@ -36,7 +36,6 @@ from app.domain.todos import SortKey, TodoFilter, parse_sort
 from app.domain.users import Actor
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
-from app.infrastructure.redis import InMemoryIdempotencyStore
 from app.infrastructure.repositories.todos import todos
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from bench.common import BENCH_EMAIL, DEEP_ROWS, PAGE_SIZE, SECRET_KEY, SORTS, bench_settings
@@ -125,10 +124,7 @@ async def capture_list_queries(
     try:
         async with SqlAlchemyUnitOfWork(engine) as uow:
             service = TodoService(
-                uow,
-                clock=SystemClock(),
-                cursors=CursorCodec(SECRET_KEY.encode()),
-                idempotency=InMemoryIdempotencyStore(),
+                uow, clock=SystemClock(), cursors=CursorCodec(SECRET_KEY.encode())
             )
             await service.list(actor, TodoFilter(), sort=sort, limit=PAGE_SIZE)
             first = captured[-1]

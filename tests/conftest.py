@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 PASSWORD = "correct horse battery"
-TABLES = ("todos", "refresh_tokens", "users")
+TABLES = ("idempotency_keys", "todos", "refresh_tokens", "users")
 
 on_postgres = pytest.mark.skipif(
     not (TEST_DATABASE_URL or "").startswith("postgres"), reason="needs TEST_DATABASE_URL"

@@ -2,10 +2,11 @@
 
 The repositories mirror what the SQL ones promise (filters, keyset order with nulls last,
 compare-and-set writes, cascades on user delete) so a use case behaves the same on both.
-The revocation list, idempotency store and JWT issuer are the real in-process ones: they do
-no I/O, and faking them would only test the fake.
+The revocation list and the JWT issuer are the real in-process ones: they do no I/O, and
+faking them would only test the fake.
 """
 
+import asyncio
 import functools
 import hmac
 from collections.abc import Callable, Sequence
@@ -16,12 +17,12 @@ from typing import Any, Self, TypeVar, cast
 from uuid import UUID, uuid4
 
 from app.application.pagination import CursorCodec
-from app.application.ports import SortValues, TodoStats, UserFilter
-from app.domain.errors import EmailTaken
+from app.application.ports import IdempotencyRecord, SortValues, TodoStats, UserFilter
+from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
 from app.domain.sessions import RefreshToken
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
 from app.domain.users import Role, User
-from app.infrastructure.redis import InMemoryIdempotencyStore, InMemoryRevocationList
+from app.infrastructure.redis import InMemoryRevocationList
 from app.infrastructure.security import JwtTokenIssuer
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "REFRESH_TTL",
     "FakeClock",
     "FakePasswordHasher",
-    "InMemoryIdempotencyStore",
+    "InMemoryIdempotencyKeyRepository",
     "InMemoryRefreshTokenRepository",
     "InMemoryRevocationList",
     "InMemoryState",
@@ -125,15 +126,22 @@ class InMemoryState:
     users: dict[UUID, User] = field(default_factory=dict)
     todos: dict[UUID, Todo] = field(default_factory=dict)
     refresh_tokens: dict[UUID, RefreshToken] = field(default_factory=dict)
+    idempotency_keys: dict[tuple[UUID, str], IdempotencyRecord] = field(default_factory=dict)
 
     def snapshot(self) -> "InMemoryState":
-        return InMemoryState(dict(self.users), dict(self.todos), dict(self.refresh_tokens))
+        return InMemoryState(
+            dict(self.users),
+            dict(self.todos),
+            dict(self.refresh_tokens),
+            dict(self.idempotency_keys),
+        )
 
     def restore(self, snapshot: "InMemoryState") -> None:
         """In place, so the repositories' references stay valid."""
         _replace_contents(self.users, snapshot.users)
         _replace_contents(self.todos, snapshot.todos)
         _replace_contents(self.refresh_tokens, snapshot.refresh_tokens)
+        _replace_contents(self.idempotency_keys, snapshot.idempotency_keys)
 
 
 def _replace_contents(target: dict[K, V], source: dict[K, V]) -> None:
@@ -168,13 +176,16 @@ class InMemoryUserRepository:
             raise EmailTaken
 
     async def delete(self, user_id: UUID) -> None:
-        # The foreign keys cascade: the user's todos and refresh tokens go with them.
+        # The foreign keys cascade: the user's todos, refresh tokens and keys go with them.
         self._state.users.pop(user_id, None)
         for todo_id in [t.id for t in self._state.todos.values() if t.owner_id == user_id]:
             del self._state.todos[todo_id]
         tokens = self._state.refresh_tokens
         for token_id in [t.id for t in tokens.values() if t.user_id == user_id]:
             del tokens[token_id]
+        keys = self._state.idempotency_keys
+        for ident in [ident for ident in keys if ident[0] == user_id]:
+            del keys[ident]
 
     async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
         def key(user: User) -> tuple[datetime, UUID]:
@@ -357,6 +368,38 @@ class InMemoryRefreshTokenRepository:
         return list(dict.fromkeys(t.family_id for t in live))
 
 
+class InMemoryIdempotencyKeyRepository:
+    """Keys as the SQL one keeps them; a key is held by the task (the "connection") that
+    claimed it until its unit of work commits or rolls back, as PostgreSQL's lock is."""
+
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+        self._holders: dict[tuple[UUID, str], asyncio.Task[Any] | None] = {}
+
+    async def claim(
+        self, record: IdempotencyRecord, *, live_since: datetime
+    ) -> IdempotencyRecord | None:
+        ident = (record.user_id, record.key)
+        me = asyncio.current_task()
+        if self._holders.get(ident, me) is not me:
+            raise IdempotencyKeyInFlight
+        self._holders[ident] = me
+        stored = self._state.idempotency_keys.get(ident)
+        if stored is not None and stored.created_at > live_since:
+            return stored
+        self._state.idempotency_keys[ident] = record
+        return None
+
+    async def delete_expired(self, *, live_since: datetime) -> None:
+        keys = self._state.idempotency_keys
+        for ident in [ident for ident, record in keys.items() if record.created_at <= live_since]:
+            del keys[ident]
+
+    def release(self) -> None:
+        """The transaction ended: every key it held is free."""
+        self._holders.clear()
+
+
 class InMemoryUnitOfWork:
     """One transaction over in-memory tables.
 
@@ -369,16 +412,19 @@ class InMemoryUnitOfWork:
         self.users = InMemoryUserRepository(self.state)
         self.todos = InMemoryTodoRepository(self.state)
         self.refresh_tokens = InMemoryRefreshTokenRepository(self.state)
+        self.idempotency_keys = InMemoryIdempotencyKeyRepository(self.state)
         self.commits = 0
         self.rollbacks = 0
         self._committed = self.state.snapshot()
 
     async def commit(self) -> None:
         self._committed = self.state.snapshot()
+        self.idempotency_keys.release()
         self.commits += 1
 
     async def rollback(self) -> None:
         self.state.restore(self._committed)
+        self.idempotency_keys.release()
         self.rollbacks += 1
 
     async def __aenter__(self) -> Self:
@@ -392,6 +438,7 @@ class InMemoryUnitOfWork:
     ) -> None:
         # Whatever was not committed is discarded, like the SQL session closing.
         self.state.restore(self._committed)
+        self.idempotency_keys.release()
 
 
 def a_user(

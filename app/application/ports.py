@@ -87,6 +87,31 @@ class RefreshTokenRepository(Protocol):
         """Revokes every live family of the user but `keep`; returns the revoked ids."""
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """An Idempotency-Key and the todo its first request created, written in that request's
+    transaction: the key and the todo commit together, or neither does."""
+
+    user_id: UUID
+    key: str
+    fingerprint: str  # of the request body: the same key with another body is refused
+    todo_id: UUID
+    created_at: datetime
+
+
+class IdempotencyKeyRepository(Protocol):
+    async def claim(
+        self, record: IdempotencyRecord, *, live_since: datetime
+    ) -> IdempotencyRecord | None:
+        """Records the key for this transaction, unless a record of it created after
+        `live_since` exists: returns that one instead (an older one is replaced). Raises
+        IdempotencyKeyInFlight while another transaction holds the key."""
+
+    async def delete_expired(self, *, live_since: datetime) -> None:
+        """Deletes a bounded batch of records created at `live_since` or earlier, never
+        waiting for one that another transaction holds."""
+
+
 class UnitOfWork(Protocol):
     @property
     def users(self) -> UserRepository: ...
@@ -94,6 +119,8 @@ class UnitOfWork(Protocol):
     def todos(self) -> TodoRepository: ...
     @property
     def refresh_tokens(self) -> RefreshTokenRepository: ...
+    @property
+    def idempotency_keys(self) -> IdempotencyKeyRepository: ...
 
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
@@ -145,21 +172,3 @@ class RevocationList(Protocol):
 
     async def user_changed(self, user_id: UUID) -> None:
         """Retires the user's stamp: every copy read before now is stale."""
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    fingerprint: str
-    result: str | None  # None while the first request is still in flight
-
-
-class IdempotencyStore(Protocol):
-    async def reserve(
-        self, key: str, *, fingerprint: str, ttl: timedelta
-    ) -> IdempotencyRecord | None:
-        """Claims the key; returns the existing record instead if someone holds it."""
-
-    async def complete(
-        self, key: str, *, fingerprint: str, result: str, ttl: timedelta
-    ) -> None: ...
-    async def release(self, key: str) -> None: ...

@@ -8,9 +8,8 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 from app.application.pagination import CursorCodec, Page, paginate
-from app.application.ports import Clock, IdempotencyStore, SortValues, TodoStats, UnitOfWork
+from app.application.ports import Clock, IdempotencyRecord, SortValues, TodoStats, UnitOfWork
 from app.domain.errors import (
-    IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     PermissionDenied,
     PreconditionFailed,
@@ -51,39 +50,34 @@ def _fingerprint(draft: TodoDraft) -> str:
 
 
 class TodoService:
-    def __init__(
-        self,
-        uow: UnitOfWork,
-        *,
-        clock: Clock,
-        cursors: CursorCodec,
-        idempotency: IdempotencyStore,
-    ) -> None:
+    def __init__(self, uow: UnitOfWork, *, clock: Clock, cursors: CursorCodec) -> None:
         self._uow = uow
         self._clock = clock
         self._cursors = cursors
-        self._idempotency = idempotency
 
     async def create(
         self, actor: Actor, draft: TodoDraft, *, idempotency_key: str | None = None
     ) -> tuple[Todo, bool]:
-        """The new todo, and whether it is a replay of an earlier request with the same key."""
+        """The new todo, and whether it is a replay of an earlier request with the same key.
+
+        The key is recorded in the transaction that inserts the todo: a request that dies
+        before its commit leaves neither behind, so its retry simply creates the todo.
+        """
         actor.require(Permission.TODOS_WRITE)
-        if idempotency_key is None:
-            return await self._insert(actor, draft), False
-        key = f"{actor.user_id}:{idempotency_key}"
-        fingerprint = _fingerprint(draft)
-        record = await self._idempotency.reserve(key, fingerprint=fingerprint, ttl=IDEMPOTENCY_TTL)
-        if record is not None:
-            return await self._replay(actor, record.fingerprint, record.result, fingerprint), True
-        try:
-            todo = await self._insert(actor, draft)
-        except BaseException:
-            await self._idempotency.release(key)
-            raise
-        await self._idempotency.complete(
-            key, fingerprint=fingerprint, result=str(todo.id), ttl=IDEMPOTENCY_TTL
-        )
+        now = self._clock.now()
+        todo = Todo.new(draft, id=uuid4(), owner_id=actor.user_id, now=now)
+        if idempotency_key is not None:
+            live_since = now - IDEMPOTENCY_TTL
+            record = IdempotencyRecord(
+                actor.user_id, idempotency_key, _fingerprint(draft), todo.id, now
+            )
+            earlier = await self._uow.idempotency_keys.claim(record, live_since=live_since)
+            if earlier is not None:
+                return await self._replay(actor, earlier, record.fingerprint), True
+            # Each new key sweeps a batch of expired ones: the table never outgrows a day.
+            await self._uow.idempotency_keys.delete_expired(live_since=live_since)
+        await self._uow.todos.add(todo)
+        await self._uow.commit()
         return todo, False
 
     async def get(self, actor: Actor, todo_id: UUID) -> Todo:
@@ -172,20 +166,10 @@ class TodoService:
         actor.require(Permission.TODOS_READ)
         return await self._uow.todos.stats(actor.user_id, now=self._clock.now())
 
-    async def _insert(self, actor: Actor, draft: TodoDraft) -> Todo:
-        todo = Todo.new(draft, id=uuid4(), owner_id=actor.user_id, now=self._clock.now())
-        await self._uow.todos.add(todo)
-        await self._uow.commit()
-        return todo
-
-    async def _replay(
-        self, actor: Actor, stored_fingerprint: str, result: str | None, fingerprint: str
-    ) -> Todo:
-        if stored_fingerprint != fingerprint:
+    async def _replay(self, actor: Actor, earlier: IdempotencyRecord, fingerprint: str) -> Todo:
+        if earlier.fingerprint != fingerprint:
             raise IdempotencyKeyReused
-        if result is None:
-            raise IdempotencyKeyInFlight
-        todo = await self._uow.todos.get(UUID(result))
+        todo = await self._uow.todos.get(earlier.todo_id)
         if todo is None or todo.owner_id != actor.user_id:
             raise TodoNotFound  # deleted for good since the first request
         return todo

@@ -142,3 +142,18 @@ class TodoRow(Base):
             dialect="postgresql"
         ),
     )
+
+
+class IdempotencyKeyRow(Base):
+    """A user's Idempotency-Key, inserted in the same transaction as the todo it created."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    # No foreign key: a todo deleted for good leaves its key, whose replay is then a 404.
+    todo_id: Mapped[UUID]
+    created_at: Mapped[datetime] = mapped_column(index=True)  # the expiry sweep's range

@@ -1,10 +1,9 @@
-"""Revocation list and idempotency store on Redis, with in-process twins for the embedded default.
+"""The revocation list on Redis, with an in-process twin for the embedded default.
 
-Redis errors become ServiceUnavailable (503): both stores guard correctness, so they fail
-closed rather than guess.
+Redis errors become ServiceUnavailable (503): the list guards correctness, so it fails closed
+rather than guess.
 """
 
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -15,10 +14,9 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.application.ports import AccessCheck, IdempotencyRecord
+from app.application.ports import AccessCheck
 from app.domain.errors import ServiceUnavailable
 
-IN_FLIGHT_TTL = timedelta(minutes=1)  # a crashed first request frees its key after this
 # A stamp lives this long unless the user changes first; its expiry only costs one re-read.
 USER_STAMP_TTL = timedelta(minutes=10)
 
@@ -38,15 +36,6 @@ async def _redis_errors() -> AsyncIterator[None]:
 
 def _ms(ttl: timedelta) -> int:
     return max(1, int(ttl.total_seconds() * 1000))
-
-
-def _record(fingerprint: str, result: str | None) -> str:
-    return json.dumps({"fingerprint": fingerprint, "result": result})
-
-
-def _parse(raw: str | bytes) -> IdempotencyRecord:
-    data = json.loads(raw)
-    return IdempotencyRecord(fingerprint=data["fingerprint"], result=data["result"])
 
 
 # One round trip, one command (a pipeline of two costs twice the client's time): whether any
@@ -79,35 +68,6 @@ class RedisRevocationList:
     async def user_changed(self, user_id: UUID) -> None:
         async with _redis_errors():
             await self._redis.delete(f"user-stamp:{user_id}")
-
-
-class RedisIdempotencyStore:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-
-    async def reserve(
-        self, key: str, *, fingerprint: str, ttl: timedelta
-    ) -> IdempotencyRecord | None:
-        name = f"idempotency:{key}"
-        async with _redis_errors():
-            for _ in range(3):
-                # SET NX is the lock: of concurrent duplicates exactly one gets None.
-                if await self._redis.set(
-                    name, _record(fingerprint, None), nx=True, px=_ms(IN_FLIGHT_TTL)
-                ):
-                    return None
-                raw = await self._redis.get(name)
-                if raw is not None:
-                    return _parse(raw)
-        raise ServiceUnavailable("The idempotency store is busy; try again.")
-
-    async def complete(self, key: str, *, fingerprint: str, result: str, ttl: timedelta) -> None:
-        async with _redis_errors():
-            await self._redis.set(f"idempotency:{key}", _record(fingerprint, result), px=_ms(ttl))
-
-    async def release(self, key: str) -> None:
-        async with _redis_errors():
-            await self._redis.delete(f"idempotency:{key}")
 
 
 class _ExpiringDict:
@@ -156,23 +116,3 @@ class InMemoryRevocationList:
 
     async def user_changed(self, user_id: UUID) -> None:
         self._stamps.pop(str(user_id))
-
-
-class InMemoryIdempotencyStore:
-    def __init__(self) -> None:
-        self._records = _ExpiringDict()
-
-    async def reserve(
-        self, key: str, *, fingerprint: str, ttl: timedelta
-    ) -> IdempotencyRecord | None:
-        raw = self._records.get(key)
-        if raw is not None:
-            return _parse(raw)
-        self._records.set(key, _record(fingerprint, None), IN_FLIGHT_TTL)
-        return None
-
-    async def complete(self, key: str, *, fingerprint: str, result: str, ttl: timedelta) -> None:
-        self._records.set(key, _record(fingerprint, result), ttl)
-
-    async def release(self, key: str) -> None:
-        self._records.pop(key)

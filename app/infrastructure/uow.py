@@ -5,6 +5,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
 from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenRepository
 from app.infrastructure.repositories.users import SqlAlchemyUserRepository
@@ -37,6 +38,7 @@ class SqlAlchemyUnitOfWork:
         self.users = SqlAlchemyUserRepository(self.connection)
         self.todos = SqlAlchemyTodoRepository(self.connection)
         self.refresh_tokens = SqlAlchemyRefreshTokenRepository(self.connection)
+        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(self.connection)
         return self
 
     async def __aexit__(

@@ -10,14 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 
 from app.application.auth import ActorCache, AuthService
 from app.application.pagination import CursorCodec
-from app.application.ports import (
-    Clock,
-    IdempotencyStore,
-    PasswordHasher,
-    RevocationList,
-    TokenIssuer,
-    UnitOfWork,
-)
+from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIssuer, UnitOfWork
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.domain.errors import InvalidToken
@@ -43,7 +36,6 @@ class Adapters:
     tokens: TokenIssuer
     revocations: RevocationList
     actors: ActorCache
-    idempotency: IdempotencyStore
     clock: Clock
     cursors: CursorCodec
     common_passwords: Container[str]
@@ -106,9 +98,7 @@ async def get_user_service(request: Request, uow: Uow) -> UserService:
 
 async def get_todo_service(request: Request, uow: Uow) -> TodoService:
     adapters = adapters_of(request)
-    return TodoService(
-        uow, clock=adapters.clock, cursors=adapters.cursors, idempotency=adapters.idempotency
-    )
+    return TodoService(uow, clock=adapters.clock, cursors=adapters.cursors)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]

@@ -5,6 +5,7 @@ change to a user bites on the next request on every instance, whatever each had 
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -17,19 +18,26 @@ from app.config import Settings
 from app.domain.users import Role
 from app.main import create_app
 from app.presentation.deps import Adapters
-from tests.conftest import TEST_REDIS_URL, MakeUser
+from tests.conftest import TEST_REDIS_URL, MakeUser, Session, on_postgres
 
 API = "/api/v1"
 
 
-@pytest.fixture
-async def second_client(settings: Settings) -> AsyncIterator[AsyncClient]:
-    """Another instance of the service on the same database (and Redis, when configured)."""
+@asynccontextmanager
+async def instance(settings: Settings) -> AsyncIterator[AsyncClient]:
+    """An instance of the service of its own (its own pools and in-process stores)."""
     other = create_app(settings)
     async with other.router.lifespan_context(other):
         transport = ASGITransport(app=other, raise_app_exceptions=False)
         async with AsyncClient(transport=transport, base_url="http://other") as http:
             yield http
+
+
+@pytest.fixture
+async def second_client(settings: Settings) -> AsyncIterator[AsyncClient]:
+    """Another instance of the service on the same database (and Redis, when configured)."""
+    async with instance(settings) as http:
+        yield http
 
 
 async def test_twenty_patches_with_one_if_match_have_exactly_one_winner(
@@ -56,14 +64,9 @@ async def test_twenty_patches_with_one_if_match_have_exactly_one_winner(
             assert response.json()["code"] == "precondition_failed"
 
 
-async def test_ten_identical_posts_with_one_key_create_one_todo(
-    client: AsyncClient, second_client: AsyncClient, make_user: MakeUser, settings: Settings
-) -> None:
-    ada = await make_user()
-    headers = {**ada.headers, "Idempotency-Key": "burst-1"}
-    # Without Redis each instance has its own in-process store: one instance only, then.
-    clients = [client, second_client] if settings.redis_url else [client]
-
+async def _burst_of_identical_posts(clients: list[AsyncClient], session: Session, key: str) -> None:
+    """Ten concurrent POSTs with one key: one creates, the others are 409 or a replay of it."""
+    headers = {**session.headers, "Idempotency-Key": key}
     responses = await asyncio.gather(
         *(
             clients[n % len(clients)].post(f"{API}/todos", json={"title": "once"}, headers=headers)
@@ -72,13 +75,35 @@ async def test_ten_identical_posts_with_one_key_create_one_todo(
     )
     statuses = {r.status_code for r in responses}
     assert statuses <= {201, 409}
-    created_ids = {r.json()["id"] for r in responses if r.status_code == 201}
+    created = [r for r in responses if r.status_code == 201]
+    assert len([r for r in created if "idempotent-replayed" not in r.headers]) == 1
+    created_ids = {r.json()["id"] for r in created}
     assert len(created_ids) == 1
     for response in responses:
         if response.status_code == 409:
             assert response.json()["code"] == "idempotency_key_in_flight"
-    listed = (await client.get(f"{API}/todos", headers=ada.headers)).json()["items"]
+    listed = (await clients[0].get(f"{API}/todos", headers=session.headers)).json()["items"]
     assert [t["id"] for t in listed] == list(created_ids)
+
+
+async def test_ten_identical_posts_with_one_key_create_one_todo(
+    client: AsyncClient, second_client: AsyncClient, make_user: MakeUser, settings: Settings
+) -> None:
+    ada = await make_user()
+    # SQLite is the embedded, one-process default: one instance only, then.
+    clients = [client] if settings.is_sqlite else [client, second_client]
+    await _burst_of_identical_posts(clients, ada, "burst-1")
+
+
+@on_postgres
+async def test_identical_posts_on_two_instances_without_redis_create_one_todo(
+    make_user: MakeUser, settings: Settings
+) -> None:
+    # The key is kept in PostgreSQL, so instances agree on it with no Redis at all.
+    ada = await make_user()
+    without_redis = settings.model_copy(update={"redis_url": None})
+    async with instance(without_redis) as one, instance(without_redis) as two:
+        await _burst_of_identical_posts([one, two], ada, "burst-2")
 
 
 async def _user_id(http: AsyncClient, headers: dict[str, str]) -> str:

@@ -5,9 +5,11 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from redis.asyncio import Redis
 
+from app.config import Settings
 from app.domain.users import Role
-from tests.conftest import MakeUser, Session
+from tests.conftest import TEST_REDIS_URL, MakeUser, Session
 
 API = "/api/v1"
 
@@ -308,6 +310,27 @@ async def test_idempotency_key_replays_the_first_response(
     )
     assert bobs.status_code == 201
     assert bobs.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
+async def test_idempotency_key_outlives_an_emptied_redis(
+    client: AsyncClient, make_user: MakeUser, settings: Settings
+) -> None:
+    ada = await make_user()
+    headers = {**ada.headers, "Idempotency-Key": "order-43"}
+    first = await client.post(f"{API}/todos", json={"title": "once"}, headers=headers)
+    assert first.status_code == 201
+    redis = Redis.from_url(str(settings.redis_url))  # a restart without persistence, or a flush
+    await redis.flushdb()
+    await redis.aclose()
+
+    again = await client.post(f"{API}/todos", json={"title": "once"}, headers=headers)
+
+    assert again.status_code == 201
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    listed = await client.get(f"{API}/todos", headers=ada.headers)
+    assert [t["id"] for t in listed.json()["items"]] == [first.json()["id"]]
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\tkey"])

@@ -51,7 +51,7 @@ async def _tables(url: str) -> set[str]:
 
 async def test_upgrade_downgrade_upgrade_and_no_drift(scratch_url: str) -> None:
     await _alembic(scratch_url, "upgrade", "head")
-    assert await _tables(scratch_url) == {"users", "todos", "refresh_tokens"}
+    assert await _tables(scratch_url) == {"users", "todos", "refresh_tokens", "idempotency_keys"}
     await _alembic(scratch_url, "downgrade", "base")
     assert await _tables(scratch_url) == set()
     await _alembic(scratch_url, "upgrade", "head")

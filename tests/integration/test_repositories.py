@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.application.ports import IdempotencyRecord
 from app.config import Settings
-from app.domain.errors import EmailTaken
+from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
 from app.domain.todos import DEFAULT_SORT, Priority, Todo, TodoChanges, TodoDraft, TodoFilter
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
-from tests.conftest import empty_stores
+from tests.conftest import empty_stores, on_postgres
 
 NOW = datetime.now(UTC)
 UowFactory = Callable[[], SqlAlchemyUnitOfWork]
@@ -122,3 +123,76 @@ async def test_active_admins_are_listed(uow_factory: UowFactory) -> None:
         await uow.users.add(user)
         await uow.commit()
         assert await uow.users.lock_active_admins() == [admin.id]
+
+
+# Idempotency keys
+
+DAY = timedelta(hours=24)
+
+
+def _key(owner: User, key: str = "k", *, at: datetime = NOW) -> IdempotencyRecord:
+    return IdempotencyRecord(owner.id, key, "f" * 64, uuid.uuid4(), at)
+
+
+async def _with_user(uow_factory: UowFactory) -> User:
+    ada = _user("ada@x.io")
+    async with uow_factory() as uow:
+        await uow.users.add(ada)
+        await uow.commit()
+    return ada
+
+
+async def test_a_committed_key_is_returned_to_the_next_claim(uow_factory: UowFactory) -> None:
+    ada = await _with_user(uow_factory)
+    first = _key(ada)
+    async with uow_factory() as uow:
+        assert await uow.idempotency_keys.claim(first, live_since=NOW - DAY) is None
+        await uow.commit()
+    async with uow_factory() as uow:
+        later = _key(ada, at=NOW + timedelta(hours=1))
+        assert await uow.idempotency_keys.claim(later, live_since=NOW - DAY) == first
+
+
+async def test_an_uncommitted_key_leaves_nothing(uow_factory: UowFactory) -> None:
+    ada = await _with_user(uow_factory)
+    async with uow_factory() as uow:
+        assert await uow.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) is None
+    async with uow_factory() as uow:
+        assert await uow.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) is None
+
+
+async def test_an_expired_key_is_taken_over_and_others_are_swept(
+    uow_factory: UowFactory,
+) -> None:
+    ada = await _with_user(uow_factory)
+    live = _key(ada, "live")
+    async with uow_factory() as uow:
+        for key in ("taken-over", "swept"):
+            await uow.idempotency_keys.claim(_key(ada, key, at=NOW - DAY), live_since=NOW - 2 * DAY)
+        await uow.idempotency_keys.claim(live, live_since=NOW - DAY)
+        await uow.commit()
+    fresh = _key(ada, "taken-over")
+    async with uow_factory() as uow:
+        assert await uow.idempotency_keys.claim(fresh, live_since=NOW - DAY) is None
+        await uow.idempotency_keys.delete_expired(live_since=NOW - DAY)
+        await uow.commit()
+    async with uow_factory() as uow:
+        keys = uow.idempotency_keys
+        assert await keys.claim(_key(ada, "taken-over"), live_since=NOW - DAY) == fresh
+        assert await keys.claim(_key(ada, "live"), live_since=NOW - DAY) == live
+        assert await keys.claim(_key(ada, "swept"), live_since=NOW - DAY) is None  # gone
+
+
+@on_postgres
+async def test_a_key_held_by_an_open_transaction_is_in_flight_until_it_ends(
+    uow_factory: UowFactory,
+) -> None:
+    ada = await _with_user(uow_factory)
+    async with uow_factory() as first:
+        assert await first.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) is None
+        async with uow_factory() as second:
+            with pytest.raises(IdempotencyKeyInFlight):
+                await second.idempotency_keys.claim(_key(ada), live_since=NOW - DAY)
+    # `first` ended without a commit: its lock and its record are gone with it.
+    async with uow_factory() as third:
+        assert await third.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) is None

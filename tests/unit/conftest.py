@@ -11,7 +11,6 @@ from tests.fakes import (
     COMMON_PASSWORDS,
     FakeClock,
     FakePasswordHasher,
-    InMemoryIdempotencyStore,
     InMemoryRevocationList,
     InMemoryUnitOfWork,
     make_cursor_codec,
@@ -42,11 +41,6 @@ def tokens() -> JwtTokenIssuer:
 @pytest.fixture
 def revocations() -> InMemoryRevocationList:
     return InMemoryRevocationList()
-
-
-@pytest.fixture
-def idempotency() -> InMemoryIdempotencyStore:
-    return InMemoryIdempotencyStore()
 
 
 @pytest.fixture
@@ -92,10 +86,5 @@ def users(
 
 
 @pytest.fixture
-def todos(
-    uow: InMemoryUnitOfWork,
-    clock: FakeClock,
-    cursors: CursorCodec,
-    idempotency: InMemoryIdempotencyStore,
-) -> TodoService:
-    return TodoService(uow, clock=clock, cursors=cursors, idempotency=idempotency)
+def todos(uow: InMemoryUnitOfWork, clock: FakeClock, cursors: CursorCodec) -> TodoService:
+    return TodoService(uow, clock=clock, cursors=cursors)

@@ -6,6 +6,7 @@ from uuid import uuid4
 import pytest
 
 from app.application.ports import (
+    IdempotencyKeyRepository,
     PasswordHasher,
     RefreshTokenRepository,
     TodoRepository,
@@ -18,6 +19,7 @@ from app.domain.todos import SortField, SortKey, Todo, TodoChanges, TodoDraft, T
 from tests.fakes import (
     FakeClock,
     FakePasswordHasher,
+    InMemoryIdempotencyKeyRepository,
     InMemoryRefreshTokenRepository,
     InMemoryTodoRepository,
     InMemoryUnitOfWork,
@@ -34,8 +36,9 @@ def test_fakes_satisfy_the_ports() -> None:
     users: UserRepository = InMemoryUserRepository()
     todos: TodoRepository = InMemoryTodoRepository()
     tokens: RefreshTokenRepository = InMemoryRefreshTokenRepository()
+    keys: IdempotencyKeyRepository = InMemoryIdempotencyKeyRepository()
     hasher: PasswordHasher = FakePasswordHasher()
-    assert all([uow, users, todos, tokens, hasher])
+    assert all([uow, users, todos, tokens, keys, hasher])
 
 
 async def test_rollback_discards_writes_since_the_last_commit() -> None:

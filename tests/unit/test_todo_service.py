@@ -417,12 +417,71 @@ async def test_failed_first_request_frees_its_key_for_a_retry(
     uow.todos = FailingOnceTodoRepository(uow.state)
     draft = TodoDraft(title="Pay rent")
     with pytest.raises(RuntimeError):
-        await todos.create(ALICE, draft, idempotency_key="key-1")
+        async with uow:  # as a request runs it: what it did not commit is rolled back
+            await todos.create(ALICE, draft, idempotency_key="key-1")
+    assert uow.state.idempotency_keys == {}
 
     todo, replayed = await todos.create(ALICE, draft, idempotency_key="key-1")
 
     assert not replayed
     assert list(uow.state.todos) == [todo.id]
+
+
+async def test_create_without_a_key_records_no_key(
+    todos: TodoService, uow: InMemoryUnitOfWork
+) -> None:
+    await todos.create(ALICE, TodoDraft(title="Pay rent"))
+
+    assert uow.state.idempotency_keys == {}
+    assert uow.commits == 1
+
+
+async def test_key_and_todo_are_committed_together_once(
+    todos: TodoService, uow: InMemoryUnitOfWork
+) -> None:
+    todo, _ = await todos.create(ALICE, TodoDraft(title="Pay rent"), idempotency_key="key-1")
+
+    assert uow.commits == 1
+    assert uow.state.idempotency_keys[(ALICE.user_id, "key-1")].todo_id == todo.id
+
+
+async def test_key_replays_until_24_hours_have_passed(
+    todos: TodoService, uow: InMemoryUnitOfWork, clock: FakeClock
+) -> None:
+    draft = TodoDraft(title="Pay rent")
+    first, _ = await todos.create(ALICE, draft, idempotency_key="key-1")
+
+    clock.advance(timedelta(hours=24) - timedelta(seconds=1))
+    assert await todos.create(ALICE, draft, idempotency_key="key-1") == (first, True)
+
+
+async def test_key_older_than_24_hours_is_treated_as_absent(
+    todos: TodoService, uow: InMemoryUnitOfWork, clock: FakeClock
+) -> None:
+    await todos.create(ALICE, TodoDraft(title="Pay rent"), idempotency_key="key-1")
+    clock.advance(timedelta(hours=24))
+
+    # Another body too: the old record no longer binds the key.
+    second, replayed = await todos.create(
+        ALICE, TodoDraft(title="Pay the rent"), idempotency_key="key-1"
+    )
+
+    assert not replayed
+    assert len(uow.state.todos) == 2
+    assert uow.state.idempotency_keys[(ALICE.user_id, "key-1")].todo_id == second.id
+
+
+async def test_a_new_key_sweeps_expired_ones(
+    todos: TodoService, uow: InMemoryUnitOfWork, clock: FakeClock
+) -> None:
+    await todos.create(BOB, TodoDraft(title="old"), idempotency_key="old")
+    clock.advance(timedelta(hours=12))
+    await todos.create(BOB, TodoDraft(title="recent"), idempotency_key="recent")
+    clock.advance(timedelta(hours=12))
+
+    await todos.create(ALICE, TodoDraft(title="new"), idempotency_key="new")
+
+    assert set(uow.state.idempotency_keys) == {(BOB.user_id, "recent"), (ALICE.user_id, "new")}
 
 
 async def test_replay_of_a_todo_deleted_for_good_is_not_found(

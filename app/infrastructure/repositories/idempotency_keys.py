@@ -1,0 +1,74 @@
+"""Idempotency keys in SQL, claimed in the transaction of the create they guard."""
+
+import hashlib
+from dataclasses import asdict
+from datetime import datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.application.ports import IdempotencyRecord
+from app.domain.errors import IdempotencyKeyInFlight
+from app.infrastructure.orm import IdempotencyKeyRow
+from app.infrastructure.repositories.base import SqlRepository
+
+keys = cast(sa.Table, IdempotencyKeyRow.__table__)
+_SWEEP_BATCH = 100
+
+
+def _claim(statement: postgresql.Insert | sqlite.Insert) -> sa.Executable:
+    """Insert the record, or take over an expired one; RETURNING says whether it was ours."""
+    return statement.on_conflict_do_update(
+        index_elements=[keys.c.user_id, keys.c.key],
+        set_={name: statement.excluded[name] for name in ("fingerprint", "todo_id", "created_at")},
+        where=keys.c.created_at <= sa.bindparam("live_since", type_=keys.c.created_at.type),
+    ).returning(keys.c.user_id)
+
+
+_CLAIM = {"postgresql": _claim(postgresql.insert(keys)), "sqlite": _claim(sqlite.insert(keys))}
+_BY_KEY = sa.select(keys).where(
+    keys.c.user_id == sa.bindparam("match_user_id"), keys.c.key == sa.bindparam("match_key")
+)
+# Oldest first through the created_at index; SKIP LOCKED: a sweep never waits for another.
+_EXPIRED = (
+    sa.select(keys.c.user_id, keys.c.key)
+    .where(keys.c.created_at <= sa.bindparam("live_since", type_=keys.c.created_at.type))
+    .order_by(keys.c.created_at)
+    .limit(_SWEEP_BATCH)
+    .with_for_update(skip_locked=True)
+)
+_SWEEP = sa.delete(keys).where(sa.tuple_(keys.c.user_id, keys.c.key).in_(_EXPIRED))
+# Who holds a key on PostgreSQL: a transaction-scoped advisory lock, tried without waiting.
+# A duplicate then answers 409 at once instead of queueing behind the first request on the
+# unique index, and the lock ends with the transaction, or with its connection when the
+# process holding it dies, so nothing a crashed request held can block its retry.
+_TRY_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)))
+
+
+def _lock_id(record: IdempotencyRecord) -> int:
+    """The key as a 64-bit lock id; a collision costs at most a needless 409."""
+    digest = hashlib.blake2b(f"{record.user_id}:{record.key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
+    async def claim(
+        self, record: IdempotencyRecord, *, live_since: datetime
+    ) -> IdempotencyRecord | None:
+        connection = await self._connect()
+        dialect = connection.dialect.name
+        # SQLite needs no lock: its engine has one connection, held by a unit of work to its
+        # end, so a duplicate waits its turn and then sees the first one's commit, or nothing.
+        if dialect == "postgresql":
+            locked = await connection.execute(_TRY_LOCK, {"lock": _lock_id(record)})
+            if not locked.scalar():
+                raise IdempotencyKeyInFlight
+        values = {**asdict(record), "live_since": live_since}
+        if (await connection.execute(_CLAIM[dialect], values)).first() is not None:
+            return None
+        params = {"match_user_id": record.user_id, "match_key": record.key}
+        return IdempotencyRecord(*(await connection.execute(_BY_KEY, params)).one())
+
+    async def delete_expired(self, *, live_since: datetime) -> None:
+        await self._execute(_SWEEP, {"live_since": live_since})
