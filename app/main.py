@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import __version__
+from app import __version__, tracing
 from app.application.auth import ActorCache
 from app.application.pagination import CursorCodec
 from app.application.users import UserService
@@ -37,6 +38,9 @@ from app.presentation.errors import install_error_handlers, service_unavailable
 from app.presentation.middleware import BodySizeLimitMiddleware, EdgeMiddleware
 from app.presentation.rate_limit import RateLimiter
 from app.presentation.routers import auth, health, todos, users
+
+if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +153,13 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: "TracerProvider | None" = None
+) -> FastAPI:
+    """`tracer_provider`: trace to it; by default, to the collector the environment names."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    tracer_provider = tracer_provider or tracing.provider_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -169,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.redis_url
             else None
         )
+        tracing.instrument(tracer_provider, engine)
         adapters = build_adapters(settings, engine, redis)
         app.state.adapters = adapters
         if settings.first_admin_email and settings.first_admin_password:
@@ -189,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
+            await tracing.shutdown(tracer_provider)
 
     app = FastAPI(
         title="Todo API",
@@ -198,8 +208,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_tags=TAGS,
-        # FastAPI's native OpenTelemetry looks up the global providers on every request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Off unless tracing is on: FastAPI's native OpenTelemetry would otherwise look up
+        # the global providers on every request.
+        telemetry=tracing.fastapi_telemetry(tracer_provider),
     )
     install_error_handlers(app)
     for fault in (
@@ -237,6 +248,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
+    if tracer_provider is not None:
+        app.add_middleware(tracing.RequestIdAttribute)
     app.add_middleware(
         EdgeMiddleware,
         registry=registry,
