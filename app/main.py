@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import __version__, tracing
-from app.application.auth import ActorCache
+from app.application.auth import ActorCache, revocations_in_force
 from app.application.pagination import CursorCodec
 from app.application.users import UserService
 from app.config import Settings, get_settings
@@ -88,6 +88,20 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
             await redis.ping()
 
         readiness["redis"] = redis_ready
+    tokens = JwtTokenIssuer(
+        secret=secret,
+        algorithm=settings.jwt_algorithm,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+        refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+    )
+    clock = SystemClock()
+
+    async def revocations_on_record() -> dict[str, timedelta]:
+        async with SqlAlchemyUnitOfWork(engine, read_only=True) as uow:
+            return await revocations_in_force(uow, access_ttl=tokens.access_ttl, now=clock.now())
+
     return Adapters(
         uow_factory=lambda *, read_only=False: SqlAlchemyUnitOfWork(engine, read_only=read_only),
         hasher=Argon2PasswordHasher(
@@ -95,17 +109,14 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
             memory_kib=settings.password_hash_memory_kib,
             concurrency=settings.password_hash_concurrency,
         ),
-        tokens=JwtTokenIssuer(
-            secret=secret,
-            algorithm=settings.jwt_algorithm,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
-            refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        tokens=tokens,
+        revocations=(
+            RedisRevocationList(redis, revocations_on_record)
+            if redis
+            else InMemoryRevocationList(revocations_on_record)
         ),
-        revocations=RedisRevocationList(redis) if redis else InMemoryRevocationList(),
         actors=ActorCache(),
-        clock=SystemClock(),
+        clock=clock,
         cursors=CursorCodec(secret.encode()),
         common_passwords=common_passwords(),
         rate_limiter=RateLimiter(

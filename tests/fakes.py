@@ -367,6 +367,15 @@ class InMemoryRefreshTokenRepository:
             self._tokens[token.id] = replace(token, revoked_at=now)
         return list(dict.fromkeys(t.family_id for t in live))
 
+    async def revoked_families(self, *, since: datetime) -> dict[UUID, datetime]:
+        families: dict[UUID, datetime] = {}
+        for token in self._tokens.values():
+            if token.revoked_at is not None and token.revoked_at > since:
+                families[token.family_id] = max(
+                    token.revoked_at, families.get(token.family_id, since)
+                )
+        return families
+
 
 class InMemoryIdempotencyKeyRepository:
     """Keys as the SQL one keeps them; a key is held by the task (the "connection") that

@@ -2,7 +2,8 @@
 
 import hashlib
 from collections.abc import Container
-from datetime import timedelta
+from contextlib import suppress
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIssuer, UnitOfWork
@@ -11,9 +12,10 @@ from app.domain.errors import (
     InvalidCredentials,
     InvalidField,
     InvalidToken,
+    ServiceUnavailable,
     TokenReused,
 )
-from app.domain.sessions import RefreshToken, TokenPair
+from app.domain.sessions import AccessClaims, RefreshToken, TokenPair
 from app.domain.users import Actor, Role, User, check_password, normalise_email
 
 
@@ -26,8 +28,14 @@ def session_key(session_id: UUID) -> str:
     return f"sid:{session_id}"
 
 
-def token_key(token_id: str) -> str:
-    return f"jti:{token_id}"
+async def revocations_in_force(
+    uow: UnitOfWork, *, access_ttl: timedelta, now: datetime
+) -> dict[str, timedelta]:
+    """The revocation list's content, from the record: the refresh-token families. Every access
+    token is issued with a refresh token of its session, before that session ends, so a session
+    matters for `access_ttl` after it ended and no longer; a logout ends its token's session."""
+    families = await uow.refresh_tokens.revoked_families(since=now - access_ttl)
+    return {session_key(family): ended + access_ttl - now for family, ended in families.items()}
 
 
 class ActorCache:
@@ -103,7 +111,6 @@ class AuthService:
         if stored.is_spent or not await self._uow.refresh_tokens.spend(stored.id, now=now):
             # A spent token presented again means it leaked: end the whole login.
             await self._end_sessions([stored.family_id])
-            await self._uow.commit()
             raise TokenReused
         if stored.revoked_at is not None:
             raise InvalidToken
@@ -113,24 +120,26 @@ class AuthService:
         return await self._issue_pair(user.id, session_id=stored.family_id)
 
     async def logout(self, access_token: str, *, refresh_token: str | None) -> None:
-        """Revokes the access token now, and its login (plus the refresh token's, if other)."""
+        """Ends the access token's login, so the token is refused at once (plus the refresh
+        token's login, if another of the caller's). A token that no request would accept is
+        refused here too: a second logout is a 401."""
         claims = self._tokens.decode_access(access_token)
+        await self._actor(claims)
         families = [claims.session_id]
         if refresh_token:
             stored = await self._uow.refresh_tokens.get_by_hash(token_digest(refresh_token))
             if stored is not None and stored.user_id == claims.user_id:
                 families.append(stored.family_id)
-        ttl = max(claims.expires_at - self._clock.now(), timedelta(seconds=1))
-        await self._revocations.revoke(token_key(claims.token_id), ttl=ttl)
         await self._end_sessions(families)
-        await self._uow.commit()
 
     async def authenticate(self, access_token: str) -> Actor:
         """The caller behind a bearer token. One look-up answers both "revoked?" and "has the
         user changed since we read them?", so a role change bites on the very next request."""
-        claims = self._tokens.decode_access(access_token)
+        return await self._actor(self._tokens.decode_access(access_token))
+
+    async def _actor(self, claims: AccessClaims) -> Actor:
         check = await self._revocations.check(
-            token_key(claims.token_id), session_key(claims.session_id), user_id=claims.user_id
+            session_key(claims.session_id), user_id=claims.user_id
         )
         if check.revoked:
             raise InvalidToken
@@ -162,20 +171,28 @@ class AuthService:
         families = await self._uow.refresh_tokens.revoke_user_families(
             actor.user_id, now=self._clock.now(), keep=actor.session_id
         )
-        await self._revoke_access(families)
-        await self._uow.commit()
+        await self._commit_revoking(families)
 
     async def _end_sessions(self, families: list[UUID]) -> None:
         now = self._clock.now()
         for family_id in families:
             await self._uow.refresh_tokens.revoke_family(family_id, now=now)
-        await self._revoke_access(families)
+        await self._commit_revoking(families)
 
-    async def _revoke_access(self, families: list[UUID]) -> None:
-        """Access tokens are stateless; a session on the revocation list kills them all."""
-        if families:
-            keys = [session_key(family_id) for family_id in families]
+    async def _commit_revoking(self, families: list[UUID]) -> None:
+        """Commits the families' revocation (the record) and puts their sessions on the
+        revocation list, which kills their stateless access tokens: before the commit, so that
+        with Redis down nothing is committed that it would not know (503); after it as well,
+        because a list emptied and refilled in between read the record without this change.
+        If only the second write fails, the change stands: it is committed, and the first
+        write holds unless Redis was also emptied and refilled within these milliseconds."""
+        keys = [session_key(family_id) for family_id in families]
+        if keys:
             await self._revocations.revoke(*keys, ttl=self._tokens.access_ttl)
+        await self._uow.commit()
+        if keys:
+            with suppress(ServiceUnavailable):
+                await self._revocations.revoke(*keys, ttl=self._tokens.access_ttl)
 
     async def _issue_pair(self, user_id: UUID, *, session_id: UUID) -> TokenPair:
         now = self._clock.now()

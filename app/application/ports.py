@@ -1,6 +1,6 @@
 """What the use cases need from the outside world, as Protocols; adapters live elsewhere."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -86,6 +86,9 @@ class RefreshTokenRepository(Protocol):
     ) -> list[UUID]:
         """Revokes every live family of the user but `keep`; returns the revoked ids."""
 
+    async def revoked_families(self, *, since: datetime) -> dict[UUID, datetime]:
+        """Families revoked after `since`, each with the time it was revoked."""
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
@@ -160,10 +163,16 @@ class AccessCheck:
     """Changes whenever the user's role, status or existence may have changed."""
 
 
+RevocationSource = Callable[[], Awaitable[Mapping[str, timedelta]]]
+"""Every revocation still in force, with the time it has left, read from the database: the
+record a revocation list fills itself from when it has none (a new process, an empty Redis)."""
+
+
 class RevocationList(Protocol):
-    """Revoked access tokens and sessions, kept only as long as a token could live; and a stamp
-    per user, so that one look-up tells whether a token may pass and whether a copy of its
-    user read earlier is still current."""
+    """Revoked sessions, kept only as long as a token could live; and a stamp per user, so
+    that one look-up tells whether a token may pass and whether a copy of its user read
+    earlier is still current. A fast copy: the database keeps the record (RevocationSource),
+    and a list that finds itself empty refills from it before it answers, or fails."""
 
     async def revoke(self, *keys: str, ttl: timedelta) -> None: ...
     async def check(self, *keys: str, user_id: UUID) -> AccessCheck:

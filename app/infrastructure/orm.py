@@ -67,6 +67,9 @@ class UserRow(Base):
     __table_args__ = (sa.Index(None, "created_at", "id"),)
 
 
+REVOKED = sa.text("revoked_at IS NOT NULL")
+
+
 class RefreshTokenRow(Base):
     __tablename__ = "refresh_tokens"
 
@@ -78,6 +81,9 @@ class RefreshTokenRow(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+    # Sessions ended lately, read back when the revocation list refills (revocations_in_force).
+    __table_args__ = (sa.Index(None, "revoked_at", postgresql_where=REVOKED, sqlite_where=REVOKED),)
 
 
 LIVE = sa.text("deleted_at IS NULL")

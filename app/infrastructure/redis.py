@@ -1,9 +1,11 @@
 """The revocation list on Redis, with an in-process twin for the embedded default.
 
-Redis errors become ServiceUnavailable (503): the list guards correctness, so it fails closed
-rather than guess.
+The list guards correctness: Redis errors become ServiceUnavailable (503), so it fails closed
+rather than guess. The revocation lists are fast copies of the database's record: each fills
+itself from it when it finds itself empty, and answers nothing until it has.
 """
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -14,11 +16,14 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.application.ports import AccessCheck
+from app.application.ports import AccessCheck, RevocationSource
 from app.domain.errors import ServiceUnavailable
 
 # A stamp lives this long unless the user changes first; its expiry only costs one re-read.
 USER_STAMP_TTL = timedelta(minutes=10)
+# Written by a refill with the revocations: no marker, no revocations (a restart, a flush).
+LOADED = "revocations:loaded"
+REFILL_TIMEOUT = timedelta(minutes=1)  # a refill slower than this starts again
 
 
 def _new_stamp() -> str:
@@ -38,19 +43,37 @@ def _ms(ttl: timedelta) -> int:
     return max(1, int(ttl.total_seconds() * 1000))
 
 
-# One round trip, one command (a pipeline of two costs twice the client's time): whether any
-# key is revoked, and the user's stamp, the one there or ours, claimed now.
+# One round trip, one command (a pipeline of two costs twice the client's time): whether Redis
+# holds the revocations at all (nil if not), whether any key is revoked, and the user's stamp,
+# the one there or ours, claimed now.
 _CHECK = """
-local revoked = redis.call('EXISTS', unpack(KEYS, 2))
-local stamp = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local revoked = redis.call('EXISTS', unpack(KEYS, 3))
+local stamp = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
 return {revoked, stamp or ARGV[1]}
+"""
+
+# The revocations a refill read, and the marker; only if the note the refill left when it
+# began is still there: a flush since then may have taken revocations the read missed.
+_REFILL = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+for i = 3, #KEYS do redis.call('SET', KEYS[i], 1, 'PX', ARGV[i - 2]) end
+redis.call('SET', KEYS[2], 1)
+return 1
 """
 
 
 class RedisRevocationList:
-    def __init__(self, redis: Redis) -> None:
+    """A check that finds Redis empty (no marker) refills it from the database first, one
+    refill at a time per process (the other requests wait for it; each instance refills once).
+    A check that still finds it empty after that is a 503, never a pass."""
+
+    def __init__(self, redis: Redis, source: RevocationSource) -> None:
         self._redis = redis
+        self._source = source
         self._check = redis.register_script(_CHECK)
+        self._mark = redis.register_script(_REFILL)
+        self._refilling = asyncio.Lock()
 
     async def revoke(self, *keys: str, ttl: timedelta) -> None:
         async with _redis_errors(), self._redis.pipeline(transaction=False) as pipe:
@@ -59,11 +82,28 @@ class RedisRevocationList:
             await pipe.execute()
 
     async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
-        names = [f"user-stamp:{user_id}", *(f"revoked:{key}" for key in keys)]
-        stamp = _new_stamp()
-        async with _redis_errors():
-            revoked, current = await self._check(names, [stamp, _ms(USER_STAMP_TTL)])
-        return AccessCheck(revoked=bool(revoked), user_stamp=current.decode())
+        names = [LOADED, f"user-stamp:{user_id}", *(f"revoked:{key}" for key in keys)]
+        for _ in range(3):  # a refill that another flush overtook is tried once more
+            stamp = _new_stamp()
+            async with _redis_errors():
+                answer = await self._check(names, [stamp, _ms(USER_STAMP_TTL)])
+            if answer is not None:
+                revoked, current = answer
+                return AccessCheck(revoked=bool(revoked), user_stamp=current.decode())
+            await self._refill()
+        raise ServiceUnavailable("The revocation list is being restored; try again shortly.")
+
+    async def _refill(self) -> None:
+        async with self._refilling, _redis_errors():
+            if await self._redis.exists(LOADED):
+                return  # refilled while this request waited
+            # A note that this refill began: a flush from now on takes it, and the marker is
+            # then not written (the read may miss revocations that the flush took).
+            began = f"revocations:refill:{_new_stamp()}"
+            await self._redis.set(began, 1, px=_ms(REFILL_TIMEOUT))
+            revocations = await self._source()
+            names = [began, LOADED, *(f"revoked:{key}" for key in revocations)]
+            await self._mark(names, [_ms(ttl) for ttl in revocations.values()])
 
     async def user_changed(self, user_id: UUID) -> None:
         async with _redis_errors():
@@ -98,7 +138,12 @@ class _ExpiringDict:
 
 
 class InMemoryRevocationList:
-    def __init__(self) -> None:
+    """Filled from the database at its first check, so a restart forgets nothing."""
+
+    def __init__(self, source: RevocationSource) -> None:
+        self._source = source
+        self._loaded = False
+        self._loading = asyncio.Lock()
         self._revoked = _ExpiringDict()
         self._stamps = _ExpiringDict()
 
@@ -107,6 +152,8 @@ class InMemoryRevocationList:
             self._revoked.set(key, "1", ttl)
 
     async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
+        if not self._loaded:
+            await self._load()
         stamp = self._stamps.get(str(user_id))
         if stamp is None:
             stamp = _new_stamp()
@@ -116,3 +163,10 @@ class InMemoryRevocationList:
 
     async def user_changed(self, user_id: UUID) -> None:
         self._stamps.pop(str(user_id))
+
+    async def _load(self) -> None:
+        async with self._loading:
+            if not self._loaded:  # loaded while this request waited
+                for key, ttl in (await self._source()).items():
+                    self._revoked.set(key, "1", ttl)
+                self._loaded = True

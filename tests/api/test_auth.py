@@ -261,3 +261,14 @@ async def test_a_deleted_users_token_is_refused(client: AsyncClient, make_user: 
     response = await client.get(f"{API}/users/me", headers=ada.headers)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_token"
+
+
+async def test_logout_with_a_revoked_token_is_401(client: AsyncClient, make_user: MakeUser) -> None:
+    ada = await make_user("ada@x.io")
+    assert (await client.post(f"{API}/auth/logout", headers=ada.headers)).status_code == 204
+
+    again = await client.post(f"{API}/auth/logout", headers=ada.headers)
+
+    assert again.status_code == 401
+    assert again.json()["code"] == "invalid_token"
+    assert again.headers["www-authenticate"] == "Bearer"

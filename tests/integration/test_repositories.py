@@ -9,6 +9,7 @@ import pytest
 from app.application.ports import IdempotencyRecord
 from app.config import Settings
 from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
+from app.domain.sessions import RefreshToken
 from app.domain.todos import DEFAULT_SORT, Priority, Todo, TodoChanges, TodoDraft, TodoFilter
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
@@ -196,3 +197,30 @@ async def test_a_key_held_by_an_open_transaction_is_in_flight_until_it_ends(
     # `first` ended without a commit: its lock and its record are gone with it.
     async with uow_factory() as third:
         assert await third.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) is None
+
+
+async def test_revoked_families_are_the_sessions_ended_since_then(uow_factory: UowFactory) -> None:
+    ada = _user("ada@x.io")
+    ended_long_ago, ended_lately, live = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with uow_factory() as uow:
+        await uow.users.add(ada)
+        for family in (ended_long_ago, ended_lately, live):
+            for _ in range(2):
+                await uow.refresh_tokens.add(
+                    RefreshToken(
+                        id=uuid.uuid4(),
+                        user_id=ada.id,
+                        family_id=family,
+                        token_hash=uuid.uuid4().hex,
+                        created_at=NOW - timedelta(hours=2),
+                        expires_at=NOW + timedelta(days=7),
+                    )
+                )
+        await uow.refresh_tokens.revoke_family(ended_long_ago, now=NOW - timedelta(hours=1))
+        await uow.refresh_tokens.revoke_family(ended_lately, now=NOW - timedelta(minutes=1))
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        revoked = await uow.refresh_tokens.revoked_families(since=NOW - timedelta(minutes=15))
+
+    assert revoked == {ended_lately: NOW - timedelta(minutes=1)}

@@ -1,8 +1,10 @@
 """Unit-test wiring: services built on the in-memory fakes of tests/fakes.py, fresh per test."""
 
+from datetime import timedelta
+
 import pytest
 
-from app.application.auth import ActorCache, AuthService
+from app.application.auth import ActorCache, AuthService, revocations_in_force
 from app.application.pagination import CursorCodec
 from app.application.todos import TodoService
 from app.application.users import UserService
@@ -39,8 +41,21 @@ def tokens() -> JwtTokenIssuer:
 
 
 @pytest.fixture
-def revocations() -> InMemoryRevocationList:
-    return InMemoryRevocationList()
+def revocations(
+    uow: InMemoryUnitOfWork, tokens: JwtTokenIssuer, clock: FakeClock
+) -> InMemoryRevocationList:
+    return revocation_list(uow, tokens, clock)
+
+
+def revocation_list(
+    uow: InMemoryUnitOfWork, tokens: JwtTokenIssuer, clock: FakeClock
+) -> InMemoryRevocationList:
+    """A fresh in-process list over the same tables: what a restarted process starts with."""
+
+    async def on_record() -> dict[str, timedelta]:
+        return await revocations_in_force(uow, access_ttl=tokens.access_ttl, now=clock.now())
+
+    return InMemoryRevocationList(on_record)
 
 
 @pytest.fixture

@@ -1,11 +1,19 @@
 """AuthService: registration, login, refresh rotation with reuse detection, logout, passwords."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from uuid import uuid4
 
 import pytest
 
-from app.application.auth import AuthService, token_digest
+from app.application.auth import (
+    ActorCache,
+    AuthService,
+    revocations_in_force,
+    session_key,
+    token_digest,
+)
 from app.application.users import UserService
 from app.domain.errors import (
     AccountDisabled,
@@ -19,12 +27,14 @@ from app.domain.users import ROLE_PERMISSIONS, Actor, Permission, Role, User
 from app.infrastructure.security import JwtTokenIssuer
 from tests.fakes import (
     ACCESS_TTL,
+    COMMON_PASSWORDS,
     PASSWORD,
     FakeClock,
     FakePasswordHasher,
     InMemoryRevocationList,
     InMemoryUnitOfWork,
 )
+from tests.unit.conftest import revocation_list
 
 EMAIL = "ada@example.io"
 ADMIN = Actor(uuid4(), Role.ADMIN, permissions=ROLE_PERMISSIONS[Role.ADMIN])
@@ -308,6 +318,104 @@ async def test_logout_ignores_a_refresh_token_of_another_user(auth: AuthService)
 
     await auth.authenticate(bob.access_token)
     await auth.refresh(bob.refresh_token)
+
+
+async def test_logout_with_a_logged_out_token_is_invalid_token(auth: AuthService) -> None:
+    await _register(auth)
+    pair = await auth.login(email=EMAIL, password=PASSWORD)
+    await auth.logout(pair.access_token, refresh_token=None)
+
+    with pytest.raises(InvalidToken):
+        await auth.logout(pair.access_token, refresh_token=pair.refresh_token)
+
+
+# Revocations outlive the revocation list: the refresh-token families are the record
+
+
+# Each ends a session and returns its access token, and one of a session still live.
+EndSession = Callable[[AuthService], Awaitable[tuple[str, str]]]
+
+
+async def _logged_out(auth: AuthService) -> tuple[str, str]:
+    leaving = await auth.login(email=EMAIL, password=PASSWORD)
+    staying = await auth.login(email=EMAIL, password=PASSWORD)
+    await auth.logout(leaving.access_token, refresh_token=None)
+    return leaving.access_token, staying.access_token
+
+
+async def _signed_out_by_a_password_change(auth: AuthService) -> tuple[str, str]:
+    current = await auth.login(email=EMAIL, password=PASSWORD)
+    other = await auth.login(email=EMAIL, password=PASSWORD)
+    actor = await auth.authenticate(current.access_token)
+    await auth.change_password(
+        actor, current_password=PASSWORD, new_password="a brand new passphrase"
+    )
+    return other.access_token, current.access_token
+
+
+async def _ended_by_refresh_reuse(auth: AuthService) -> tuple[str, str]:
+    stolen = await auth.login(email=EMAIL, password=PASSWORD)
+    other = await auth.login(email=EMAIL, password=PASSWORD)
+    rotated = await auth.refresh(stolen.refresh_token)
+    with pytest.raises(TokenReused):
+        await auth.refresh(stolen.refresh_token)
+    return rotated.access_token, other.access_token
+
+
+@pytest.fixture
+def restart(
+    uow: InMemoryUnitOfWork, hasher: FakePasswordHasher, tokens: JwtTokenIssuer, clock: FakeClock
+) -> Callable[[], AuthService]:
+    """The service as a new process builds it: a fresh revocation list and actor cache, over
+    the same database."""
+
+    def restarted() -> AuthService:
+        return AuthService(
+            uow,
+            hasher=hasher,
+            tokens=tokens,
+            revocations=revocation_list(uow, tokens, clock),
+            actors=ActorCache(),
+            clock=clock,
+            common_passwords=COMMON_PASSWORDS,
+        )
+
+    return restarted
+
+
+@pytest.mark.parametrize(
+    "end_session",
+    [_logged_out, _signed_out_by_a_password_change, _ended_by_refresh_reuse],
+    ids=["logout", "password-change", "refresh-reuse"],
+)
+async def test_an_ended_session_stays_ended_after_a_restart(
+    auth: AuthService, restart: Callable[[], AuthService], end_session: EndSession
+) -> None:
+    await _register(auth)
+    ended, live = await end_session(auth)
+
+    restarted = restart()
+
+    with pytest.raises(InvalidToken):
+        await restarted.authenticate(ended)
+    await restarted.authenticate(live)
+
+
+async def test_the_record_holds_a_session_as_long_as_its_tokens_can_live(
+    auth: AuthService, uow: InMemoryUnitOfWork, clock: FakeClock
+) -> None:
+    await _register(auth)
+    pair = await auth.login(email=EMAIL, password=PASSWORD)
+    session_id = (await auth.authenticate(pair.access_token)).session_id
+    assert session_id is not None
+    await auth.logout(pair.access_token, refresh_token=None)
+
+    clock.advance(timedelta(minutes=5))
+    in_force = await revocations_in_force(uow, access_ttl=ACCESS_TTL, now=clock.now())
+    assert in_force == {session_key(session_id): ACCESS_TTL - timedelta(minutes=5)}
+
+    clock.advance(ACCESS_TTL - timedelta(minutes=5))  # every token of the session has expired
+    assert await revocations_in_force(uow, access_ttl=ACCESS_TTL, now=clock.now()) == {}
 
 
 # Authenticate

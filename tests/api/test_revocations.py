@@ -1,0 +1,189 @@
+"""Revocations outlive the store that answers them fast: a session ended by logout, by a
+password change or by refresh-token reuse stays ended after Redis is emptied, and after a
+restart of an instance with in-process stores. The database holds the record."""
+
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from httpx import ASGITransport, AsyncClient
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import PASSWORD, TEST_REDIS_URL, MakeUser, empty_stores, login
+
+API = "/api/v1"
+NEW_PASSWORD = "a brand new passphrase"
+
+needs_redis = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
+
+
+async def _logged_out(client: AsyncClient, make_user: MakeUser) -> str:
+    ada = await make_user()
+    response = await client.post(f"{API}/auth/logout", headers=ada.headers)
+    assert response.status_code == 204
+    return ada.access_token
+
+
+async def _signed_out_by_a_password_change(client: AsyncClient, make_user: MakeUser) -> str:
+    ada = await make_user()
+    other = await login(client, ada.email)
+    response = await client.post(
+        f"{API}/users/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=ada.headers,
+    )
+    assert response.status_code == 204
+    return other.access_token
+
+
+async def _ended_by_refresh_reuse(client: AsyncClient, make_user: MakeUser) -> str:
+    ada = await make_user()
+    rotated = await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.refresh_token})
+    assert rotated.status_code == 200
+    replayed = await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.refresh_token})
+    assert replayed.json()["code"] == "token_reused"
+    return str(rotated.json()["access_token"])
+
+
+EndSession = Callable[[AsyncClient, MakeUser], Awaitable[str]]
+ENDINGS = pytest.mark.parametrize(
+    "end_session",
+    [_logged_out, _signed_out_by_a_password_change, _ended_by_refresh_reuse],
+    ids=["logout", "password-change", "refresh-reuse"],
+)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _assert_refused(client: AsyncClient, token: str) -> None:
+    response = await client.get(f"{API}/todos", headers=_bearer(token))
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "invalid_token"
+
+
+async def _flush(url: str) -> None:
+    redis = Redis.from_url(url)
+    await redis.flushdb()  # this test's own database only, never FLUSHALL
+    await redis.aclose()
+
+
+@asynccontextmanager
+async def _instance(settings: Settings) -> AsyncIterator[AsyncClient]:
+    """A fresh instance of the service: new in-process stores, as after a restart."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = ASGITransport(app=application, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://restarted") as http:
+            yield http
+
+
+@needs_redis
+@ENDINGS
+async def test_an_ended_session_stays_ended_after_redis_is_emptied(
+    client: AsyncClient, make_user: MakeUser, settings: Settings, end_session: EndSession
+) -> None:
+    token = await end_session(client, make_user)
+    await _assert_refused(client, token)
+
+    await _flush(str(settings.redis_url))
+
+    await _assert_refused(client, token)
+    await _assert_refused(client, token)  # and so it stays, once refilled
+
+
+@ENDINGS
+async def test_an_ended_session_stays_ended_on_a_restarted_instance(
+    client: AsyncClient, make_user: MakeUser, settings: Settings, end_session: EndSession
+) -> None:
+    token = await end_session(client, make_user)
+
+    async with _instance(settings) as restarted:
+        await _assert_refused(restarted, token)
+
+
+@needs_redis
+async def test_live_sessions_still_pass_after_redis_is_emptied(
+    client: AsyncClient, make_user: MakeUser, settings: Settings
+) -> None:
+    leaving = await make_user()
+    staying = await login(client, leaving.email)
+    assert (await client.post(f"{API}/auth/logout", headers=leaving.headers)).status_code == 204
+
+    await _flush(str(settings.redis_url))
+
+    assert (await client.get(f"{API}/todos", headers=staying.headers)).status_code == 200
+    await _assert_refused(client, leaving.access_token)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def private_redis() -> Iterator[str]:
+    """A Redis server of this test's own, whose permissions it may change."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("needs redis-server")
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - a fixed command line
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        with SyncRedis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.2), retries=50)) as redis:
+            redis.ping()
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@needs_redis
+async def test_a_redis_that_cannot_be_refilled_answers_503_never_200(
+    settings: Settings, private_redis: str
+) -> None:
+    own = settings.model_copy(update={"redis_url": private_redis})
+    await empty_stores(own)
+    async with _instance(own) as client:
+        ada = await _register_and_login(client)
+        assert (await client.post(f"{API}/auth/logout", headers=ada)).status_code == 204
+        # Redis loses everything, and then refuses to mark itself refilled: the revocations
+        # cannot be put back, so nothing may pass.
+        redis = Redis.from_url(private_redis)
+        await redis.flushdb()
+        await redis.acl_setuser(
+            "default",
+            enabled=True,
+            reset_keys=True,
+            keys=["user-stamp:*", "revoked:*", "%R~revocations:*"],
+        )
+        await redis.aclose()
+
+        response = await client.get(f"{API}/todos", headers=ada)
+
+        assert response.status_code == 503
+        assert response.json()["code"] == "service_unavailable"
+
+
+async def _register_and_login(client: AsyncClient) -> dict[str, str]:
+    email = "ada@example.com"
+    response = await client.post(
+        f"{API}/auth/register", json={"email": email, "password": PASSWORD}
+    )
+    assert response.status_code == 201
+    return (await login(client, email)).headers

@@ -1,0 +1,92 @@
+"""The Redis revocation list against a real Redis: an emptied Redis is refilled from the
+record once, a refill that another flush overtook does not vouch for itself, and a refill
+that cannot read the record leaves the check refused."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import exc as sa_exc
+
+from app.application.auth import revocations_in_force
+from app.infrastructure.clock import SystemClock
+from app.infrastructure.db import create_engine
+from app.infrastructure.redis import LOADED, RedisRevocationList
+from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from tests.conftest import TEST_REDIS_URL
+
+pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
+
+TTL = timedelta(minutes=5)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(str(TEST_REDIS_URL))
+    await client.flushdb()  # this suite's own database only
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+async def test_an_emptied_redis_is_refilled_once_for_all_the_checks_waiting(
+    redis: Redis,
+) -> None:
+    reads = 0
+
+    async def source() -> dict[str, timedelta]:
+        nonlocal reads
+        reads += 1
+        return {"sid:ended": TTL}
+
+    revocations = RedisRevocationList(redis, source)  # on an empty Redis, as after a restart
+    keys = ["sid:ended", "sid:live"] * 5
+
+    answers = await asyncio.gather(*(revocations.check(key, user_id=uuid4()) for key in keys))
+
+    assert [answer.revoked for answer in answers] == [True, False] * 5
+    assert reads == 1
+    assert (await revocations.check("sid:ended", user_id=uuid4())).revoked
+    assert reads == 1
+
+
+async def test_a_refill_overtaken_by_another_flush_is_done_again(redis: Redis) -> None:
+    record: dict[str, timedelta] = {}
+    reads = 0
+
+    async def source() -> dict[str, timedelta]:
+        nonlocal reads
+        reads += 1
+        read = dict(record)
+        if reads == 1:
+            # While the record is read, a session ends (in Redis, then committed) and Redis
+            # loses everything again: this read missed the session, and Redis no longer has it.
+            await revocations.revoke("sid:ended", ttl=TTL)
+            record["sid:ended"] = TTL
+            await redis.flushdb()
+        return read
+
+    revocations = RedisRevocationList(redis, source)
+
+    assert (await revocations.check("sid:ended", user_id=uuid4())).revoked
+    assert reads == 2
+
+
+async def test_a_refill_that_cannot_read_the_record_leaves_the_check_refused(
+    redis: Redis,
+) -> None:
+    unreachable = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/nothing-listens")
+
+    async def source() -> dict[str, timedelta]:
+        async with SqlAlchemyUnitOfWork(unreachable, read_only=True) as uow:
+            return await revocations_in_force(uow, access_ttl=TTL, now=SystemClock().now())
+
+    revocations = RedisRevocationList(redis, source)
+
+    with pytest.raises(sa_exc.OperationalError):  # a 503, by the app's handler for it
+        await revocations.check("sid:ended", user_id=uuid4())
+    assert not await redis.exists(LOADED)
+    await unreachable.dispose()
