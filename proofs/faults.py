@@ -199,8 +199,8 @@ async def redis_restarted(d: Drill) -> None:
         ready = await call(d.http, "GET", "/health/ready")
         await asyncio.sleep(1.5)
     finally:
+        up = time.monotonic()  # from here on, the answers may come from the new Redis
         await asyncio.to_thread(d.redis.start)
-    up = time.monotonic()
     await asyncio.sleep(2.0)
     await writes.stop()
     await probes.stop()
