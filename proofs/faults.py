@@ -1,0 +1,353 @@
+"""scripts/faults: the service's worst day, on private PostgreSQL and Redis it starts, stops
+and restarts itself, with the service started by scripts/serve in production settings.
+
+    scripts/faults [--keys 100] [--retry-for 20] [--only a,b,c]
+
+a. 100 concurrent keyed POSTs, the server killed (-9) while they are in flight, restarted, and
+   every request retried with its key until answered 201/200: exactly one todo per key.
+b. Redis killed and restarted empty mid-run: no logged-out token honoured, no duplicate from
+   a keyed retry, no 5xx other than the documented 503.
+c. PostgreSQL stopped (immediate) and restarted mid-run: documented 503s while it is down,
+   successes after, and every write acknowledged 201 is in the database at the end.
+
+Black-box: HTTP, process control and the database's todos table only, so it runs on any
+version of the service. Prints every check with its counts; exits 1 if any fails.
+"""
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from bench.http_servers import RAISED_LIMITS
+from proofs import db
+from proofs.api import (
+    API,
+    Reply,
+    Report,
+    call,
+    client,
+    create_todo,
+    login,
+    new_user,
+    tally,
+    until_created,
+)
+from proofs.stack import Postgres, Redis, Service, Workspace, stop_on_sigterm
+
+# Time the service gets, once PostgreSQL is back, to replace the pool's dead connections.
+POOL_SETTLE_SECONDS = 1.0
+WRITERS = 4
+
+
+@dataclass
+class Drill:
+    postgres: Postgres
+    database_url: str
+    redis: Redis
+    service: Service
+    http: httpx.AsyncClient
+    report: Report
+    keys: int
+    retry_for: float
+
+    def restore(self) -> None:
+        """Everything up again after a scenario that stopped half-way."""
+        for part in (self.postgres, self.redis, self.service):
+            if not part.running:
+                part.start()
+
+
+class Load:
+    """Clients that keep calling until stopped; every reply is kept, stamped with its start."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def run(self, step: Callable[[int, int], Awaitable[Reply]], clients: int) -> None:
+        async def loop(n: int) -> None:
+            i = 0
+            while not self._stop.is_set():
+                reply = await step(n, i)
+                self.replies.append(reply)
+                i += 1
+                await asyncio.sleep(0.02 if reply.ok else 0.05)
+
+        self._tasks += [asyncio.create_task(loop(n)) for n in range(clients)]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+def between(replies: Sequence[Reply], start: float, end: float = float("inf")) -> list[Reply]:
+    return [reply for reply in replies if start <= reply.started < end]
+
+
+async def retry_all(d: Drill, token: str, titles: dict[str, str]) -> dict[str, Reply]:
+    """Every key retried by its own client, all at once, until answered or out of time."""
+    deadline = time.monotonic() + d.retry_for
+    keys = list(titles)
+    finals = await asyncio.gather(
+        *(until_created(d.http, token, titles[key], key=key, deadline=deadline) for key in keys)
+    )
+    return dict(zip(keys, finals, strict=True))
+
+
+def check_one_per_key(d: Drill, label: str, prefix: str, titles: dict[str, str]) -> None:
+    by_count = db.per_key(db.todos_by_title(d.database_url, prefix), titles)
+    extra = sum((count - 1) * keys for count, keys in by_count.items() if count > 1)
+    d.report.check(
+        f"{label}: exactly one todo per key",
+        set(by_count) == {1},
+        f"{len(titles)} keys: exactly one todo {by_count[1]}, none {by_count[0]}, "
+        f"more than one {sum(k for c, k in by_count.items() if c > 1)} ({extra} extra todos)",
+    )
+
+
+def check_replays(
+    d: Drill, label: str, firsts: dict[str, Reply], finals: dict[str, Reply], before: str
+) -> None:
+    """Each retry answered 201/200, with the todo a 201 before the fault acknowledged."""
+    unanswered = [key for key, reply in finals.items() if reply.status not in (200, 201)]
+    acknowledged = {key: r.body["id"] for key, r in firsts.items() if r.status == 201}
+    other = [
+        key
+        for key, todo_id in acknowledged.items()
+        if finals[key].status in (200, 201) and finals[key].body["id"] != todo_id
+    ]
+    d.report.check(
+        f"{label}: every retry answered 201/200, with the todo first acknowledged",
+        not unanswered and not other,
+        f"{before}: {tally(firsts.values())}; retried: {tally(finals.values())}; "
+        f"unanswered after {d.retry_for:.0f} s: {len(unanswered)}; of {len(acknowledged)} "
+        f"acknowledged before, answered with another todo: {len(other)}",
+    )
+
+
+async def server_killed(d: Drill) -> None:
+    """a. kill -9 with keyed POSTs in flight; restart; retry every key."""
+    _, _, pair = await new_user(d.http, "fault-a")
+    token = pair["access_token"]
+    titles = {f"a-{i:03d}": f"fault-a a-{i:03d}" for i in range(d.keys)}
+    answered = 0
+    enough = asyncio.Event()
+
+    async def first(key: str) -> Reply:
+        nonlocal answered
+        reply = await create_todo(d.http, token, titles[key], key=key)
+        answered += 1
+        if answered >= max(1, d.keys // 10):  # the rest are in flight or queued
+            enough.set()
+        return reply
+
+    tasks = {key: asyncio.create_task(first(key)) for key in titles}
+    try:
+        await asyncio.wait_for(enough.wait(), 10)
+    finally:
+        d.service.kill()
+    firsts = {key: await task for key, task in tasks.items()}
+    await asyncio.to_thread(d.service.start)
+    finals = await retry_all(d, token, titles)
+    check_one_per_key(d, "a. killed mid-flight", "fault-a ", titles)
+    check_replays(d, "a. killed mid-flight", firsts, finals, "before the kill")
+
+
+async def redis_restarted(d: Drill) -> None:
+    """b. Redis killed and restarted empty while keyed writes and logged-out tokens keep coming."""
+    email, _, first_pair = await new_user(d.http, "fault-b-out")
+    pairs = [first_pair, *[await login(d.http, email) for _ in range(4)]]
+    for pair in pairs:
+        reply = await call(
+            d.http,
+            "POST",
+            f"{API}/auth/logout",
+            token=pair["access_token"],
+            json={"refresh_token": pair["refresh_token"]},
+        )
+        if reply.status != 204:
+            raise RuntimeError(f"logout before the fault: {reply}")
+    _, _, writer = await new_user(d.http, "fault-b-writer")
+    token = writer["access_token"]
+    titles: dict[str, str] = {}
+    firsts: dict[str, Reply] = {}
+
+    async def write(n: int, i: int) -> Reply:
+        key = f"b-{n}-{i:04d}"
+        titles[key] = f"fault-b {key}"
+        firsts[key] = await create_todo(d.http, token, titles[key], key=key)
+        return firsts[key]
+
+    async def probe(n: int, i: int) -> Reply:
+        return await call(
+            d.http, "GET", f"{API}/todos", token=pairs[i % len(pairs)]["access_token"]
+        )
+
+    writes, probes = Load(), Load()
+    writes.run(write, WRITERS)
+    probes.run(probe, 1)
+    try:
+        await asyncio.sleep(1.5)
+        down = time.monotonic()
+        await asyncio.to_thread(d.redis.kill)
+        await asyncio.sleep(0.5)
+        ready = await call(d.http, "GET", "/health/ready")
+        await asyncio.sleep(1.5)
+    finally:
+        up = time.monotonic()  # from here on, the answers may come from the new Redis
+        await asyncio.to_thread(d.redis.start)
+    await asyncio.sleep(2.0)
+    await writes.stop()
+    await probes.stop()
+    d.report.note(f"/health/ready while Redis was down: {ready} {ready.body}")
+
+    after = [await call(d.http, "GET", f"{API}/users/me", token=p["access_token"]) for p in pairs]
+    refreshed = [
+        await call(
+            d.http, "POST", f"{API}/auth/refresh", json={"refresh_token": p["refresh_token"]}
+        )
+        for p in pairs
+    ]
+    honoured = [r for r in [*probes.replies, *after, *refreshed] if r.ok]
+    d.report.check(
+        "b. Redis emptied: no logged-out token honoured",
+        not honoured,
+        f"{len(pairs)} logged-out sessions; requests before the stop "
+        f"{tally(between(probes.replies, 0, down))}, while down "
+        f"{tally(between(probes.replies, down, up))}, after the restart "
+        f"{tally(between(probes.replies, up))}; then /users/me {tally(after)}, "
+        f"refresh {tally(refreshed)}",
+    )
+    finals = await retry_all(d, token, titles)
+    check_one_per_key(d, "b. Redis emptied", "fault-b ", titles)
+    check_replays(d, "b. Redis emptied", firsts, finals, "during the run")
+    replies = [*writes.replies, *probes.replies, *after, *refreshed, *finals.values()]
+    check_5xx(d, "b", replies)
+
+
+def check_5xx(d: Drill, scenario: str, replies: Sequence[Reply]) -> None:
+    documented = sum(reply.is_documented_503() for reply in replies)
+    bad = [reply for reply in replies if reply.is_bad_5xx()]
+    d.report.check(
+        f"{scenario}. no 5xx other than the documented 503 (problem+json, Retry-After)",
+        not bad,
+        f"{len(replies)} answers: documented 503 {documented}, other 5xx {len(bad)}"
+        + (f" ({tally(bad)})" if bad else ""),
+    )
+
+
+async def postgres_restarted(d: Drill) -> None:
+    """c. PostgreSQL stopped (immediate, as a crash) and started again under writes."""
+    _, _, pair = await new_user(d.http, "fault-c")
+    token = pair["access_token"]
+
+    async def write(n: int, i: int) -> Reply:
+        return await create_todo(d.http, token, f"fault-c {n}-{i:04d}")
+
+    load = Load()
+    load.run(write, WRITERS)
+    try:
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(d.postgres.stop)
+        down = time.monotonic()
+        await asyncio.sleep(0.5)
+        ready = await call(d.http, "GET", "/health/ready")
+        await asyncio.sleep(1.5)
+        starting = time.monotonic()
+    finally:
+        await asyncio.to_thread(d.postgres.start)
+    up = time.monotonic()
+    await asyncio.sleep(POOL_SETTLE_SECONDS + 2.0)
+    await load.stop()
+    d.report.note(f"/health/ready while PostgreSQL was down: {ready} {ready.body}")
+
+    acknowledged = {reply.body["id"] for reply in load.replies if reply.status == 201}
+    lost = acknowledged - db.existing_todo_ids(d.database_url, acknowledged)
+    d.report.check(
+        "c. PostgreSQL restarted: no acknowledged write lost",
+        bool(acknowledged) and not lost,
+        f"acknowledged 201 {len(acknowledged)}, in the database at the end "
+        f"{len(acknowledged) - len(lost)}, lost {len(lost)}",
+    )
+    during = between(load.replies, down, starting)
+    settling = between(load.replies, up, up + POOL_SETTLE_SECONDS)
+    settled = between(load.replies, up + POOL_SETTLE_SECONDS)
+    d.report.check(
+        "c. PostgreSQL restarted: 503s while down, success after",
+        bool(during)
+        and all(reply.is_documented_503() for reply in during)
+        and bool(settled)
+        and all(reply.ok for reply in settled),
+        f"before {tally(between(load.replies, 0, down))}; while down {tally(during)}; "
+        f"first {POOL_SETTLE_SECONDS:g} s after the restart {tally(settling)}; "
+        f"then {tally(settled)}",
+    )
+    check_5xx(d, "c", load.replies)
+
+
+SCENARIOS = {"a": server_killed, "b": redis_restarted, "c": postgres_restarted}
+
+
+async def drill(d: Drill, only: Sequence[str]) -> None:
+    for name in only:
+        print(f"== {SCENARIOS[name].__doc__}", flush=True)
+        started = time.monotonic()
+        try:
+            await SCENARIOS[name](d)
+        except Exception as exc:  # the scenario could not finish: a failure, and the next goes on
+            d.report.check(f"{name}. ran to the end", False, f"{type(exc).__name__}: {exc}")
+            await asyncio.to_thread(d.restore)
+        d.report.note(f"{time.monotonic() - started:.1f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=100, help="keyed POSTs in scenario a")
+    parser.add_argument(
+        "--retry-for", type=float, default=20.0, help="seconds a client retries one key"
+    )
+    parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if unknown := set(only) - set(SCENARIOS):
+        parser.error(f"unknown scenario {sorted(unknown)}")
+    stop_on_sigterm()
+    report = Report("faults")
+    started = time.monotonic()
+    with Workspace("faults") as space:
+        postgres = Postgres(space)
+        database_url = postgres.create_database("todo")
+        redis = Redis(space)
+        env = {"DATABASE_URL": database_url, "REDIS_URL": redis.url(), **RAISED_LIMITS}
+        service = Service(space, "service", env)
+        print(f"PostgreSQL :{postgres.port}, Redis :{redis.port}, service {service.url}")
+        print(f"logs in {space.logs}", flush=True)
+
+        async def run() -> None:
+            async with client(service.url, connections=args.keys + 20) as http:
+                await drill(
+                    Drill(
+                        postgres,
+                        database_url,
+                        redis,
+                        service,
+                        http,
+                        report,
+                        args.keys,
+                        args.retry_for,
+                    ),
+                    only,
+                )
+
+        asyncio.run(run())
+    print(f"{time.monotonic() - started:.0f} s in all")
+    return report.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""scripts/scale-proof: two instances of the service (scripts/serve, production settings)
+behind nginx round-robin, on one PostgreSQL and one Redis (private ones, started and removed
+here), and what must hold across them:
+
+- the login limit is counted once for both instances (and a forged X-Forwarded-For, sent
+  through nginx or straight to an instance, does not escape it);
+- a logout on one instance is refused on the other;
+- a spent refresh token presented to the other instance ends the login;
+- an admin's role change (and deactivation) on one instance bites on the other at once;
+- one Idempotency-Key sent to both instances creates one todo;
+- a stale ETag from one instance is refused (412) on the other.
+
+Requests alternate between the instances through nginx, whose answers name the instance in
+`X-Upstream`, and go to each instance directly where a check needs one side for sure.
+Prints each check PASS/FAIL with its counts; exits 1 if any fails.
+"""
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from proofs import db
+from proofs.api import (
+    API,
+    PASSWORD,
+    Reply,
+    Report,
+    call,
+    client,
+    create_todo,
+    login,
+    new_user,
+    tally,
+    unique_email,
+)
+from proofs.stack import Nginx, Postgres, Redis, Service, Workspace, stop_on_sigterm
+
+# nginx reaches the instances from this loopback address, and the instances trust forwarded
+# headers from it alone: a client on 127.0.0.1 cannot pose as the proxy.
+PROXY_ADDRESS = "127.0.0.2"
+TRUSTED_PROXY = {"FORWARDED_ALLOW_IPS": PROXY_ADDRESS}
+LOGIN_LIMIT = 5  # the service's default RATE_LIMIT_LOGIN, 5/minute per client and email
+ADMIN_EMAIL = "admin@scale-proof.example.com"
+FORGED = {"X-Forwarded-For": "203.0.113.7"}
+
+
+@dataclass
+class Cluster:
+    a: httpx.AsyncClient  # instance A, directly
+    b: httpx.AsyncClient  # instance B, directly
+    lb: httpx.AsyncClient  # nginx, round-robin over A and B
+    names: dict[str, str]  # X-Upstream address -> "A" / "B"
+    database_url: str
+    report: Report
+
+    def served_by(self, reply: Reply) -> str:
+        return self.names.get(reply.headers.get("x-upstream", ""), "?")
+
+    def spread(self, replies: Sequence[Reply]) -> Counter[str]:
+        return Counter(self.served_by(reply) for reply in replies)
+
+
+def split(counts: Counter[str]) -> str:
+    return ", ".join(f"{name}x{n}" for name, n in sorted(counts.items()))
+
+
+async def round_robin(c: Cluster) -> None:
+    replies = [await call(c.lb, "GET", "/health") for _ in range(6)]
+    spread = c.spread(replies)
+    c.report.check(
+        "nginx sends requests to both instances",
+        spread["A"] > 0 and spread["B"] > 0 and all(r.status == 200 for r in replies),
+        f"{len(replies)} requests through nginx: {split(spread)}",
+    )
+
+
+async def login_limit(c: Cluster) -> None:
+    plan = [(c.a, None), (c.lb, None), (c.b, None), (c.lb, FORGED), (c.a, FORGED)]
+    plan += [(c.lb, None), (c.b, FORGED), (c.lb, None)]
+    for _ in range(2):  # a second go if the limit's window turned during the first
+        email = unique_email("limit")
+        body = {"email": email, "password": "not-the-password-123"}
+        replies = [
+            await call(http, "POST", f"{API}/auth/login", json=body, headers=headers)
+            for http, headers in plan
+        ]
+        if len({reply.headers.get("x-ratelimit-reset") for reply in replies}) == 1:
+            break
+    proxied = [reply for (http, _), reply in zip(plan, replies, strict=True) if http is c.lb]
+    spread = c.spread(proxied)
+    statuses = Counter(reply.status for reply in replies)
+    c.report.check(
+        f"login limit ({LOGIN_LIMIT} per client and email) counted across both instances",
+        statuses == Counter({401: LOGIN_LIMIT, 429: len(plan) - LOGIN_LIMIT})
+        and spread["A"] > 0
+        and spread["B"] > 0,
+        f"{len(plan)} failed logins for one email from one client: directly to A "
+        f"{sum(http is c.a for http, _ in plan)}, to B {sum(http is c.b for http, _ in plan)}, "
+        f"through nginx {len(proxied)} ({split(spread)}); "
+        f"{sum(h is not None for _, h in plan)} with a forged X-Forwarded-For; "
+        f"answers {tally(replies)}",
+    )
+
+
+async def revocation(c: Cluster) -> None:
+    _, _, pair = await new_user(c.a, "revoke")
+    token = pair["access_token"]
+    before = await call(c.b, "GET", f"{API}/users/me", token=token)
+    logout = await call(
+        c.a,
+        "POST",
+        f"{API}/auth/logout",
+        token=token,
+        json={"refresh_token": pair["refresh_token"]},
+    )
+    on_b = await call(c.b, "GET", f"{API}/users/me", token=token)
+    proxied = [await call(c.lb, "GET", f"{API}/todos", token=token) for _ in range(4)]
+    refresh = await call(
+        c.b, "POST", f"{API}/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+    )
+    refused = [on_b, *proxied, refresh]
+    c.report.check(
+        "logout on A is refused on B",
+        before.status == 200 and logout.status == 204 and all(r.status == 401 for r in refused),
+        f"before: B {before}; logout on A {logout}; then B {on_b}, through nginx "
+        f"{tally(proxied)} ({split(c.spread(proxied))}), refresh on B {refresh}",
+    )
+
+
+async def refresh_reuse(c: Cluster) -> None:
+    _, _, first = await new_user(c.a, "reuse")
+    rotated = await call(
+        c.a, "POST", f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    reused = await call(
+        c.b, "POST", f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    ok = rotated.status == 200
+    second = rotated.body if ok else {"refresh_token": "", "access_token": ""}
+    next_refresh = await call(
+        c.a, "POST", f"{API}/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
+    access = await call(c.b, "GET", f"{API}/users/me", token=second["access_token"])
+    c.report.check(
+        "a spent refresh token reused on B ends the login on both",
+        ok
+        and reused.status == 401
+        and reused.code == "token_reused"
+        and next_refresh.status == 401
+        and access.status == 401,
+        f"rotate on A {rotated}; the spent token on B {reused}; the newer refresh token on A "
+        f"{next_refresh}; its access token on B {access}",
+    )
+
+
+async def role_change(c: Cluster) -> None:
+    _, user_id, pair = await new_user(c.b, "role")
+    token = pair["access_token"]
+    # Both instances read the user (and may keep them) before the change.
+    warm = [
+        await create_todo(c.b, token, "role: before, on B"),
+        await call(c.a, "GET", f"{API}/users/me", token=token),
+    ]
+    admin = (await login(c.a, ADMIN_EMAIL, PASSWORD))["access_token"]
+    user_path = f"{API}/users/{user_id}"
+    demote = await call(c.a, "PATCH", user_path, token=admin, json={"role": "guest"})
+    on_b = await create_todo(c.b, token, "role: as guest, on B")
+    me_b = await call(c.b, "GET", f"{API}/users/me", token=token)
+    proxied = [await create_todo(c.lb, token, "role: as guest, via nginx") for _ in range(2)]
+    promote = await call(c.b, "PATCH", user_path, token=admin, json={"role": "user"})
+    on_a = await create_todo(c.a, token, "role: user again, on A")
+    disable = await call(c.b, "PATCH", user_path, token=admin, json={"is_active": False})
+    disabled_a = await call(c.a, "GET", f"{API}/users/me", token=token)
+    guest_seen = me_b.ok and me_b.body.get("role") == "guest"
+    c.report.check(
+        "role change and deactivation on one instance bite on the other's next request",
+        all(reply.ok for reply in warm)
+        and demote.status == 200
+        and on_b.status == 403
+        and guest_seen
+        and all(reply.status == 403 for reply in proxied)
+        and promote.status == 200
+        and on_a.status == 201
+        and disable.status == 200
+        and disabled_a.status == 401,
+        f"before: {tally(warm)}; demoted to guest on A {demote}: POST on B {on_b}, "
+        f"/users/me on B says {me_b.body.get('role') if me_b.ok else me_b}, POST through nginx "
+        f"{tally(proxied)} ({split(c.spread(proxied))}); promoted on B {promote}: POST on A "
+        f"{on_a}; deactivated on B {disable}: /users/me on A {disabled_a}",
+    )
+
+
+async def idempotency(c: Cluster) -> None:
+    _, _, pair = await new_user(c.lb, "idem")
+    token = pair["access_token"]
+    titles = {f"key-{i}": f"scale-idem key-{i}" for i in range(5)}
+    concurrent: list[Reply] = []
+    replays: list[Reply] = []
+    disagree = 0
+    for key, title in titles.items():
+        at_once = await asyncio.gather(
+            *(create_todo(http, token, title, key=key) for http in (c.a, c.b, c.lb))
+        )
+        later = [await create_todo(http, token, title, key=key) for http in (c.b, c.a)]
+        concurrent += at_once
+        replays += later
+        ids = {reply.body["id"] for reply in [*at_once, *later] if reply.status in (200, 201)}
+        disagree += len(ids) != 1
+    by_count = db.per_key(db.todos_by_title(c.database_url, "scale-idem "), titles)
+    replayed = sum(reply.headers.get("idempotent-replayed") == "true" for reply in replays)
+    c.report.check(
+        "one Idempotency-Key sent to both instances creates one todo",
+        set(by_count) == {1} and not disagree and replayed == len(replays),
+        f"{len(titles)} keys, each sent to A, B and nginx at once: {tally(concurrent)}; then "
+        f"to B and A: {tally(replays)}, {replayed} marked Idempotent-Replayed; keys answered "
+        f"with more than one todo {disagree}; in the database: exactly one todo "
+        f"{by_count[1]}, more than one {sum(k for n, k in by_count.items() if n > 1)}",
+    )
+
+
+async def if_match(c: Cluster) -> None:
+    _, _, pair = await new_user(c.a, "etag")
+    token = pair["access_token"]
+    created = await create_todo(c.a, token, "etag: first")
+    path = f"{API}/todos/{created.body['id']}"
+    stale = created.headers.get("etag", "")
+    fresh = await call(
+        c.b, "PATCH", path, token=token, headers={"If-Match": stale}, json={"title": "etag: on B"}
+    )
+    refused = [
+        await call(
+            c.a, "PATCH", path, token=token, headers={"If-Match": stale}, json={"title": "x"}
+        ),
+        await call(
+            c.lb, "PATCH", path, token=token, headers={"If-Match": stale}, json={"title": "y"}
+        ),
+        await call(c.a, "DELETE", path, token=token, headers={"If-Match": stale}),
+    ]
+    after = await call(c.a, "GET", path, token=token)
+    c.report.check(
+        "a stale ETag from A is refused on the other instance (412) and changes nothing",
+        created.status == 201
+        and fresh.status == 200
+        and all(r.status == 412 and r.code == "precondition_failed" for r in refused)
+        and after.ok
+        and after.body["title"] == "etag: on B"
+        and after.headers.get("etag") == fresh.headers.get("etag"),
+        f"created on A {created} (ETag {stale}); PATCH on B with it {fresh} "
+        f"(ETag {fresh.headers.get('etag')}); the stale ETag again: PATCH on A, PATCH through "
+        f"nginx ({c.served_by(refused[1])}), DELETE on A: {tally(refused)}; then A reads "
+        f"{after.body.get('title') if after.ok else after!s}, ETag {after.headers.get('etag')}",
+    )
+
+
+CHECKS: list[Callable[[Cluster], Awaitable[None]]] = [
+    round_robin,
+    login_limit,
+    revocation,
+    refresh_reuse,
+    role_change,
+    idempotency,
+    if_match,
+]
+
+
+def main() -> int:
+    stop_on_sigterm()
+    report = Report("scale-proof")
+    started = time.monotonic()
+    with Workspace("scale-proof") as space:
+        postgres = Postgres(space)
+        database_url = postgres.create_database("todo")
+        redis = Redis(space)
+        env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis.url(),
+            **TRUSTED_PROXY,
+            "FIRST_ADMIN_EMAIL": ADMIN_EMAIL,
+            "FIRST_ADMIN_PASSWORD": PASSWORD,
+            "RATE_LIMIT_REGISTER": "1000/hour",  # every user here registers from one address
+        }
+        # One after the other: the first migrates, the second finds the schema at head.
+        a = Service(space, "instance-a", env)
+        b = Service(space, "instance-b", env)
+        nginx = Nginx(space, [a, b], proxy_address=PROXY_ADDRESS)
+        print(
+            f"nginx {nginx.url} -> A {a.url}, B {b.url}; PostgreSQL :{postgres.port}, "
+            f"Redis :{redis.port}; logs in {space.logs}",
+        )
+        print(f"set up in {time.monotonic() - started:.0f} s", flush=True)
+
+        async def run() -> None:
+            async with client(a.url) as on_a, client(b.url) as on_b, client(nginx.url) as on_lb:
+                names = {f"127.0.0.1:{a.port}": "A", f"127.0.0.1:{b.port}": "B"}
+                cluster = Cluster(on_a, on_b, on_lb, names, database_url, report)
+                for check in CHECKS:
+                    try:
+                        await check(cluster)
+                    except Exception as exc:  # the check could not finish: it fails
+                        report.check(check.__name__, False, f"{type(exc).__name__}: {exc}")
+
+        asyncio.run(run())
+    print(f"{time.monotonic() - started:.0f} s in all")
+    return report.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

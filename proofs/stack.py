@@ -1,0 +1,310 @@
+"""The processes a proof runs on, each private to the run and cleaned up with it: a PostgreSQL
+cluster (initdb in a temp dir, run as the `postgres` OS user when we are root), a Redis server,
+instances of the service started by scripts/serve, and nginx on a generated config. Ports are
+free ones on loopback; logs go to artifacts/<run>/ and stay there for a look after a failure."""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+import httpx
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEY = "proofs-secret-key-long-enough-for-production-0123456789"  # noqa: S105 (a fixture)
+START_TIMEOUT = 60.0
+_stopping = threading.Event()  # set by SIGTERM: waits in helper threads give up at once
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(ready: Callable[[], bool], *, what: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not _stopping.is_set():
+        with contextlib.suppress(OSError, httpx.HTTPError, redis.RedisError):  # not up yet
+            if ready():
+                return
+        time.sleep(0.1)
+    if _stopping.is_set():
+        raise RuntimeError(f"{what}: given up, the run is stopping")
+    raise RuntimeError(f"{what} not ready within {timeout:.0f} s")
+
+
+def wait_answering(process: subprocess.Popen[bytes], url: str, *, what: str, log: Path) -> None:
+    """Until GET {url}/health answers 200; fails at once if the process has exited."""
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited ({process.returncode}); see {log}")
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+
+    wait_until(healthy, what=what)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C does, so every `finally` and ExitStack cleans up."""
+
+    def _exit(signum: int, _frame: FrameType | None) -> None:
+        _stopping.set()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
+class Workspace(ExitStack):
+    """A temp dir for data and artifacts/<name>/ for logs. Closing it stops everything started
+    in it, newest first, then removes the temp dir."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.logs = ROOT / "artifacts" / name
+        shutil.rmtree(self.logs, ignore_errors=True)
+        self.logs.mkdir(parents=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"todo-{name}-"))
+        self.dir.chmod(0o755)  # PostgreSQL and nginx workers run as other users
+        self.callback(shutil.rmtree, self.dir, ignore_errors=True)
+
+
+def _run(argv: list[str], *, what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed ({done.returncode}): {done.stderr or done.stdout}")
+
+
+class Postgres:
+    """A throwaway cluster on a free port; stop() and start() are the fault."""
+
+    def __init__(self, space: Workspace) -> None:
+        self.port = free_port()
+        self.data = space.dir / "pgdata"
+        self.log = space.logs / "postgres.log"
+        self._bin = self._find_bin()
+        root = os.geteuid() == 0
+        # initdb refuses to run as root: as root, the cluster belongs to `postgres`.
+        self._as_owner = ["runuser", "-u", "postgres", "--"] if root else []
+        self.log.touch()
+        if root:
+            shutil.chown(self.log, "postgres")
+            shutil.chown(space.dir, "postgres")
+        initdb = [str(self._bin / "initdb"), "-D", str(self.data), "-U", "postgres"]
+        _run([*self._as_owner, *initdb, "-A", "trust", "-E", "UTF8", "--no-sync"], what="initdb")
+        space.callback(self.stop)
+        self.start()
+
+    @staticmethod
+    def _find_bin() -> Path:
+        if configured := os.environ.get("PG_BIN"):
+            return Path(configured)
+        installed = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name)
+        )
+        if not installed:
+            raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql (set PG_BIN)")
+        return installed[-1]
+
+    def _pg_ctl(self, *args: str) -> None:
+        pg_ctl = [str(self._bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w"]
+        _run([*self._as_owner, *pg_ctl, *args], what=f"pg_ctl {args[0]}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("start", "-o", options)
+
+    @property
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate` is a crash as far as PostgreSQL knows: recovery replays the WAL."""
+        if self.running:
+            self._pg_ctl("stop", "-m", mode)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')  # a name of ours, not input
+        return self.url(name)
+
+
+class Redis:
+    """redis-server on a free port, nothing persisted: kill() and start() empty it."""
+
+    def __init__(self, space: Workspace) -> None:
+        self.port = free_port()
+        self.log = space.logs / "redis.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        space.callback(self.kill)
+        self.start()
+
+    def start(self) -> None:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--logfile", str(self.log)]
+        self._process = process = subprocess.Popen(argv, start_new_session=True)  # noqa: S603
+        client = redis.Redis(port=self.port, socket_timeout=1)
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited ({process.returncode}); see {self.log}")
+            return bool(client.ping())
+
+        wait_until(answers, what="redis-server")
+        client.close()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        if self._process is not None and self.running:
+            self._process.kill()
+            self._process.wait()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+class Service:
+    """The service as production runs it: scripts/serve (migrate, then uvicorn), one worker."""
+
+    def __init__(self, space: Workspace, name: str, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = space.logs / f"{name}.log"
+        self._env = {
+            **os.environ,
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "LOG_FORMAT": "json",
+            "PORT": str(self.port),
+            **env,
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+        space.callback(self.stop)
+        self.start()
+
+    def start(self) -> None:
+        argv = ["scripts/serve", "--workers", "1", "--loop", "uvloop", "--http", "httptools"]
+        with self.log.open("ab") as out:
+            # A session of its own, so kill() ends exactly what we started.
+            self._process = subprocess.Popen(  # noqa: S603
+                argv,
+                cwd=ROOT,
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_answering(self._process, self.url, what=self.name, log=self.log)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        """kill -9: no drain, no shutdown hooks; whatever was in flight is cut."""
+        if self._process is not None and self.running:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(10)
+        self.kill()
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {logs}/nginx.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream instances {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://instances;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # The instances trust forwarded headers from this address only.
+            proxy_bind {proxy_address};
+            proxy_set_header Host $host;
+            # Set, not appended: whatever X-Forwarded-For a client sends is dropped.
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            # One try per request, so the instance named below is the one that answered.
+            proxy_next_upstream off;
+            proxy_max_temp_file_size 0;
+            add_header X-Upstream $upstream_addr always;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx round-robin over the instances, connecting to them from `proxy_address`; each
+    answer names the instance behind it in `X-Upstream`."""
+
+    def __init__(self, space: Workspace, upstreams: list[Service], *, proxy_address: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        root = space.dir / "nginx"
+        root.mkdir()
+        servers = "\n".join(f"        server 127.0.0.1:{up.port};" for up in upstreams)
+        conf = root / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.format(
+                dir=root,
+                logs=space.logs,
+                servers=servers,
+                port=self.port,
+                proxy_address=proxy_address,
+            )
+        )
+        # -e: the error log from the first line on (before the config is read, too).
+        log = space.logs / "nginx.log"
+        argv = ["nginx", "-p", str(root), "-c", str(conf), "-e", str(log)]
+        self._process = subprocess.Popen(argv, start_new_session=True)  # noqa: S603
+        space.callback(self.stop)
+        wait_answering(self._process, self.url, what="nginx", log=log)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait()
