@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import __version__
 from app.application.auth import ActorCache
 from app.application.pagination import CursorCodec
-from app.application.users import UserService
+from app.application.ports import UnitOfWork
+from app.application.users import AdminBootstrap, UserService
 from app.config import Settings, get_settings
 from app.domain.errors import EmailTaken
 from app.infrastructure.clock import SystemClock
@@ -124,23 +125,31 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
     )
 
 
+def user_service(adapters: Adapters, uow: UnitOfWork) -> UserService:
+    return UserService(
+        uow,
+        hasher=adapters.hasher,
+        revocations=adapters.revocations,
+        clock=adapters.clock,
+        cursors=adapters.cursors,
+        common_passwords=adapters.common_passwords,
+    )
+
+
 async def ensure_first_admin(adapters: Adapters, *, email: str, password: str) -> None:
-    """Idempotent, and safe when several instances start at once."""
+    """FIRST_ADMIN_EMAIL at start-up: safe on every restart, and when several instances start
+    at once. Logs what it did, never the password."""
     for _ in range(2):
         async with adapters.uow_factory() as uow:
-            service = UserService(
-                uow,
-                hasher=adapters.hasher,
-                revocations=adapters.revocations,
-                clock=adapters.clock,
-                cursors=adapters.cursors,
-                common_passwords=adapters.common_passwords,
-            )
             try:
-                await service.ensure_admin(email=email, password=password)
-                return
+                outcome = await user_service(adapters, uow).bootstrap_admin(
+                    email=email, password=password
+                )
             except EmailTaken:  # another instance created it between our read and write
                 continue
+        level = logging.WARNING if outcome is AdminBootstrap.EMAIL_IN_USE else logging.INFO
+        log.log(level, "FIRST_ADMIN_EMAIL %s: %s", email, outcome.value)
+        return
 
 
 @cache  # once per process: what is frozen is never collected
