@@ -116,6 +116,7 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
             enabled=settings.rate_limit_enabled,
             limits={
                 "login": settings.rate_limit_login,
+                "login_ip": settings.rate_limit_login_ip,
                 "register": settings.rate_limit_register,
                 "refresh": settings.rate_limit_refresh,
                 "default": settings.rate_limit_default,
