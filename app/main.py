@@ -8,7 +8,6 @@ from datetime import timedelta
 from functools import cache
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -40,7 +39,11 @@ from app.logs import configure_logging
 from app.presentation.deps import API_PREFIX, Adapters
 from app.presentation.docs import DOCS_PATHS, install_docs
 from app.presentation.errors import install_error_handlers, service_unavailable
-from app.presentation.middleware import BodySizeLimitMiddleware, EdgeMiddleware
+from app.presentation.middleware import (
+    BodySizeLimitMiddleware,
+    EdgeMiddleware,
+    ProblemCORSMiddleware,
+)
 from app.presentation.rate_limit import RateLimiter
 from app.presentation.routers import auth, health, todos, users
 
@@ -209,7 +212,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Todo API",
         version=__version__,
-        description="Authenticated todo management. Errors are RFC 9457 problem+json.",
+        description="Authenticated todo management. Errors are RFC 9457 problem+json. "
+        "Token responses are `Cache-Control: no-store`; every other `/api/v1` response is "
+        "`private, no-cache` with `Vary: Authorization`: a browser may keep it but revalidates "
+        "it (`ETag`, `If-None-Match`), and shared caches never store it.",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -239,7 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=[
@@ -258,6 +264,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry=registry,
         docs_paths=DOCS_PATHS,
         hsts=settings.environment == "production",
+        api_prefix=API_PREFIX,
+        token_paths=[API_PREFIX + path for path in auth.TOKEN_PATHS],
     )
     return app
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Form, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 
 from app.application.auth import ActorCache, AuthService
@@ -117,8 +118,26 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 TodoServiceDep = Annotated[TodoService, Depends(get_todo_service)]
 
-oauth2_scheme = OAuth2PasswordBearer(
+
+class _OneBearerToken(OAuth2PasswordBearer):
+    """Where every route reads the token: two Authorization headers are a 400, since which
+    one another component (a proxy, a cache, a log) took is anyone's guess."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        if len(request.headers.getlist("authorization")) > 1:
+            raise HTTPProblem(
+                400,
+                "invalid_request",
+                "Send one Authorization header, not several.",
+                # RFC 6750 §3.1: a request that repeats a parameter is `invalid_request`.
+                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+            )
+        return await super().__call__(request)
+
+
+oauth2_scheme = _OneBearerToken(
     tokenUrl=f"{API_PREFIX}/auth/token",
+    scheme_name="OAuth2PasswordBearer",
     auto_error=False,
     description="Log in with email and password (the OAuth2 password flow) to get a token.",
 )

@@ -63,12 +63,16 @@ async def test_request_id_is_echoed_when_sane_and_replaced_when_not(client: Asyn
     assert len(fresh.headers["x-request-id"]) == 32
 
 
+def assert_security_headers(response: Any) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
 async def test_security_headers_are_on_every_response(client: AsyncClient) -> None:
     for path in ("/health", f"{API}/todos"):
-        response = await client.get(path)
-        assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["x-frame-options"] == "DENY"
-        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert_security_headers(await client.get(path))
 
 
 async def test_bodies_over_one_mebibyte_are_413_before_parsing(
@@ -80,6 +84,7 @@ async def test_bodies_over_one_mebibyte_are_413_before_parsing(
         f"{API}/todos", content=big, headers={**ada.headers, "Content-Type": "application/json"}
     )
     assert_problem(declared, 413, "payload_too_large")
+    assert_security_headers(declared)
 
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
@@ -91,6 +96,7 @@ async def test_bodies_over_one_mebibyte_are_413_before_parsing(
         headers={**ada.headers, "Content-Type": "application/json"},
     )
     assert_problem(streamed, 413, "payload_too_large")
+    assert_security_headers(streamed)
     assert (await client.get(f"{API}/todos", headers=ada.headers)).json()["items"] == []
 
 
@@ -116,6 +122,63 @@ async def test_unexpected_errors_are_500_without_internals(
     assert "secret" not in response.text
     assert "Traceback" not in response.text
     assert body["detail"] == "An unexpected error occurred."
+    # Answered inside the edge middleware, not by Starlette's last resort outside it.
+    assert_security_headers(response)
+
+
+async def test_two_authorization_headers_are_a_400_not_first_one_wins(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada, bob = await make_user(), await make_user()
+    twice = [("Authorization", ada.headers["Authorization"])] * 2
+    both = [("Authorization", ada.headers["Authorization"]), ("Authorization", "Bearer x")]
+    for headers in (twice, both, list(reversed(both))):
+        for method, path in [("GET", f"{API}/todos"), ("GET", f"{API}/users/me")]:
+            response = await client.request(method, path, headers=headers)
+            body = assert_problem(response, 400, "invalid_request")
+            assert "one Authorization header" in body["detail"]
+    logout = await client.post(
+        f"{API}/auth/logout",
+        headers=[("Authorization", bob.headers["Authorization"]), ("Authorization", "Bearer x")],
+    )
+    assert_problem(logout, 400, "invalid_request")
+    # Nothing happened: Bob's token still works.
+    assert (await client.get(f"{API}/users/me", headers=bob.headers)).status_code == 200
+
+
+async def test_token_responses_are_never_stored_by_any_cache(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user("ada@x.io")
+    responses = [
+        await client.post(f"{API}/auth/login", json={"email": "ada@x.io", "password": PASSWORD}),
+        await client.post(f"{API}/auth/token", data={"username": "ada@x.io", "password": PASSWORD}),
+        await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.refresh_token}),
+        await client.post(f"{API}/auth/login", json={"email": "ada@x.io", "password": "wrong!!"}),
+    ]
+    assert [response.status_code for response in responses] == [200, 200, 200, 401]
+    for response in responses:
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["pragma"] == "no-cache"
+
+
+async def test_authenticated_responses_are_private_and_revalidated_by_etag(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user()
+    created = await client.post(f"{API}/todos", json={"title": "t"}, headers=ada.headers)
+    path = f"{API}/todos/{created.json()['id']}"
+    fetched = await client.get(path, headers=ada.headers)
+    unchanged = await client.get(
+        path, headers={**ada.headers, "If-None-Match": fetched.headers["etag"]}
+    )
+    assert unchanged.status_code == 304
+    listed = await client.get(f"{API}/todos", headers=ada.headers)
+    me = await client.get(f"{API}/users/me", headers=ada.headers)
+    for response in (created, fetched, unchanged, listed, me):
+        assert response.headers["cache-control"] == "private, no-cache"
+        assert response.headers["vary"] == "Authorization"
+    assert "cache-control" not in (await client.get("/health")).headers
 
 
 async def test_health_ready_and_metrics(client: AsyncClient, settings: Settings) -> None:
@@ -373,3 +436,31 @@ async def test_cors_allows_configured_origins_only(app_with: Any) -> None:
     assert "access-control-allow-origin" not in refused.headers
     simple = await client.get("/health", headers={"Origin": "https://app.example.com"})
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    listed = await client.get(f"{API}/todos", headers={"Origin": "https://app.example.com"})
+    assert listed.headers["vary"] == "Origin, Authorization"
+
+
+@pytest.mark.parametrize(
+    ("origin", "method", "headers", "refused"),
+    [
+        ("https://evil.example.com", "POST", "content-type", "origin"),
+        ("https://app.example.com", "PUT", "content-type", "method"),
+        ("https://app.example.com", "POST", "x-evil", "headers"),
+    ],
+)
+async def test_a_refused_cors_preflight_is_a_problem_with_the_usual_headers(
+    app_with: Any, origin: str, method: str, headers: str, refused: str
+) -> None:
+    client = await app_with(cors_origins=["https://app.example.com"])
+    response = await client.options(
+        f"{API}/todos",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": headers,
+        },
+    )
+    body = assert_problem(response, 400, "cors_refused")
+    assert body["detail"] == f"Cross-origin request refused: {refused} not allowed."
+    assert body["instance"] == f"{API}/todos"
+    assert_security_headers(response)

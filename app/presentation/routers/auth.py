@@ -20,11 +20,13 @@ from app.presentation.schemas.auth import (
     RegisterRequest,
     TokenPairRead,
 )
-from app.presentation.schemas.common import problems
+from app.presentation.schemas.common import AUTHENTICATED, problems
 from app.presentation.schemas.users import UserRead
 
 # Every route here counts the default limit too; the others count it as they authenticate.
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[DefaultRateLimit])
+# The answers that carry tokens, which no cache may store.
+TOKEN_PATHS = ("/auth/login", "/auth/token", "/auth/refresh")
 
 
 def _pair(pair: TokenPair) -> TokenPairRead:
@@ -85,7 +87,7 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPairRead:
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="logout",
     dependencies=[JsonOnly],
-    responses=problems(401, 415, 422, 429, 503),
+    responses=problems(*AUTHENTICATED),
 )
 async def logout(
     token: BearerToken,

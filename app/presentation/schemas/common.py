@@ -86,8 +86,8 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# Errors any authenticated /api/v1 route can answer.
-AUTHENTICATED = (401, 415, 422, 429, 503)
+# Errors any authenticated /api/v1 route can answer (400: two Authorization headers).
+AUTHENTICATED = (400, 401, 415, 422, 429, 503)
 
 
 def _refuse_null(value: object) -> object:
