@@ -196,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 email=settings.first_admin_email,
                 password=settings.first_admin_password.get_secret_value(),
             )
+        elif settings.first_admin_email:
+            log.warning("FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored")
         log.info(
             "serving on %s with %s",
             "PostgreSQL" if not settings.is_sqlite else "SQLite",

@@ -304,6 +304,15 @@ async def test_no_first_admin_is_created_beside_an_existing_admin(
     assert "FIRST_ADMIN_EMAIL other@x.io: an active admin already exists" in caplog.text
 
 
+async def test_a_first_admin_email_without_a_password_is_ignored_loudly(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await empty_stores(settings)
+    async with started(settings.model_copy(update={"first_admin_email": "root@x.io"}), caplog):
+        pass
+    assert "FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored" in caplog.text
+
+
 async def run_cli(settings: Settings, email: str) -> tuple[int | None, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
