@@ -7,18 +7,19 @@ import getpass
 import sys
 
 from app.config import get_settings
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, EmailTaken
 from app.infrastructure.db import create_engine
-from app.main import build_adapters, ensure_first_admin
+from app.main import build_adapters, user_service
 
 
 async def create_admin(email: str, password: str) -> None:
+    """A new admin account; an existing account is never changed (EmailTaken)."""
     settings = get_settings()
     engine = create_engine(settings.database_url, autocommit=True)
     try:
-        await ensure_first_admin(
-            build_adapters(settings, engine, None), email=email, password=password
-        )
+        adapters = build_adapters(settings, engine, None)
+        async with adapters.uow_factory() as uow:
+            await user_service(adapters, uow).create_admin(email=email, password=password)
     finally:
         await engine.dispose()
 
@@ -33,16 +34,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="todo-api", description="Todo API administration.")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser(
-        "create-admin", help="Create the admin account, or make an existing account admin."
+        "create-admin",
+        help="Create a new admin account. An existing account is never changed: promote one "
+        "through the API, as an admin.",
     )
     create.add_argument("--email", required=True)
     args = parser.parse_args(argv)
     try:
         asyncio.run(create_admin(args.email, _read_password()))
+    except EmailTaken:
+        print(
+            "error: an account with this email already exists; it was left unchanged "
+            "(an admin can promote it through the API).",
+            file=sys.stderr,
+        )
+        return 1
     except DomainError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 1
-    print(f"{args.email} is an active admin.")
+    print(f"Created the admin {args.email}.")
     return 0
 
 

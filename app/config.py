@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
     rate_limit_enabled: bool = True
     rate_limit_login: str = "5/minute"
+    rate_limit_login_ip: str = "30/minute"
     rate_limit_register: str = "10/hour"
     rate_limit_refresh: str = "30/minute"
     rate_limit_default: str = "600/minute"
@@ -59,7 +60,11 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @field_validator(
-        "rate_limit_login", "rate_limit_register", "rate_limit_refresh", "rate_limit_default"
+        "rate_limit_login",
+        "rate_limit_login_ip",
+        "rate_limit_register",
+        "rate_limit_refresh",
+        "rate_limit_default",
     )
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:

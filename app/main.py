@@ -9,7 +9,6 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -22,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import __version__, tracing
 from app.application.auth import ActorCache, revocations_in_force
 from app.application.pagination import CursorCodec
-from app.application.users import UserService
+from app.application.ports import UnitOfWork
+from app.application.users import AdminBootstrap, UserService
 from app.config import Settings, get_settings
 from app.domain.errors import EmailTaken
 from app.infrastructure.clock import SystemClock
@@ -35,7 +35,11 @@ from app.logs import configure_logging
 from app.presentation.deps import API_PREFIX, Adapters
 from app.presentation.docs import DOCS_PATHS, install_docs
 from app.presentation.errors import install_error_handlers, service_unavailable
-from app.presentation.middleware import BodySizeLimitMiddleware, EdgeMiddleware
+from app.presentation.middleware import (
+    BodySizeLimitMiddleware,
+    EdgeMiddleware,
+    ProblemCORSMiddleware,
+)
 from app.presentation.rate_limit import RateLimiter
 from app.presentation.routers import auth, health, todos, users
 
@@ -124,6 +128,7 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
             enabled=settings.rate_limit_enabled,
             limits={
                 "login": settings.rate_limit_login,
+                "login_ip": settings.rate_limit_login_ip,
                 "register": settings.rate_limit_register,
                 "refresh": settings.rate_limit_refresh,
                 "default": settings.rate_limit_default,
@@ -133,23 +138,31 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
     )
 
 
+def user_service(adapters: Adapters, uow: UnitOfWork) -> UserService:
+    return UserService(
+        uow,
+        hasher=adapters.hasher,
+        revocations=adapters.revocations,
+        clock=adapters.clock,
+        cursors=adapters.cursors,
+        common_passwords=adapters.common_passwords,
+    )
+
+
 async def ensure_first_admin(adapters: Adapters, *, email: str, password: str) -> None:
-    """Idempotent, and safe when several instances start at once."""
+    """FIRST_ADMIN_EMAIL at start-up: safe on every restart, and when several instances start
+    at once. Logs what it did, never the password."""
     for _ in range(2):
         async with adapters.uow_factory() as uow:
-            service = UserService(
-                uow,
-                hasher=adapters.hasher,
-                revocations=adapters.revocations,
-                clock=adapters.clock,
-                cursors=adapters.cursors,
-                common_passwords=adapters.common_passwords,
-            )
             try:
-                await service.ensure_admin(email=email, password=password)
-                return
+                outcome = await user_service(adapters, uow).bootstrap_admin(
+                    email=email, password=password
+                )
             except EmailTaken:  # another instance created it between our read and write
                 continue
+        level = logging.WARNING if outcome is AdminBootstrap.EMAIL_IN_USE else logging.INFO
+        log.log(level, "FIRST_ADMIN_EMAIL %s: %s", email, outcome.value)
+        return
 
 
 @cache  # once per process: what is frozen is never collected
@@ -197,6 +210,8 @@ def create_app(
                 email=settings.first_admin_email,
                 password=settings.first_admin_password.get_secret_value(),
             )
+        elif settings.first_admin_email:
+            log.warning("FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored")
         log.info(
             "serving on %s with %s",
             "PostgreSQL" if not settings.is_sqlite else "SQLite",
@@ -214,7 +229,10 @@ def create_app(
     app = FastAPI(
         title="Todo API",
         version=__version__,
-        description="Authenticated todo management. Errors are RFC 9457 problem+json.",
+        description="Authenticated todo management. Errors are RFC 9457 problem+json. "
+        "Token responses are `Cache-Control: no-store`; every other `/api/v1` response is "
+        "`private, no-cache` with `Vary: Authorization`: a browser may keep it but revalidates "
+        "it (`ETag`, `If-None-Match`), and shared caches never store it.",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -245,7 +263,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=[
@@ -266,6 +284,8 @@ def create_app(
         registry=registry,
         docs_paths=DOCS_PATHS,
         hsts=settings.environment == "production",
+        api_prefix=API_PREFIX,
+        token_paths=[API_PREFIX + path for path in auth.TOKEN_PATHS],
     )
     return app
 

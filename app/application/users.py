@@ -1,6 +1,7 @@
 """The caller's own account, and admin management of everyone's, under the last-admin rule."""
 
 from collections.abc import Container
+from enum import Enum
 from uuid import UUID, uuid4
 
 from app.application.pagination import CursorCodec, Page, paginate
@@ -8,6 +9,15 @@ from app.application.ports import Clock, PasswordHasher, RevocationList, UnitOfW
 from app.domain.common import UNSET, Unset
 from app.domain.errors import LastAdmin, UserNotFound
 from app.domain.users import Actor, Permission, Role, User, check_password, normalise_email
+
+
+class AdminBootstrap(Enum):
+    """What start-up did with the configured first admin's email."""
+
+    CREATED = "created it as an active admin"
+    ALREADY_ADMIN = "it is already an active admin; nothing to do"
+    EMAIL_IN_USE = "an account that is not an active admin holds it; left unchanged"
+    ADMIN_EXISTS = "an active admin already exists; no account created"
 
 
 class UserService:
@@ -94,14 +104,10 @@ class UserService:
         await self._uow.users.delete(user.id)
         await self._commit_change(user.id)
 
-    async def ensure_admin(self, *, email: str, password: str) -> User:
-        """Creates the first admin, or makes the existing account an active admin. Idempotent."""
+    async def create_admin(self, *, email: str, password: str) -> User:
+        """A new, active admin account. Never changes an existing one: EmailTaken if the email
+        is in use (an operator promotes an account through the API, as an admin)."""
         email = normalise_email(email)
-        existing = await self._uow.users.get_by_email(email)
-        if existing is not None:
-            if existing.is_active_admin:
-                return existing
-            return await self._save(existing, {"role": Role.ADMIN, "is_active": True})
         check_password(password, email=email, common=self._common_passwords, field="password")
         admin = User.new(
             id=uuid4(),
@@ -114,6 +120,20 @@ class UserService:
         await self._uow.users.add(admin)
         await self._uow.commit()
         return admin
+
+    async def bootstrap_admin(self, *, email: str, password: str) -> AdminBootstrap:
+        """The first admin, created only while the service has no active admin and nobody
+        holds the email. It never promotes an account it did not create: an address freed by
+        an admin's email change and registered by someone else must not make them admin."""
+        existing = await self._uow.users.get_by_email(normalise_email(email))
+        if existing is not None:
+            if existing.is_active_admin:
+                return AdminBootstrap.ALREADY_ADMIN
+            return AdminBootstrap.EMAIL_IN_USE
+        if await self._uow.users.lock_active_admins():
+            return AdminBootstrap.ADMIN_EXISTS
+        await self.create_admin(email=email, password=password)
+        return AdminBootstrap.CREATED
 
     async def _load(self, user_id: UUID) -> User:
         user = await self._uow.users.get(user_id)

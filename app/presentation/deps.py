@@ -5,7 +5,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 
 from app.application.auth import ActorCache, AuthService
@@ -14,9 +15,11 @@ from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIs
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.domain.errors import InvalidToken
-from app.domain.users import Actor, Permission
+from app.domain.users import PASSWORD_MAX_LENGTH, Actor, Permission, normalise_email
 from app.presentation.errors import HTTPProblem
-from app.presentation.rate_limit import RateLimiter, client_ip, login_email
+from app.presentation.rate_limit import RateLimiter, RateLimitState, client_ip
+from app.presentation.schemas.auth import LoginRequest
+from app.presentation.schemas.common import NO_NUL
 
 API_PREFIX = "/api/v1"
 # RFC 9110's safe methods never write: their unit of work runs without a transaction.
@@ -105,8 +108,26 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 TodoServiceDep = Annotated[TodoService, Depends(get_todo_service)]
 
-oauth2_scheme = OAuth2PasswordBearer(
+
+class _OneBearerToken(OAuth2PasswordBearer):
+    """Where every route reads the token: two Authorization headers are a 400, since which
+    one another component (a proxy, a cache, a log) took is anyone's guess."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        if len(request.headers.getlist("authorization")) > 1:
+            raise HTTPProblem(
+                400,
+                "invalid_request",
+                "Send one Authorization header, not several.",
+                # RFC 6750 §3.1: a request that repeats a parameter is `invalid_request`.
+                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+            )
+        return await super().__call__(request)
+
+
+oauth2_scheme = _OneBearerToken(
     tokenUrl=f"{API_PREFIX}/auth/token",
+    scheme_name="OAuth2PasswordBearer",
     auto_error=False,
     description="Log in with email and password (the OAuth2 password flow) to get a token.",
 )
@@ -167,18 +188,60 @@ def require(permission: Permission) -> Any:
     return Depends(actor_with_permission)
 
 
+def _keep(request: Request, state: RateLimitState | None) -> None:
+    """The headers show the limit closest to refusing: the one with the fewest left."""
+    if state is None:
+        return
+    kept = getattr(request.state, "rate_limit", None)
+    if kept is None or state.remaining <= kept.remaining:
+        request.state.rate_limit = state
+
+
 def rate_limit(name: str) -> Any:
-    """A named limit per client IP; `login` counts per IP and email together."""
+    """A named limit per client IP."""
 
     async def check(request: Request) -> None:
-        identity = [client_ip(request)]
-        if name == "login":
-            identity.append(await login_email(request))
-        state = await adapters_of(request).rate_limiter.hit(name, *identity)
-        if state is not None:
-            request.state.rate_limit = state
+        _keep(request, await adapters_of(request).rate_limiter.hit(name, client_ip(request)))
 
     return Depends(check)
+
+
+async def login_rate_limits(request: Request, email: str) -> None:
+    """RATE_LIMIT_LOGIN_IP per client IP, then RATE_LIMIT_LOGIN per IP and email. Given the
+    email the login itself checks, parsed once, so no spelling of the request (a media type's
+    case, a `+json` type) can count it under another key."""
+    limiter, ip = adapters_of(request).rate_limiter, client_ip(request)
+    _keep(request, await limiter.hit("login_ip", ip))
+    _keep(request, await limiter.hit("login", ip, normalise_email(email)))
+
+
+async def _json_login(request: Request, body: LoginRequest) -> LoginRequest:
+    await login_rate_limits(request, body.email)
+    return body
+
+
+async def _form_login(
+    request: Request,
+    username: Annotated[
+        str,
+        Form(
+            max_length=320,
+            pattern=NO_NUL,
+            description="The account's email.",
+            examples=["ada@example.com"],
+        ),
+    ],
+    password: Annotated[
+        str, Form(max_length=PASSWORD_MAX_LENGTH, examples=["correct horse battery"])
+    ],
+) -> LoginRequest:
+    await login_rate_limits(request, username)
+    return LoginRequest.model_construct(email=username, password=password)
+
+
+# A login's credentials, from a JSON body or the OAuth2 password form, after its rate limits.
+JsonLogin = Annotated[LoginRequest, Depends(_json_login)]
+FormLogin = Annotated[LoginRequest, Depends(_form_login)]
 
 
 async def default_rate_limit(request: Request, adapters: Adapters) -> None:

@@ -178,7 +178,8 @@ async def _http_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, exc.status, exc.code, exc.detail, headers=exc.headers)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """For an exception nothing else handled; the edge middleware answers with it."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(request, 500, "internal_error", "An unexpected error occurred.")
 
@@ -200,4 +201,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(HTTPProblem, _http_problem)
-    app.add_exception_handler(Exception, _unexpected)
+    # Starlette runs this one outside every middleware; the edge catches first (see there),
+    # so this answers only a fault in the middleware itself.
+    app.add_exception_handler(Exception, unexpected_error)

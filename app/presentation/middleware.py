@@ -1,5 +1,6 @@
 """Pure ASGI middleware: the edge every response passes (request id, access log, metrics,
-security and rate-limit headers), and the body size limit."""
+security, caching and rate-limit headers, the last word on unexpected errors), the body size
+limit, and CORS whose refusals are problems like every other error."""
 
 import logging
 import random
@@ -8,12 +9,15 @@ import time
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import request_id_var
-from app.presentation.errors import problem
+from app.presentation.errors import problem, unexpected_error
 from app.presentation.rate_limit import RateLimitState
 from app.presentation.routes import route_templates
 
@@ -35,6 +39,11 @@ DOCS_CSP = (
     b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
 )
 HSTS = (b"strict-transport-security", b"max-age=63072000")
+# Tokens are never stored by any cache (RFC 6749 §5.1). Every other API answer depends on
+# who asks: a browser may keep it but must revalidate it (ETag, If-None-Match → 304), and a
+# shared cache never stores it.
+NO_STORE = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
+PRIVATE = ((b"cache-control", b"private, no-cache"), (b"vary", b"Authorization"))
 
 
 class EdgeMiddleware:
@@ -46,8 +55,12 @@ class EdgeMiddleware:
     - request counts and latency by route template (never the raw path: ids would explode
       the label set; paths no route serves share one label);
     - the security headers, with a CSP that lets the docs pages run;
+    - the caching headers: `no-store` on token responses, `private, no-cache` on the rest of
+      the API (`api_prefix`);
     - the rate-limit headers a limit dependency left on the request, which also covers
-      responses a handler builds itself (204, 304).
+      responses a handler builds itself (204, 304);
+    - a 500 problem for an exception nothing handled. Starlette's own last resort sits
+      outside every middleware, so its answers would lack everything above.
     """
 
     def __init__(
@@ -57,10 +70,14 @@ class EdgeMiddleware:
         registry: CollectorRegistry,
         docs_paths: Iterable[str],
         hsts: bool,
+        api_prefix: str,
+        token_paths: Iterable[str],
     ) -> None:
         self.app = app
         self.docs_paths = tuple(docs_paths)
         self.hsts = hsts
+        self.api_prefix = api_prefix
+        self.token_paths = frozenset(token_paths)
         self.requests = Counter(
             "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
         )
@@ -82,8 +99,16 @@ class EdgeMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         token = request_id_var.set(request_id)
-        is_docs = scope["path"].startswith(self.docs_paths)
-        status = 500
+        path = scope["path"]
+        is_docs = path.startswith(self.docs_paths)
+        caching = (
+            NO_STORE
+            if path in self.token_paths
+            else PRIVATE
+            if path.startswith(self.api_prefix)
+            else ()
+        )
+        status = 0  # until the response starts
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -101,6 +126,8 @@ class EdgeMiddleware:
                     headers.append((b"content-security-policy", API_CSP))
                 if self.hsts and HSTS[0] not in present:
                     headers.append(HSTS)
+                # A second Vary line (after CORS' `Vary: Origin`) adds to it (RFC 9110 §5.3).
+                headers.extend(h for h in caching if h[0] == b"vary" or h[0] not in present)
                 limit = state.get("rate_limit")
                 if isinstance(limit, RateLimitState):
                     headers.extend(h for h in limit.raw_headers() if h[0] not in present)
@@ -108,10 +135,15 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if status:  # too late for another answer: the server closes the connection
+                raise
+            await unexpected_error(Request(scope), exc)(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
+            status = status or 500
             self._observe(scope["method"], self._route_label(scope), status, elapsed)
-            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
+            log.info("%s %s %s %.1fms", scope["method"], path, status, elapsed * 1000)
             request_id_var.reset(token)
 
     def _route_label(self, scope: Scope) -> str:
@@ -222,3 +254,29 @@ def _body_headers(scope: Scope) -> tuple[str | None, bool]:
         elif name == b"transfer-encoding":
             chunked = True
     return length, chunked
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, whose refused preflight (plain text) becomes a problem+json."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                response = self.preflight_response(request_headers=headers)
+                if response.status_code == 400:
+                    response = _refused_preflight(Request(scope), response)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _refused_preflight(request: Request, refusal: Response) -> Response:
+    refused = bytes(refusal.body).decode().removeprefix("Disallowed CORS ")  # what it names
+    headers = {
+        name: value
+        for name, value in refusal.headers.items()
+        if name not in ("content-type", "content-length")
+    }
+    detail = f"Cross-origin request refused: {refused} not allowed."
+    return problem(request, 400, "cors_refused", detail, headers=headers)

@@ -9,7 +9,6 @@ increment per request, whose answer alone gives every header exactly. `limits`' 
 strategies need a second round trip for the remaining count and reset time, on every request.
 """
 
-import json
 import logging
 import math
 import time
@@ -80,16 +79,3 @@ def client_ip(request: Request) -> str:
     # Behind a proxy, run uvicorn with --proxy-headers --forwarded-allow-ips so this is the
     # real client rather than the proxy.
     return request.client.host if request.client else "unknown"
-
-
-async def login_email(request: Request) -> str:
-    """The email a login names, read from the JSON or form body (Starlette caches it)."""
-    try:
-        if request.headers.get("content-type", "").startswith("application/json"):
-            data = json.loads(await request.body())
-            value = data.get("email") if isinstance(data, dict) else None
-        else:
-            value = (await request.form()).get("username")
-    except (ValueError, UnicodeDecodeError):
-        value = None
-    return value.strip().lower() if isinstance(value, str) else ""

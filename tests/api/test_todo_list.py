@@ -248,6 +248,11 @@ async def test_another_users_cursor_does_not_work_for_me(
         ({"limit": 101}, "query.limit"),
         ({"due_before": "2030-01-01T00:00:00"}, "query.due_before"),
         ({"due_after": "yesterday"}, "query.due_after"),
+        # No UTC form (year 0, year 10000): an overflow, not a 500.
+        ({"due_before": "0001-01-01T00:00:00+14:00"}, "query.due_before"),
+        ({"due_after": "9999-12-31T23:59:59-14:00"}, "query.due_after"),
+        ({"due_before": "9999-12-31T23:59:59-14:00"}, "query.due_before"),
+        ({"due_after": "0001-01-01T00:00:00+14:00"}, "query.due_after"),
         ({"priority": "critical"}, "query.priority.0"),
         ({"completed": "perhaps"}, "query.completed"),
         ({"tag": "x" * 33}, "query.tag.0"),

@@ -84,6 +84,49 @@ async def test_bad_todo_input_is_422_naming_the_field_and_creates_nothing(
     assert listed.json()["items"] == []
 
 
+# In UTC these fall in year 0 and year 10000, which no datetime (nor the driver) can hold.
+PAST_THE_CALENDAR = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize("due_at", PAST_THE_CALENDAR)
+async def test_a_due_date_past_the_calendar_in_utc_is_422_and_changes_nothing(
+    client: AsyncClient, make_user: MakeUser, due_at: str
+) -> None:
+    ada = await make_user()
+    created = await client.post(
+        f"{API}/todos", json={"title": "t", "due_at": due_at}, headers=ada.headers
+    )
+    assert created.status_code == 422, created.text
+    assert [error["field"] for error in created.json()["errors"]] == ["body.due_at"]
+    todo = await create(client, ada)
+    path = f"{API}/todos/{todo['id']}"
+    patched = await client.patch(path, json={"due_at": due_at}, headers=ada.headers)
+    assert patched.status_code == 422, patched.text
+    assert [error["field"] for error in patched.json()["errors"]] == ["body.due_at"]
+    assert (await client.get(path, headers=ada.headers)).json() == todo
+    listed = await client.get(f"{API}/todos", headers=ada.headers)
+    assert [item["id"] for item in listed.json()["items"]] == [todo["id"]]
+
+
+async def test_due_dates_at_the_calendars_edge_in_utc_are_kept(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user()
+    first = await create(client, ada, due_at="0001-01-01T00:00:00-14:00")
+    last = await create(client, ada, due_at="9999-12-31T23:59:59+00:00")
+    assert first["due_at"] == "0001-01-01T14:00:00Z"
+    assert last["due_at"] == "9999-12-31T23:59:59Z"
+    page = await client.get(
+        f"{API}/todos", params={"sort": "due_at", "limit": 1}, headers=ada.headers
+    )
+    assert [item["id"] for item in page.json()["items"]] == [first["id"]]
+    cursor = page.json()["next_cursor"]
+    rest = await client.get(
+        f"{API}/todos", params={"sort": "due_at", "limit": 1, "cursor": cursor}, headers=ada.headers
+    )
+    assert [item["id"] for item in rest.json()["items"]] == [last["id"]]
+
+
 async def test_twenty_tags_that_collapse_are_fine(client: AsyncClient, make_user: MakeUser) -> None:
     ada = await make_user()
     todo = await create(client, ada, tags=[f"Tag{n % 5}" for n in range(20)])

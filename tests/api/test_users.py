@@ -1,18 +1,22 @@
 """/users/me and the admin /users routes, RBAC and the last-admin rule."""
 
 import asyncio
+import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
-from httpx import AsyncClient
+import pytest
+from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 
 from app.config import Settings
 from app.domain.users import Role
 from app.main import create_app
 from app.presentation.deps import Adapters
-from tests.conftest import PASSWORD, MakeUser, login
+from tests.conftest import PASSWORD, MakeUser, empty_stores, login
 
 API = "/api/v1"
 
@@ -227,36 +231,119 @@ async def test_null_role_is_refused_naming_the_field(
     assert response.json()["errors"][0]["field"] == "body.role"
 
 
-async def test_first_admin_is_created_at_start_up_idempotently(settings: Settings) -> None:
-    configured = settings.model_copy(
-        update={"first_admin_email": "Root@X.io", "first_admin_password": SecretStr(PASSWORD)}
+@asynccontextmanager
+async def started(settings: Settings, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Any]:
+    """The app through its lifespan (a start-up), its log captured."""
+    app = create_app(settings)
+    logging.getLogger().addHandler(caplog.handler)  # create_app replaced the root's handlers
+    caplog.set_level(logging.INFO, logger="app.main")
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+def with_first_admin(settings: Settings, email: str) -> Settings:
+    return settings.model_copy(
+        update={"first_admin_email": email, "first_admin_password": SecretStr(PASSWORD)}
     )
-    for _ in range(2):  # a restart must not fail or duplicate
-        app = create_app(configured)
-        async with app.router.lifespan_context(app):
-            adapters: Adapters = app.state.adapters
-            async with adapters.uow_factory() as uow:
-                root = await uow.users.get_by_email("root@x.io")
-                assert root is not None
-                assert root.role is Role.ADMIN
 
 
-async def test_cli_creates_an_admin(settings: Settings, client: AsyncClient) -> None:
+async def test_first_admin_is_created_at_start_up_idempotently(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await empty_stores(settings)
+    configured = with_first_admin(settings, "Root@X.io")
+    for logged in ("created it as an active admin", "it is already an active admin"):
+        caplog.clear()
+        async with started(configured, caplog) as client:  # a restart must not fail or duplicate
+            root = await login(client, "root@x.io")
+            me = await client.get(f"{API}/users/me", headers=root.headers)
+            assert me.json()["role"] == "admin"
+        assert f"FIRST_ADMIN_EMAIL Root@X.io: {logged}" in caplog.text
+        assert PASSWORD not in caplog.text
+
+
+async def test_a_restart_never_makes_whoever_took_the_first_admins_old_email_admin(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await empty_stores(settings)
+    configured = with_first_admin(settings, "root@x.io")
+    async with started(configured, caplog) as client:
+        root = await login(client, "root@x.io")
+        moved = await client.patch(
+            f"{API}/users/me", json={"email": "boss@x.io"}, headers=root.headers
+        )
+        assert moved.status_code == 200
+        taken = await client.post(
+            f"{API}/auth/register", json={"email": "root@x.io", "password": PASSWORD}
+        )
+        assert taken.status_code == 201
+    caplog.clear()
+    async with started(configured, caplog) as client:
+        squatter = await login(client, "root@x.io")
+        me = await client.get(f"{API}/users/me", headers=squatter.headers)
+        assert me.json()["role"] == "user"
+        boss = await login(client, "boss@x.io")
+        assert (await client.get(f"{API}/users/me", headers=boss.headers)).json()["role"] == "admin"
+    warning = "FIRST_ADMIN_EMAIL root@x.io: an account that is not an active admin holds it"
+    assert warning in caplog.text
+
+
+async def test_no_first_admin_is_created_beside_an_existing_admin(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await empty_stores(settings)
+    async with started(with_first_admin(settings, "root@x.io"), caplog):
+        pass
+    async with started(with_first_admin(settings, "other@x.io"), caplog) as client:
+        refused = await client.post(
+            f"{API}/auth/login", json={"email": "other@x.io", "password": PASSWORD}
+        )
+        assert refused.status_code == 401
+    assert "FIRST_ADMIN_EMAIL other@x.io: an active admin already exists" in caplog.text
+
+
+async def test_a_first_admin_email_without_a_password_is_ignored_loudly(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await empty_stores(settings)
+    async with started(settings.model_copy(update={"first_admin_email": "root@x.io"}), caplog):
+        pass
+    assert "FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored" in caplog.text
+
+
+async def run_cli(settings: Settings, email: str) -> tuple[int | None, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "app.cli",
         "create-admin",
         "--email",
-        "cli-admin@x.io",
+        email,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"},
     )
     out, err = await process.communicate(f"{PASSWORD}\n".encode())
-    assert process.returncode == 0, err.decode()
-    assert b"cli-admin@x.io is an active admin" in out
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_cli_creates_an_admin(settings: Settings, client: AsyncClient) -> None:
+    code, out, err = await run_cli(settings, "cli-admin@x.io")
+    assert code == 0, err
+    assert "Created the admin cli-admin@x.io" in out
     session = await login(client, "cli-admin@x.io")
     me = await client.get(f"{API}/users/me", headers=session.headers)
     assert me.json()["role"] == "admin"
+
+
+async def test_cli_never_promotes_an_existing_account(
+    settings: Settings, client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user("ada@x.io")
+    code, _, err = await run_cli(settings, "ADA@x.io")
+    assert code == 1
+    assert "already exists" in err
+    assert (await client.get(f"{API}/users/me", headers=ada.headers)).json()["role"] == "user"

@@ -36,6 +36,7 @@ def test_cors_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> No
     [
         ("SECRET_KEY", "short"),
         ("RATE_LIMIT_LOGIN", "lots"),
+        ("RATE_LIMIT_LOGIN_IP", "30 per minute please"),
         ("DATABASE_URL", "mysql://x"),
         ("ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
         ("LOG_FORMAT", "xml"),

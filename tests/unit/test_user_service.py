@@ -6,7 +6,7 @@ from uuid import uuid4
 import pytest
 
 from app.application.ports import UserFilter
-from app.application.users import UserService
+from app.application.users import AdminBootstrap, UserService
 from app.domain.errors import (
     EmailTaken,
     InvalidCursor,
@@ -154,51 +154,87 @@ async def test_unknown_user_is_user_not_found(users: UserService, admin: User) -
         await users.get(Actor.of(admin), a_user().id)
 
 
-# ensure_admin
+# The first admin: bootstrap at start-up, and the CLI's create_admin
 
 
-async def test_ensure_admin_creates_the_first_admin(
+async def test_bootstrap_creates_the_first_admin(
     users: UserService, uow: InMemoryUnitOfWork, hasher: FakePasswordHasher
 ) -> None:
-    admin = await users.ensure_admin(email=" Root@Example.io", password=PASSWORD)
+    outcome = await users.bootstrap_admin(email=" Root@Example.io", password=PASSWORD)
 
-    assert admin.email == "root@example.io"
+    assert outcome is AdminBootstrap.CREATED
+    admin = await uow.users.get_by_email("root@example.io")
+    assert admin is not None
     assert admin.is_active_admin
     assert await hasher.verify(PASSWORD, admin.password_hash)
-    assert await uow.users.get(admin.id) == admin
 
 
-async def test_ensure_admin_is_idempotent(users: UserService, uow: InMemoryUnitOfWork) -> None:
-    first = await users.ensure_admin(email="root@example.io", password=PASSWORD)
+async def test_bootstrap_is_idempotent(users: UserService, uow: InMemoryUnitOfWork) -> None:
+    await users.bootstrap_admin(email="root@example.io", password=PASSWORD)
     commits = uow.commits
 
-    second = await users.ensure_admin(email="ROOT@example.io", password=PASSWORD)
+    outcome = await users.bootstrap_admin(email="ROOT@example.io", password=PASSWORD)
 
-    assert second == first
+    assert outcome is AdminBootstrap.ALREADY_ADMIN
     assert uow.commits == commits
     assert len(uow.state.users) == 1
 
 
-async def test_ensure_admin_promotes_and_reactivates_an_existing_account(
-    users: UserService, uow: InMemoryUnitOfWork
+@pytest.mark.parametrize(
+    ("role", "is_active"), [(Role.USER, True), (Role.GUEST, True), (Role.ADMIN, False)]
+)
+async def test_bootstrap_never_promotes_or_reactivates_an_existing_account(
+    users: UserService, uow: InMemoryUnitOfWork, role: Role, is_active: bool
 ) -> None:
-    existing = a_user(email="root@example.io", role=Role.GUEST, is_active=False)
+    existing = a_user(email="root@example.io", role=role, is_active=is_active)
     await _add(uow, existing)
+    commits = uow.commits
 
-    admin = await users.ensure_admin(email="root@example.io", password=PASSWORD)
+    outcome = await users.bootstrap_admin(email="root@example.io", password=PASSWORD)
 
-    assert admin.id == existing.id
-    assert admin.is_active_admin
-    assert await uow.users.get(existing.id) == admin
+    assert outcome is AdminBootstrap.EMAIL_IN_USE
+    assert await uow.users.get(existing.id) == existing
+    assert uow.commits == commits
 
 
-async def test_ensure_admin_refuses_a_weak_password_for_a_new_account(
+async def test_bootstrap_creates_nobody_while_an_admin_exists(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    outcome = await users.bootstrap_admin(email="root@example.io", password=PASSWORD)
+
+    assert outcome is AdminBootstrap.ADMIN_EXISTS
+    assert await uow.users.get_by_email("root@example.io") is None
+
+
+async def test_bootstrap_refuses_a_weak_password(
     users: UserService, uow: InMemoryUnitOfWork
 ) -> None:
     with pytest.raises(InvalidField):
-        await users.ensure_admin(email="root@example.io", password="short")
+        await users.bootstrap_admin(email="root@example.io", password="short")
 
     assert not uow.state.users
+
+
+async def test_create_admin_adds_an_admin_beside_others(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    created = await users.create_admin(email="Second@Example.io", password=PASSWORD)
+
+    assert created.email == "second@example.io"
+    assert created.is_active_admin
+    assert await uow.users.get(created.id) == created
+
+
+async def test_create_admin_never_changes_an_existing_account(
+    users: UserService, uow: InMemoryUnitOfWork
+) -> None:
+    existing = a_user(email="root@example.io", role=Role.USER)
+    await _add(uow, existing)
+
+    with pytest.raises(EmailTaken):
+        await users.create_admin(email="ROOT@example.io", password=PASSWORD)
+
+    assert await uow.users.get(existing.id) == existing
 
 
 # Me

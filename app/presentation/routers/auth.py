@@ -2,28 +2,31 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Form, status
+from fastapi import APIRouter, Body, status
 
 from app.domain.sessions import TokenPair
 from app.presentation.deps import (
     AuthServiceDep,
     BearerToken,
     DefaultRateLimit,
+    FormLogin,
+    JsonLogin,
     JsonOnly,
     rate_limit,
 )
 from app.presentation.schemas.auth import (
-    LoginRequest,
     LogoutRequest,
     RefreshRequest,
     RegisterRequest,
     TokenPairRead,
 )
-from app.presentation.schemas.common import NO_NUL, problems
+from app.presentation.schemas.common import AUTHENTICATED, problems
 from app.presentation.schemas.users import UserRead
 
 # Every route here counts the default limit too; the others count it as they authenticate.
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[DefaultRateLimit])
+# The answers that carry tokens, which no cache may store.
+TOKEN_PATHS = ("/auth/login", "/auth/token", "/auth/refresh")
 
 
 def _pair(pair: TokenPair) -> TokenPairRead:
@@ -50,35 +53,22 @@ async def register(body: RegisterRequest, auth: AuthServiceDep) -> UserRead:
 @router.post(
     "/login",
     operation_id="login",
-    dependencies=[rate_limit("login"), JsonOnly],
+    dependencies=[JsonOnly],
     responses=problems(401, 403, 415, 422, 429, 503),
 )
-async def login(body: LoginRequest, auth: AuthServiceDep) -> TokenPairRead:
+async def login(credentials: JsonLogin, auth: AuthServiceDep) -> TokenPairRead:
     """Exchange email and password for an access and a refresh token."""
-    return _pair(await auth.login(email=body.email, password=body.password))
+    return _pair(await auth.login(email=credentials.email, password=credentials.password))
 
 
 @router.post(
     "/token",
     operation_id="token",
-    dependencies=[rate_limit("login")],
     responses=problems(401, 403, 422, 429, 503),
 )
-async def token(
-    username: Annotated[
-        str,
-        Form(
-            max_length=320,
-            pattern=NO_NUL,
-            description="The account's email.",
-            examples=["ada@example.com"],
-        ),
-    ],
-    password: Annotated[str, Form(max_length=128, examples=["correct horse battery"])],
-    auth: AuthServiceDep,
-) -> TokenPairRead:
+async def token(credentials: FormLogin, auth: AuthServiceDep) -> TokenPairRead:
     """OAuth2 password grant (form-encoded), for Swagger UI's Authorize button."""
-    return _pair(await auth.login(email=username, password=password))
+    return _pair(await auth.login(email=credentials.email, password=credentials.password))
 
 
 @router.post(
@@ -97,7 +87,7 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPairRead:
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="logout",
     dependencies=[JsonOnly],
-    responses=problems(401, 415, 422, 429, 503),
+    responses=problems(*AUTHENTICATED),
 )
 async def logout(
     token: BearerToken,

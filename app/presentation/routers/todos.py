@@ -70,7 +70,7 @@ def _read(todo: Todo, response: Response) -> TodoRead:
 @router.get(
     "",
     operation_id="list_todos",
-    responses=problems(*AUTHENTICATED, 400, 403),
+    responses=problems(*AUTHENTICATED, 403),
     openapi_extra=query_parameters(TodoListParams),
 )
 async def list_todos(

@@ -72,7 +72,7 @@ async def delete_me(actor: CurrentActor, users: UserServiceDep) -> None:
     await users.delete_me(actor)
 
 
-@router.get("", operation_id="list_users", responses=problems(*AUTHENTICATED, 400, 403))
+@router.get("", operation_id="list_users", responses=problems(*AUTHENTICATED, 403))
 async def list_users(
     actor: Admin,
     users: UserServiceDep,

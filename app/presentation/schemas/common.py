@@ -1,15 +1,48 @@
-"""Shapes shared by every feature: the problem document and the page envelope."""
+"""Shapes shared by every feature: the problem document, the page envelope, and the types
+every request validates alike (text without NUL, datetimes)."""
 
+import re
+from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 T = TypeVar("T")
 
 # Text without NUL (U+0000), which PostgreSQL text cannot hold: refused at the edge, with a 422
 # naming the field, so both backends answer alike and the schema says so.
 NO_NUL = r"^[^\x00]*$"
+
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _iso_8601_text(value: object) -> object:
+    """Pydantic would also read a number as Unix time; the contract says ISO 8601 text."""
+    if not (isinstance(value, str) and _ISO_8601.match(value)):
+        raise ValueError("Input should be an ISO 8601 datetime with an offset")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    """Times are stored and compared in UTC. `0001-01-01T00:00:00+14:00` has no UTC form
+    (it is in year 0): refused here, naming the field, rather than overflowing in the driver."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("Input should be a datetime within years 1 to 9999 in UTC") from None
+
+
+# Every datetime a request sends: ISO 8601 text with an offset (a naive one is a 422), in UTC.
+RequestDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), AfterValidator(_in_utc)]
 
 
 class FieldError(BaseModel):
@@ -53,8 +86,8 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# Errors any authenticated /api/v1 route can answer.
-AUTHENTICATED = (401, 415, 422, 429, 503)
+# Errors any authenticated /api/v1 route can answer (400: two Authorization headers).
+AUTHENTICATED = (400, 401, 415, 422, 429, 503)
 
 
 def _refuse_null(value: object) -> object:

@@ -1,12 +1,9 @@
-import re
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -27,7 +24,7 @@ from app.domain.todos import (
     SortKey,
     parse_sort,
 )
-from app.presentation.schemas.common import NO_NUL, not_null
+from app.presentation.schemas.common import NO_NUL, RequestDatetime, not_null
 
 # White space as Python's str.strip() (which the domain trims with) sees it: Unicode's, and
 # \x1c-\x1f. A title or tag needs something else, and no NUL (see NO_NUL), so the schema, and
@@ -55,19 +52,6 @@ Tags = Annotated[
     list[Tag],
     Field(max_length=MAX_TAGS, description="Trimmed, lower-cased, de-duplicated; sorted."),
 ]
-
-_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
-
-
-def _iso_8601_text(value: object) -> object:
-    """Pydantic would also read a number as Unix time; the contract says ISO 8601 text."""
-    if not (isinstance(value, str) and _ISO_8601.match(value)):
-        raise ValueError("Input should be an ISO 8601 datetime with an offset")
-    return value
-
-
-# A datetime in a request: ISO 8601 text with an offset (a naive one is a 422).
-RequestDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text)]
 
 # Only the known fields, so the schema itself tells a client (and a generator) what may be sent.
 _SORT_FIELD = "-?(" + "|".join(field.value for field in SortField) + ")"
