@@ -22,4 +22,5 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
-CMD ["scripts/serve", "--proxy-headers", "--forwarded-allow-ips=*"]
+# No proxy is trusted unless TRUSTED_PROXIES names it: set it when a proxy fronts the container.
+CMD ["scripts/serve"]

@@ -1,5 +1,6 @@
 """Settings: every environment variable of the contract, validated once at start-up."""
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -40,6 +41,16 @@ class Settings(BaseSettings):
     rate_limit_refresh: str = "30/minute"
     rate_limit_default: str = "600/minute"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The server's edge (app/server.py): a request head past these is a 431; a request that
+    # has not arrived whole within the timeout is a 408 (or, mid-body, a closed connection).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
+    request_read_timeout_seconds: float = Field(default=20, gt=0)
+    # Peers whose X-Forwarded-For/-Proto are believed: addresses or networks. None by default,
+    # so a client can never choose the address its rate limits are counted against.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Bearer token for /metrics; without one, /metrics is open except in production (404).
+    metrics_token: SecretStr | None = None
     db_pool_size: int = Field(default=20, ge=1)
     # Argon2id cost; the defaults are OWASP's recommendation (19 MiB, 2 passes).
     password_hash_time_cost: int = Field(default=2, ge=1)
@@ -53,6 +64,26 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [proxy.strip() for proxy in value.split(",") if proxy.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _ip_networks(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(proxy, strict=False)) for proxy in value]
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {exc}") from None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _no_empty_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value and value.get_secret_value() else None
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__, tracing
 from app.application.auth import ActorCache, revocations_in_force
@@ -42,6 +43,7 @@ from app.presentation.middleware import (
 )
 from app.presentation.rate_limit import RateLimiter
 from app.presentation.routers import auth, health, todos, users
+from app.presentation.routers.health import MetricsAccess
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
     from opentelemetry.sdk.trace import TracerProvider
@@ -204,23 +206,23 @@ def create_app(
         tracing.instrument(tracer_provider, engine)
         adapters = build_adapters(settings, engine, redis)
         app.state.adapters = adapters
-        if settings.first_admin_email and settings.first_admin_password:
-            await ensure_first_admin(
-                adapters,
-                email=settings.first_admin_email,
-                password=settings.first_admin_password.get_secret_value(),
-            )
-        elif settings.first_admin_email:
-            log.warning("FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored")
-        log.info(
-            "serving on %s with %s",
-            "PostgreSQL" if not settings.is_sqlite else "SQLite",
-            "Redis" if redis else "in-process stores",
-        )
-        tune_garbage_collector()
         try:
+            if settings.first_admin_email and settings.first_admin_password:
+                await ensure_first_admin(
+                    adapters,
+                    email=settings.first_admin_email,
+                    password=settings.first_admin_password.get_secret_value(),
+                )
+            elif settings.first_admin_email:
+                log.warning("FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored")
+            log.info(
+                "serving on %s with %s",
+                "PostgreSQL" if not settings.is_sqlite else "SQLite",
+                "Redis" if redis else "in-process stores",
+            )
+            tune_garbage_collector()
             yield
-        finally:
+        finally:  # after uvicorn's graceful shutdown: every request has finished or was cut
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -259,6 +261,10 @@ def create_app(
 
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
+    app.state.metrics_access = MetricsAccess(
+        token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        open_without_token=settings.environment != "production",
+    )
     # Added innermost first: the edge wraps everything, so even a 413 or 500 has a request id.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -287,6 +293,10 @@ def create_app(
         api_prefix=API_PREFIX,
         token_paths=[API_PREFIX + path for path in auth.TOKEN_PATHS],
     )
+    if settings.trusted_proxies:
+        # Outermost, so the client address is settled before anything reads it. uvicorn's own
+        # copy is off (scripts/serve): it would trust 127.0.0.1 whatever this says.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
 
 

@@ -16,8 +16,10 @@ import httpx
 
 from bench.common import ROOT, SECRET_KEY
 
-# The service's production flags; the floor gets the same.
+# The floor's flags. The service gets uvloop too, and its protocol from scripts/serve: httptools
+# with bounded request heads (app/server.py), which `--http httptools` would replace.
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
+SERVICE_FLAGS = ("--loop", "uvloop")
 # Every request comes from one IP: the limits stay on and are counted on every request, only
 # raised. The default one too: it counts logins per IP (1 000 logins take ~20 s), and the deep
 # page is one user's.
@@ -95,7 +97,7 @@ def start_service(
     }
     if pool_size is not None:
         env["DB_POOL_SIZE"] = str(pool_size)
-    argv = ["scripts/serve", "--port", str(port), "--workers", str(workers), *UVICORN_FLAGS]
+    argv = ["scripts/serve", "--port", str(port), "--workers", str(workers), *SERVICE_FLAGS]
     return _start(f"service ({workers} worker{'s' * (workers > 1)})", argv, env, port, log)
 
 

@@ -42,7 +42,7 @@ from proofs.stack import Nginx, Postgres, Redis, Service, Workspace, stop_on_sig
 # nginx reaches the instances from this loopback address, and the instances trust forwarded
 # headers from it alone: a client on 127.0.0.1 cannot pose as the proxy.
 PROXY_ADDRESS = "127.0.0.2"
-TRUSTED_PROXY = {"FORWARDED_ALLOW_IPS": PROXY_ADDRESS}
+TRUSTED_PROXY = {"TRUSTED_PROXIES": PROXY_ADDRESS}
 LOGIN_LIMIT = 5  # the service's default RATE_LIMIT_LOGIN, 5/minute per client and email
 ADMIN_EMAIL = "admin@scale-proof.example.com"
 FORGED = {"X-Forwarded-For": "203.0.113.7"}

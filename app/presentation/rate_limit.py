@@ -76,6 +76,5 @@ class RateLimiter:
 
 
 def client_ip(request: Request) -> str:
-    # Behind a proxy, run uvicorn with --proxy-headers --forwarded-allow-ips so this is the
-    # real client rather than the proxy.
+    # Behind a proxy named in TRUSTED_PROXIES, the client it forwarded for (app/main.py).
     return request.client.host if request.client else "unknown"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
 
 from app.config import Settings
 from app.main import create_app
@@ -193,6 +194,27 @@ async def test_health_ready_and_metrics(client: AsyncClient, settings: Settings)
     assert 'route="/api/v1/todos/{todo_id}"' in metrics.text
     assert "http_request_duration_seconds_bucket" in metrics.text
     assert "00000000-0000" not in metrics.text
+
+
+METRICS_TOKEN = "scrape-me-0123456789"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+async def test_metrics_need_the_metrics_token_when_one_is_set(app_with: Any) -> None:
+    client = await app_with(metrics_token=SecretStr(METRICS_TOKEN))
+    assert_problem(await client.get("/metrics"), 401, "not_authenticated")
+    wrong = {"Authorization": f"Bearer {METRICS_TOKEN[:-1]}"}
+    assert_problem(await client.get("/metrics", headers=wrong), 401, "invalid_token")
+    right = await client.get("/metrics", headers=SCRAPER)
+    assert right.status_code == 200
+    assert "http_requests_total" in right.text
+
+
+async def test_production_serves_metrics_only_to_the_token(app_with: Any) -> None:
+    closed = await app_with(environment="production")
+    assert_problem(await closed.get("/metrics", headers=SCRAPER), 404, "not_found")
+    scraped = await app_with(environment="production", metrics_token=SecretStr(METRICS_TOKEN))
+    assert (await scraped.get("/metrics", headers=SCRAPER)).status_code == 200
 
 
 async def test_database_down_is_503_and_readiness_names_it(app_with: Any) -> None:

@@ -26,6 +26,16 @@ def test_database_urls_get_the_async_driver(given: str, expected: str) -> None:
     assert Settings(database_url=given).database_url == expected
 
 
+def test_trusted_proxies_are_comma_separated_addresses_or_networks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.7, 172.16.0.0/12,,::1")
+    settings = Settings(_env_file=None)
+    assert settings.trusted_proxies == ["10.0.0.7/32", "172.16.0.0/12", "::1/128"]
+    monkeypatch.delenv("TRUSTED_PROXIES")
+    assert Settings(_env_file=None).trusted_proxies == []  # nobody, by default
+
+
 def test_cors_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "https://a.io, https://b.io")
     assert Settings(_env_file=None).cors_origins == ["https://a.io", "https://b.io"]
@@ -41,6 +51,10 @@ def test_cors_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> No
         ("ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
         ("LOG_FORMAT", "xml"),
         ("ENVIRONMENT", "staging"),
+        ("TRUSTED_PROXIES", "*"),
+        ("TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+        ("MAX_HEADER_BYTES", "10"),
+        ("REQUEST_READ_TIMEOUT_SECONDS", "0"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(
