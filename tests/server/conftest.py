@@ -64,6 +64,11 @@ class LiveServer:
                 return int(line.split()[1])
         raise AssertionError("no VmHWM in /proc/<pid>/status")
 
+    def kill(self) -> None:
+        """kill -9, the whole process group: a crash, with requests in flight."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def terminate(self) -> int:
         """SIGTERM, as a container runtime stops it; its exit code once it is gone."""
         self.process.send_signal(signal.SIGTERM)
@@ -79,12 +84,16 @@ Serve = Callable[..., AbstractContextManager[LiveServer]]
 @pytest.fixture(scope="module")
 def serve(migrated: str) -> Serve:
     """`serve(NAME=value, …)` starts scripts/serve with those variables over a test baseline
-    (rate limits off, cheap hashing), and stops it when the block ends."""
+    (rate limits off, cheap hashing) on emptied stores (`fresh=False`: on what the last server
+    left), and stops it when the block ends."""
 
     @contextmanager
-    def start(**variables: str) -> Iterator[LiveServer]:
-        settings = Settings(database_url=migrated, redis_url=TEST_REDIS_URL, secret_key=SECRET_KEY)
-        asyncio.run(empty_stores(settings))
+    def start(*, fresh: bool = True, **variables: str) -> Iterator[LiveServer]:
+        if fresh:
+            settings = Settings(
+                database_url=migrated, redis_url=TEST_REDIS_URL, secret_key=SECRET_KEY
+            )
+            asyncio.run(empty_stores(settings))
         port = free_port()
         inherited = {
             name: value
