@@ -155,7 +155,10 @@ class TodoService:
         await self._uow.commit()
 
     async def restore(self, actor: Actor, todo_id: UUID) -> Todo:
-        todo = await self._load(actor, todo_id, write=True, in_trash=True)
+        """Idempotent: a todo that is not in the trash is returned as it is, unchanged."""
+        todo = await self._load(actor, todo_id, write=True, in_trash=None)
+        if not todo.is_deleted:
+            return todo
         restored = todo.restored(self._clock.now())
         if not await self._uow.todos.save(restored, expected_version=todo.version):
             raise PreconditionFailed

@@ -8,6 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.domain.todos import TAG_MAX_LENGTH, TITLE_MAX_LENGTH
+from app.domain.users import EMAIL_MAX_LENGTH, FULL_NAME_MAX_LENGTH
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -43,7 +46,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 # Tags: a text[] with a GIN index on PostgreSQL ("has all of" is `tags @> :tags`); JSON on SQLite.
-TAG_ARRAY = postgresql.ARRAY(sa.String(32))
+TAG_ARRAY = postgresql.ARRAY(sa.String(TAG_MAX_LENGTH))
 TagList = sa.JSON().with_variant(TAG_ARRAY, "postgresql")
 
 
@@ -56,9 +59,9 @@ class UserRow(Base):
     __tablename__ = "users"
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(EMAIL_MAX_LENGTH), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
-    full_name: Mapped[str | None] = mapped_column(sa.String(200))
+    full_name: Mapped[str | None] = mapped_column(sa.String(FULL_NAME_MAX_LENGTH))
     role: Mapped[str] = mapped_column(sa.String(16))
     is_active: Mapped[bool]
     created_at: Mapped[datetime]
@@ -108,7 +111,7 @@ class TodoRow(Base):
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     owner_id: Mapped[UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
-    title: Mapped[str] = mapped_column(sa.String(200))
+    title: Mapped[str] = mapped_column(sa.String(TITLE_MAX_LENGTH))
     description: Mapped[str] = mapped_column(sa.Text, server_default="")
     priority: Mapped[int] = mapped_column(sa.SmallInteger, server_default="1")
     due_at: Mapped[datetime | None]

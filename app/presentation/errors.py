@@ -48,7 +48,6 @@ HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
-    428: "precondition_required",
     429: "rate_limited",
     500: "internal_error",
     503: "service_unavailable",

@@ -296,7 +296,10 @@ async def test_trash_restore_and_permanent_delete(client: AsyncClient, make_user
     assert restored.status_code == 200
     assert restored.json()["version"] == 3
     assert (await client.get(path, headers=ada.headers)).status_code == 200
-    assert (await client.post(f"{path}/restore", headers=ada.headers)).status_code == 404
+    again = await client.post(f"{path}/restore", headers=ada.headers)  # idempotent: as it is
+    assert again.status_code == 200
+    assert again.json() == restored.json()
+    assert again.headers["etag"] == '"3"'
 
     await client.delete(path, headers=ada.headers)
     gone = await client.delete(f"{path}?permanent=true", headers=ada.headers)

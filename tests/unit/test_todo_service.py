@@ -303,13 +303,14 @@ async def test_soft_delete_hides_the_todo_until_restored(
     assert (await _list(todos, ALICE, TodoFilter(deleted=True))).items == []
 
 
-async def test_restoring_a_live_todo_is_not_found(
+async def test_restoring_a_live_todo_returns_it_unchanged(
     todos: TodoService, uow: InMemoryUnitOfWork, clock: FakeClock
 ) -> None:
     todo = await _seed(uow, _todo(ALICE, clock.now()))
+    clock.advance(timedelta(minutes=1))
 
-    with pytest.raises(TodoNotFound):
-        await todos.restore(ALICE, todo.id)
+    assert await todos.restore(ALICE, todo.id) == todo  # idempotent: a retry succeeds
+    assert await todos.get(ALICE, todo.id) == todo  # nothing written: same version, same times
 
 
 async def test_permanent_delete_empties_a_todo_from_the_trash(

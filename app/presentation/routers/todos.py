@@ -224,5 +224,6 @@ async def delete_todo(
 async def restore_todo(
     todo_id: UUID, actor: Writer, todos: TodoServiceDep, response: Response
 ) -> TodoRead:
-    """Bring a todo back from the trash."""
+    """Bring a todo back from the trash. Idempotent: a todo that is not in the trash is
+    answered as it is (200, unchanged), so a retried restore succeeds."""
     return _read(await todos.restore(actor, todo_id), response)
