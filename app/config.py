@@ -1,4 +1,4 @@
-"""Settings: every environment variable of the contract, validated once at start-up."""
+"""Settings: every environment variable the service reads, validated once at start-up."""
 
 import ipaddress
 import logging

@@ -36,7 +36,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 
 def normalise_email(email: str) -> str:
-    """Emails are one account whatever their case (the contract's rule, not RFC 5321's)."""
+    """Emails are one account whatever their case (our rule, not RFC 5321's)."""
     return email.strip().lower()
 
 

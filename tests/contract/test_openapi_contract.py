@@ -84,7 +84,7 @@ schema.app = current_app
 def refused_beyond_the_schema(case: Any) -> bool:
     """Valid by the schema, yet rightly a 422, by rules no JSON Schema can state: a sort field
     given twice (a pattern without back-references cannot forbid it), a well-known password or
-    one equal to the email (the contract's password policy)."""
+    one equal to the email (the password policy)."""
     sort = (case.query or {}).get("sort")
     if isinstance(sort, str):
         fields = [part.removeprefix("-") for part in sort.split(",")]

@@ -69,7 +69,7 @@ def _values(todo: Todo) -> dict[str, Any]:
 class _Keyset:
     """ORDER BY and "after this row" for a sort; the id breaks ties in the last key's direction.
 
-    Nulls sort last in both directions, as the contract says. The cursor's values are bound
+    Nulls sort last in both directions (docs/http.md, Pagination). The cursor's values are bound
     parameters (`after_0`, `after_1`, …), so one statement serves every page of a query shape.
     """
 

@@ -26,7 +26,7 @@ _ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
 
 
 def _iso_8601_text(value: object) -> object:
-    """Pydantic would also read a number as Unix time; the contract says ISO 8601 text."""
+    """Pydantic would also read a number as Unix time; docs/http.md promises ISO 8601 text."""
     if not (isinstance(value, str) and _ISO_8601.match(value)):
         raise ValueError("Input should be an ISO 8601 datetime with an offset")
     return value
