@@ -62,9 +62,30 @@ def with_problem_json(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+NULL = {"type": "null"}
+
+
+def with_plain_optional_parameters(document: dict[str, Any]) -> dict[str, Any]:
+    """A query or header parameter cannot be sent as null, only left out, which `required:
+    false` already says; pydantic's `X | None` adds a null branch that Swagger UI shows as
+    `string | (string | null)`. Keep the one real branch."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                schema = parameter["schema"]
+                branches = schema.get("anyOf", ())
+                if len(branches) == 2 and NULL in branches and not parameter["required"]:
+                    (real,) = (branch for branch in branches if branch != NULL)
+                    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+                    parameter["schema"] = {**real, **rest}
+    return document
+
+
 def install_docs(app: FastAPI) -> None:
     generate = app.openapi
-    app.openapi = lambda: with_problem_json(generate())  # type: ignore[method-assign]
+    app.openapi = lambda: with_plain_optional_parameters(  # type: ignore[method-assign]
+        with_problem_json(generate())
+    )
 
     # Before the mount, which would otherwise serve the file as shipped.
     @app.get(REDOC_JS_URL, include_in_schema=False)
