@@ -15,7 +15,7 @@ from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIs
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.domain.errors import InvalidToken
-from app.domain.users import PASSWORD_MAX_LENGTH, Actor, Permission, normalise_email
+from app.domain.users import PASSWORD_MAX_LENGTH, Actor, normalise_email
 from app.presentation.errors import HTTPProblem
 from app.presentation.rate_limit import RateLimiter, RateLimitState, client_ip
 from app.presentation.schemas.auth import LoginRequest
@@ -173,19 +173,6 @@ async def get_current_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]
-
-
-def require(permission: Permission) -> Any:
-    """`actor: Annotated[Actor, require(Permission.TODOS_WRITE)]`: 403 without the permission."""
-
-    async def actor_with_permission(
-        request: Request, token: OAuth2Token, _: BearerCredentials, uow: Uow
-    ) -> Actor:
-        actor = await _authenticate(request, token, uow)
-        actor.require(permission)
-        return actor
-
-    return Depends(actor_with_permission)
 
 
 def _keep(request: Request, state: RateLimitState | None) -> None:

@@ -7,8 +7,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from app.domain.common import UNSET
 from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter
-from app.domain.users import Actor, Permission
-from app.presentation.deps import API_PREFIX, JsonOnly, TodoServiceDep, require
+from app.presentation.deps import API_PREFIX, CurrentActor, JsonOnly, TodoServiceDep
 from app.presentation.query import query_model, query_parameters
 from app.presentation.schemas.common import AUTHENTICATED, Page, problems
 from app.presentation.schemas.todos import (
@@ -21,8 +20,6 @@ from app.presentation.schemas.todos import (
 )
 
 router = APIRouter(prefix="/todos", tags=["todos"], dependencies=[JsonOnly])
-Reader = Annotated[Actor, require(Permission.TODOS_READ)]
-Writer = Annotated[Actor, require(Permission.TODOS_WRITE)]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -75,7 +72,7 @@ def _read(todo: Todo, response: Response) -> TodoRead:
 )
 async def list_todos(
     params: Annotated[TodoListParams, Depends(query_model(TodoListParams))],
-    actor: Reader,
+    actor: CurrentActor,
     todos: TodoServiceDep,
 ) -> Page[TodoRead]:
     """Your todos (everyone's with `todos:read_all`), newest first unless `sort` says otherwise."""
@@ -109,7 +106,7 @@ async def list_todos(
 )
 async def create_todo(
     body: TodoCreate,
-    actor: Writer,
+    actor: CurrentActor,
     todos: TodoServiceDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -131,7 +128,7 @@ async def create_todo(
 
 
 @router.get("/stats", operation_id="todo_stats", responses=problems(*AUTHENTICATED, 403))
-async def todo_stats(actor: Reader, todos: TodoServiceDep) -> TodoStatsRead:
+async def todo_stats(actor: CurrentActor, todos: TodoServiceDep) -> TodoStatsRead:
     """Counts over your todos (trash excluded), in one query."""
     stats = await todos.stats(actor)
     return TodoStatsRead(
@@ -155,7 +152,7 @@ async def todo_stats(actor: Reader, todos: TodoServiceDep) -> TodoStatsRead:
 )
 async def get_todo(
     todo_id: UUID,
-    actor: Reader,
+    actor: CurrentActor,
     todos: TodoServiceDep,
     request: Request,
     response: Response,
@@ -177,7 +174,7 @@ async def get_todo(
 async def update_todo(
     todo_id: UUID,
     body: TodoUpdate,
-    actor: Writer,
+    actor: CurrentActor,
     todos: TodoServiceDep,
     response: Response,
     if_match: IfMatch = None,
@@ -203,7 +200,7 @@ async def update_todo(
 )
 async def delete_todo(
     todo_id: UUID,
-    actor: Writer,
+    actor: CurrentActor,
     todos: TodoServiceDep,
     permanent: Annotated[
         bool, Query(description="Delete for good (also from the trash) instead of trashing.")
@@ -222,7 +219,7 @@ async def delete_todo(
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404)},
 )
 async def restore_todo(
-    todo_id: UUID, actor: Writer, todos: TodoServiceDep, response: Response
+    todo_id: UUID, actor: CurrentActor, todos: TodoServiceDep, response: Response
 ) -> TodoRead:
     """Bring a todo back from the trash. Idempotent: a todo that is not in the trash is
     answered as it is (200, unchanged), so a retried restore succeeds."""

@@ -8,13 +8,12 @@ from fastapi import APIRouter, Query, status
 from app.application.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from app.application.ports import UserFilter
 from app.domain.common import UNSET
-from app.domain.users import Actor, Permission, Role, User
+from app.domain.users import Role, User
 from app.presentation.deps import (
     AuthServiceDep,
     CurrentActor,
     JsonOnly,
     UserServiceDep,
-    require,
 )
 from app.presentation.schemas.common import AUTHENTICATED, NO_NUL, Page, problems
 from app.presentation.schemas.users import (
@@ -26,7 +25,6 @@ from app.presentation.schemas.users import (
 )
 
 router = APIRouter(prefix="/users", tags=["users"], dependencies=[JsonOnly])
-Admin = Annotated[Actor, require(Permission.USERS_MANAGE)]
 
 
 def _me(user: User) -> MeRead:
@@ -74,7 +72,7 @@ async def delete_me(actor: CurrentActor, users: UserServiceDep) -> None:
 
 @router.get("", operation_id="list_users", responses=problems(*AUTHENTICATED, 403))
 async def list_users(
-    actor: Admin,
+    actor: CurrentActor,
     users: UserServiceDep,
     role: Role | None = None,
     is_active: bool | None = None,
@@ -97,7 +95,7 @@ async def list_users(
 @router.get(
     "/{user_id:uuid}", operation_id="get_user", responses=problems(*AUTHENTICATED, 403, 404)
 )
-async def get_user(user_id: UUID, actor: Admin, users: UserServiceDep) -> UserRead:
+async def get_user(user_id: UUID, actor: CurrentActor, users: UserServiceDep) -> UserRead:
     """One account (admin)."""
     return UserRead.model_validate(await users.get(actor, user_id))
 
@@ -106,7 +104,7 @@ async def get_user(user_id: UUID, actor: Admin, users: UserServiceDep) -> UserRe
     "/{user_id:uuid}", operation_id="update_user", responses=problems(*AUTHENTICATED, 403, 404, 409)
 )
 async def update_user(
-    user_id: UUID, body: UserAdminUpdate, actor: Admin, users: UserServiceDep
+    user_id: UUID, body: UserAdminUpdate, actor: CurrentActor, users: UserServiceDep
 ) -> UserRead:
     """Change an account's role, active flag or name (admin); it bites on their next request."""
     full_name = body.full_name if "full_name" in body.model_fields_set else UNSET
@@ -122,6 +120,6 @@ async def update_user(
     operation_id="delete_user",
     responses=problems(*AUTHENTICATED, 403, 404, 409),
 )
-async def delete_user(user_id: UUID, actor: Admin, users: UserServiceDep) -> None:
+async def delete_user(user_id: UUID, actor: CurrentActor, users: UserServiceDep) -> None:
     """Delete an account and all its todos (admin)."""
     await users.delete(actor, user_id)
