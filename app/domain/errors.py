@@ -60,15 +60,15 @@ class LastAdmin(DomainError):
 
 
 class PreconditionFailed(DomainError):
-    detail = "The todo has changed since the version in If-Match."
+    detail = "The todo has changed since the version you last saw."
 
 
 class IdempotencyKeyInFlight(DomainError):
-    detail = "A request with this Idempotency-Key is still being processed."
+    detail = "A request with this idempotency key is still being processed."
 
 
 class IdempotencyKeyReused(DomainError):
-    detail = "This Idempotency-Key was already used with a different request body."
+    detail = "This idempotency key was already used with a different request."
 
 
 class ServiceUnavailable(DomainError):

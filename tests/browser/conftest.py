@@ -25,7 +25,8 @@ from playwright.async_api import Browser, async_playwright
 from app.config import Settings
 from tests.conftest import PASSWORD, ROOT, TEST_REDIS_URL, empty_stores
 
-CHROMIUM = Path("/usr/bin/chromium")
+# CHROMIUM_PATH: another Chromium build (a distribution that installs it elsewhere).
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "artifacts"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # As the machine's notes say: without the background-networking flags Chromium keeps trying
