@@ -9,7 +9,8 @@ import sys
 from app.config import get_settings
 from app.domain.errors import DomainError, EmailTaken
 from app.infrastructure.db import create_engine
-from app.main import build_adapters, user_service
+from app.main import build_adapters
+from app.presentation.deps import user_service
 
 
 async def create_admin(email: str, password: str) -> None:
@@ -19,7 +20,7 @@ async def create_admin(email: str, password: str) -> None:
     try:
         adapters = build_adapters(settings, engine, None)
         async with adapters.uow_factory() as uow:
-            await user_service(adapters, uow).create_admin(email=email, password=password)
+            await user_service(uow, adapters).create_admin(email=email, password=password)
     finally:
         await engine.dispose()
 

@@ -22,8 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import __version__, tracing
 from app.application.auth import ActorCache, revocations_in_force
 from app.application.pagination import CursorCodec
-from app.application.ports import UnitOfWork
-from app.application.users import AdminBootstrap, UserService
+from app.application.users import AdminBootstrap
 from app.config import Settings, get_settings
 from app.domain.errors import EmailTaken
 from app.infrastructure.clock import SystemClock
@@ -33,7 +32,7 @@ from app.infrastructure.redis import InMemoryRevocationList, RedisRevocationList
 from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from app.logs import configure_logging
-from app.presentation.deps import API_PREFIX, Adapters
+from app.presentation.deps import API_PREFIX, Adapters, user_service
 from app.presentation.docs import DOCS_PATHS, install_docs
 from app.presentation.errors import install_error_handlers, service_unavailable
 from app.presentation.middleware import (
@@ -140,24 +139,13 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
     )
 
 
-def user_service(adapters: Adapters, uow: UnitOfWork) -> UserService:
-    return UserService(
-        uow,
-        hasher=adapters.hasher,
-        revocations=adapters.revocations,
-        clock=adapters.clock,
-        cursors=adapters.cursors,
-        common_passwords=adapters.common_passwords,
-    )
-
-
 async def ensure_first_admin(adapters: Adapters, *, email: str, password: str) -> None:
     """FIRST_ADMIN_EMAIL at start-up: safe on every restart, and when several instances start
     at once. Logs what it did, never the password."""
     for _ in range(2):
         async with adapters.uow_factory() as uow:
             try:
-                outcome = await user_service(adapters, uow).bootstrap_admin(
+                outcome = await user_service(uow, adapters).bootstrap_admin(
                     email=email, password=password
                 )
             except EmailTaken:  # another instance created it between our read and write

@@ -87,8 +87,8 @@ async def get_auth_service(request: Request, uow: Uow) -> AuthService:
     return auth_service(uow, adapters_of(request))
 
 
-async def get_user_service(request: Request, uow: Uow) -> UserService:
-    adapters = adapters_of(request)
+def user_service(uow: UnitOfWork, adapters: Adapters) -> UserService:
+    """The one place a UserService is built: requests, start-up and the CLI."""
     return UserService(
         uow,
         hasher=adapters.hasher,
@@ -97,6 +97,10 @@ async def get_user_service(request: Request, uow: Uow) -> UserService:
         cursors=adapters.cursors,
         common_passwords=adapters.common_passwords,
     )
+
+
+async def get_user_service(request: Request, uow: Uow) -> UserService:
+    return user_service(uow, adapters_of(request))
 
 
 async def get_todo_service(request: Request, uow: Uow) -> TodoService:
