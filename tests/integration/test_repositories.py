@@ -199,6 +199,21 @@ async def test_a_key_held_by_an_open_transaction_is_in_flight_until_it_ends(
         assert await third.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) is None
 
 
+@on_postgres
+async def test_a_finished_key_replays_while_another_replay_holds_its_lock(
+    uow_factory: UowFactory,
+) -> None:
+    ada = await _with_user(uow_factory)
+    first = _key(ada)
+    async with uow_factory() as uow:
+        await uow.idempotency_keys.claim(first, live_since=NOW - DAY)
+        await uow.commit()
+    async with uow_factory() as replaying:
+        assert await replaying.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) == first
+        async with uow_factory() as retry:
+            assert await retry.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) == first
+
+
 async def test_revoked_families_are_the_sessions_ended_since_then(uow_factory: UowFactory) -> None:
     ada = _user("ada@x.io")
     ended_long_ago, ended_lately, live = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

@@ -63,12 +63,25 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
         if dialect == "postgresql":
             locked = await connection.execute(_TRY_LOCK, {"lock": _lock_id(record)})
             if not locked.scalar():
-                raise IdempotencyKeyInFlight
+                # The holder may be another replay of a finished request: that one is
+                # committed, and answers this retry too. Only an unfinished one is in flight.
+                earlier = await self._committed(record, live_since=live_since)
+                if earlier is None:
+                    raise IdempotencyKeyInFlight
+                return earlier
         values = {**asdict(record), "live_since": live_since}
         if (await connection.execute(_CLAIM[dialect], values)).first() is not None:
             return None
+        return await self._committed(record, live_since=None)
+
+    async def _committed(
+        self, record: IdempotencyRecord, *, live_since: datetime | None
+    ) -> IdempotencyRecord | None:
         params = {"match_user_id": record.user_id, "match_key": record.key}
-        return IdempotencyRecord(*(await connection.execute(_BY_KEY, params)).one())
+        row = (await self._execute(_BY_KEY, params)).first()
+        if row is None or (live_since is not None and row.created_at <= live_since):
+            return None
+        return IdempotencyRecord(*row)
 
     async def delete_expired(self, *, live_since: datetime) -> None:
         await self._execute(_SWEEP, {"live_since": live_since})
