@@ -28,7 +28,11 @@ from app.domain.errors import EmailTaken
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.passwords import common_passwords
-from app.infrastructure.redis import InMemoryRevocationList, RedisRevocationList
+from app.infrastructure.redis import (
+    RATE_LIMIT_PREFIX,
+    InMemoryRevocationList,
+    RedisRevocationList,
+)
 from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from app.logs import configure_logging
@@ -73,6 +77,7 @@ def _rate_limit_storage(settings: Settings) -> Storage:
         return RedisStorage(
             "async+" + settings.redis_url,
             implementation="redispy",
+            key_prefix=RATE_LIMIT_PREFIX,
             socket_timeout=1,
             socket_connect_timeout=1,
         )
@@ -103,6 +108,8 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
     )
     clock = SystemClock()
 
+    rate_limits = _rate_limit_storage(settings)
+
     async def revocations_on_record() -> dict[str, timedelta]:
         async with SqlAlchemyUnitOfWork(engine, read_only=True) as uow:
             return await revocations_in_force(uow, access_ttl=tokens.access_ttl, now=clock.now())
@@ -118,14 +125,14 @@ def build_adapters(settings: Settings, engine: AsyncEngine, redis: Redis | None)
         revocations=(
             RedisRevocationList(redis, revocations_on_record)
             if redis
-            else InMemoryRevocationList(revocations_on_record)
+            else InMemoryRevocationList(revocations_on_record, counter=rate_limits)
         ),
         actors=ActorCache(),
         clock=clock,
         cursors=CursorCodec(secret.encode()),
         common_passwords=common_passwords(),
         rate_limiter=RateLimiter(
-            _rate_limit_storage(settings),
+            rate_limits,
             enabled=settings.rate_limit_enabled,
             limits={
                 "login": settings.rate_limit_login,

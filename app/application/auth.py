@@ -6,7 +6,14 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIssuer, UnitOfWork
+from app.application.ports import (
+    Clock,
+    Hit,
+    PasswordHasher,
+    RevocationList,
+    TokenIssuer,
+    UnitOfWork,
+)
 from app.domain.errors import (
     AccountDisabled,
     InvalidCredentials,
@@ -124,7 +131,7 @@ class AuthService:
         token's login, if another of the caller's). A token that no request would accept is
         refused here too: a second logout is a 401."""
         claims = self._tokens.decode_access(access_token)
-        await self._actor(claims)
+        await self._actor(claims, hit=None)
         families = [claims.session_id]
         if refresh_token:
             stored = await self._uow.refresh_tokens.get_by_hash(token_digest(refresh_token))
@@ -135,11 +142,17 @@ class AuthService:
     async def authenticate(self, access_token: str) -> Actor:
         """The caller behind a bearer token. One look-up answers both "revoked?" and "has the
         user changed since we read them?", so a role change bites on the very next request."""
-        return await self._actor(self._tokens.decode_access(access_token))
+        actor, _ = await self._actor(self._tokens.decode_access(access_token), hit=None)
+        return actor
 
-    async def _actor(self, claims: AccessClaims) -> Actor:
+    async def authenticate_counting(self, access_token: str, hit: Hit) -> tuple[Actor, int | None]:
+        """As `authenticate`, with `hit` counted in the same look-up; also the count after it
+        (a rate limit's, so a request costs one round trip to the store, not two)."""
+        return await self._actor(self._tokens.decode_access(access_token), hit=hit)
+
+    async def _actor(self, claims: AccessClaims, *, hit: Hit | None) -> tuple[Actor, int | None]:
         check = await self._revocations.check(
-            session_key(claims.session_id), user_id=claims.user_id
+            session_key(claims.session_id), user_id=claims.user_id, hit=hit
         )
         if check.revoked:
             raise InvalidToken
@@ -151,7 +164,7 @@ class AuthService:
                 raise InvalidToken
             actor = Actor.of(user)
             self._actors.put(check.user_stamp, actor)
-        return Actor(actor.user_id, actor.role, claims.session_id, actor.permissions)
+        return Actor(actor.user_id, actor.role, claims.session_id, actor.permissions), check.hits
 
     async def change_password(
         self, actor: Actor, *, current_password: str, new_password: str

@@ -157,10 +157,29 @@ class TokenIssuer(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Hit:
+    """One request to count against a rate limit: a counter that starts at the first hit
+    and expires `window_seconds` later. Counted in the access check's own round trip."""
+
+    key: str
+    window_seconds: int
+    resets_at: int
+    """When the window ends (Unix time, seconds): what the limit's headers announce."""
+
+
+@dataclass(frozen=True, slots=True)
 class AccessCheck:
     revoked: bool
     user_stamp: str
     """Changes whenever the user's role, status or existence may have changed."""
+    hits: int | None = None
+    """The counter after this request, when the check was given a Hit to count."""
+
+
+class HitCounter(Protocol):
+    """Where rate-limit hits are counted (the rate limiter's own store)."""
+
+    async def incr(self, key: str, expiry: int) -> int: ...
 
 
 RevocationSource = Callable[[], Awaitable[Mapping[str, timedelta]]]
@@ -175,9 +194,10 @@ class RevocationList(Protocol):
     and a list that finds itself empty refills from it before it answers, or fails."""
 
     async def revoke(self, *keys: str, ttl: timedelta) -> None: ...
-    async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
+    async def check(self, *keys: str, user_id: UUID, hit: Hit | None = None) -> AccessCheck:
         """Whether any key is revoked, and the user's stamp: the current one, or a new one
-        claimed now (read the user after this call, never before, and the stamp covers it)."""
+        claimed now (read the user after this call, never before, and the stamp covers it).
+        Given a `hit`, it is counted too, in the same round trip, and `hits` says the count."""
 
     async def user_changed(self, user_id: UUID) -> None:
         """Retires the user's stamp: every copy read before now is stale."""

@@ -16,7 +16,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.application.ports import AccessCheck, RevocationSource
+from app.application.ports import AccessCheck, Hit, HitCounter, RevocationSource
 from app.domain.errors import ServiceUnavailable
 
 # A stamp lives this long unless the user changes first; its expiry only costs one re-read.
@@ -43,14 +43,25 @@ def _ms(ttl: timedelta) -> int:
     return max(1, int(ttl.total_seconds() * 1000))
 
 
+# The key prefix of the rate limiter's RedisStorage (`limits`): a Hit counted by the check
+# lands in the very counter the limiter counts in, so every route shares one count per client.
+RATE_LIMIT_PREFIX = "LIMITS"
+
 # One round trip, one command (a pipeline of two costs twice the client's time): whether Redis
-# holds the revocations at all (nil if not), whether any key is revoked, and the user's stamp,
-# the one there or ours, claimed now.
+# holds the revocations at all (nil if not), whether any key is revoked, the user's stamp, the
+# one there or ours, claimed now; and, given a window (ARGV[3]), the hit counted in the last
+# key, as `limits` counts it (INCR, and the expiry set by the first).
 _CHECK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local revoked = redis.call('EXISTS', unpack(KEYS, 3))
+local last, hits = #KEYS, false
+if ARGV[3] then
+  hits = redis.call('INCR', KEYS[last])
+  if hits == 1 then redis.call('EXPIRE', KEYS[last], ARGV[3]) end
+  last = last - 1
+end
+local revoked = redis.call('EXISTS', unpack(KEYS, 3, last))
 local stamp = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
-return {revoked, stamp or ARGV[1]}
+return {revoked, stamp or ARGV[1], hits}
 """
 
 # The revocations a refill read, and the marker; only if the note the refill left when it
@@ -81,15 +92,21 @@ class RedisRevocationList:
                 pipe.set(f"revoked:{key}", 1, px=_ms(ttl))
             await pipe.execute()
 
-    async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
+    async def check(self, *keys: str, user_id: UUID, hit: Hit | None = None) -> AccessCheck:
         names = [LOADED, f"user-stamp:{user_id}", *(f"revoked:{key}" for key in keys)]
+        window: list[int] = []
+        if hit is not None:
+            names.append(f"{RATE_LIMIT_PREFIX}:{hit.key}")
+            window.append(hit.window_seconds)
         for _ in range(3):  # a refill that another flush overtook is tried once more
             stamp = _new_stamp()
             async with _redis_errors():
-                answer = await self._check(names, [stamp, _ms(USER_STAMP_TTL)])
+                answer = await self._check(names, [stamp, _ms(USER_STAMP_TTL), *window])
             if answer is not None:
-                revoked, current = answer
-                return AccessCheck(revoked=bool(revoked), user_stamp=current.decode())
+                revoked, current, *hits = answer
+                return AccessCheck(
+                    revoked=bool(revoked), user_stamp=current.decode(), hits=_first(hits)
+                )
             await self._refill()
         raise ServiceUnavailable("The revocation list is being restored; try again shortly.")
 
@@ -137,11 +154,18 @@ class _ExpiringDict:
         self._items.pop(key, None)
 
 
-class InMemoryRevocationList:
-    """Filled from the database at its first check, so a restart forgets nothing."""
+def _first(values: list[int | None]) -> int | None:
+    # A nil at the end of a script's answer may arrive as None, or not at all.
+    return values[0] if values else None
 
-    def __init__(self, source: RevocationSource) -> None:
+
+class InMemoryRevocationList:
+    """Filled from the database at its first check, so a restart forgets nothing. Hits are
+    counted in `counter`, the rate limiter's in-process store."""
+
+    def __init__(self, source: RevocationSource, *, counter: HitCounter) -> None:
         self._source = source
+        self._counter = counter
         self._loaded = False
         self._loading = asyncio.Lock()
         self._revoked = _ExpiringDict()
@@ -151,7 +175,7 @@ class InMemoryRevocationList:
         for key in keys:
             self._revoked.set(key, "1", ttl)
 
-    async def check(self, *keys: str, user_id: UUID) -> AccessCheck:
+    async def check(self, *keys: str, user_id: UUID, hit: Hit | None = None) -> AccessCheck:
         if not self._loaded:
             await self._load()
         stamp = self._stamps.get(str(user_id))
@@ -159,7 +183,8 @@ class InMemoryRevocationList:
             stamp = _new_stamp()
             self._stamps.set(str(user_id), stamp, USER_STAMP_TTL)
         revoked = any(self._revoked.get(key) is not None for key in keys)
-        return AccessCheck(revoked=revoked, user_stamp=stamp)
+        hits = None if hit is None else await self._counter.incr(hit.key, hit.window_seconds)
+        return AccessCheck(revoked=revoked, user_stamp=stamp, hits=hits)
 
     async def user_changed(self, user_id: UUID) -> None:
         self._stamps.pop(str(user_id))

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
+from uuid import UUID
 
 from fastapi import Depends, Form, Request
 from fastapi.requests import HTTPConnection
@@ -163,11 +164,20 @@ BearerToken = Annotated[str, Depends(get_bearer_token)]
 
 
 async def _authenticate(request: Request, token: str | None, uow: UnitOfWork) -> Actor:
-    """The caller, after the default rate limit (per user, else per IP: a bad or missing token
-    is limited too, before it is refused)."""
+    """The caller, counted against the default rate limit: per user, in the access check's
+    own round trip; a missing or bad token per IP, before it is refused."""
     adapters = adapters_of(request)
-    await default_rate_limit(request, adapters)
-    return await auth_service(uow, adapters).authenticate(_required(token))
+    user_id = _user_id(adapters, token)
+    service = auth_service(uow, adapters)
+    limiter = adapters.rate_limiter
+    hit = limiter.hit_for("default", f"user:{user_id}") if user_id else None
+    if hit is None:
+        await default_rate_limit(request, adapters)
+        return await service.authenticate(_required(token))
+    actor, hits = await service.authenticate_counting(_required(token), hit)
+    if hits is not None:
+        request.state.rate_limit = limiter.settle("default", hit, hits)
+    return actor
 
 
 async def get_current_actor(
@@ -238,14 +248,20 @@ FormLogin = Annotated[LoginRequest, Depends(_form_login)]
 async def default_rate_limit(request: Request, adapters: Adapters) -> None:
     """RATE_LIMIT_DEFAULT per user when a valid token is sent, else per client IP. Routes that
     authenticate count it there; the others take `DefaultRateLimit`."""
-    identity = f"ip:{client_ip(request)}"
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        with suppress(InvalidToken):  # a bad token is still limited, per IP
-            identity = f"user:{adapters.tokens.decode_access(token).user_id}"
+    user_id = _user_id(adapters, token) if scheme.lower() == "bearer" else None
+    identity = f"user:{user_id}" if user_id else f"ip:{client_ip(request)}"
     state = await adapters.rate_limiter.hit("default", identity)
     if state is not None:
         request.state.rate_limit = state
+
+
+def _user_id(adapters: Adapters, token: str | None) -> UUID | None:
+    """Whose token this is, if it is a valid one (a bad token is limited per IP)."""
+    if token:
+        with suppress(InvalidToken):
+            return adapters.tokens.decode_access(token).user_id
+    return None
 
 
 async def _default_rate_limit(request: Request) -> None:

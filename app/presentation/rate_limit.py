@@ -7,6 +7,8 @@ the API stays up.
 Windows are fixed and aligned to the clock (a minute limit resets on the minute): one counter
 increment per request, whose answer alone gives every header exactly. `limits`' own
 strategies need a second round trip for the remaining count and reset time, on every request.
+An authenticated request's hit is counted by the access check, in its one Redis round trip
+(`hit_for` + `settle`); the other limits count here (`hit`).
 """
 
 import logging
@@ -18,6 +20,7 @@ from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 
+from app.application.ports import Hit
 from app.presentation.errors import HTTPProblem
 
 log = logging.getLogger(__name__)
@@ -49,23 +52,36 @@ class RateLimiter:
             name: parse(spec) for name, spec in limits.items()
         }
 
-    async def hit(self, name: str, *identity: str) -> RateLimitState | None:
-        """Counts one request; raises a 429 problem when over the limit."""
+    def hit_for(self, name: str, *identity: str) -> Hit | None:
+        """This request's hit on a limit, to count where it costs least (the access check
+        counts it in its own round trip); None when limits are off."""
         if not self.enabled:
             return None
         item = self._limits[name]
         window = item.get_expiry()
-        now = time.time()
-        start = int(now // window) * window
+        start = int(time.time() // window) * window
+        # The key names its window, and outlives it by less than one more.
+        return Hit(item.key_for(name, *identity, str(start)), window, resets_at=start + window)
+
+    async def hit(self, name: str, *identity: str) -> RateLimitState | None:
+        """Counts one request; raises a 429 problem when over the limit."""
+        hit = self.hit_for(name, *identity)
+        if hit is None:
+            return None
         try:
-            # The key names its window, and outlives it by less than one more.
-            count = await self._storage.incr(item.key_for(name, *identity, str(start)), window)
+            count = await self._storage.incr(hit.key, hit.window_seconds)
         except Exception:  # any storage fault: degrade to no limit rather than fail requests
             log.warning("rate-limit store unavailable; %s not enforced", name, exc_info=True)
             return None
-        state = RateLimitState(item.amount, max(0, item.amount - count), start + window)
-        if count > item.amount:
-            retry_after = max(1, math.ceil(start + window - now))
+        return self.settle(name, hit, count)
+
+    def settle(self, name: str, hit: Hit, count: int) -> RateLimitState:
+        """The state once `hit` was counted (`count`, the counter after it); raises a 429
+        problem when over the limit."""
+        amount = self._limits[name].amount
+        state = RateLimitState(amount, max(0, amount - count), hit.resets_at)
+        if count > amount:
+            retry_after = max(1, math.ceil(hit.resets_at - time.time()))
             raise HTTPProblem(
                 429,
                 "rate_limited",

@@ -8,13 +8,15 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
 from sqlalchemy import exc as sa_exc
 
 from app.application.auth import revocations_in_force
+from app.application.ports import Hit
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
-from app.infrastructure.redis import LOADED, RedisRevocationList
+from app.infrastructure.redis import LOADED, RATE_LIMIT_PREFIX, RedisRevocationList
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from tests.conftest import TEST_REDIS_URL
 
@@ -90,3 +92,24 @@ async def test_a_refill_that_cannot_read_the_record_leaves_the_check_refused(
         await revocations.check("sid:ended", user_id=uuid4())
     assert not await redis.exists(LOADED)
     await unreachable.dispose()
+
+
+async def test_a_hit_counts_in_the_limiters_own_counter_once_the_list_answers(
+    redis: Redis,
+) -> None:
+    async def source() -> dict[str, timedelta]:
+        return {}
+
+    storage = RedisStorage(
+        "async+" + str(TEST_REDIS_URL), implementation="redispy", key_prefix=RATE_LIMIT_PREFIX
+    )
+    revocations = RedisRevocationList(redis, source)
+    hit = Hit("default/user:ada/0", 60, resets_at=60)
+
+    first = await revocations.check("sid:live", user_id=uuid4(), hit=hit)  # refills first
+    by_limiter = await storage.incr(hit.key, hit.window_seconds)  # a route the limiter counts
+    third = await revocations.check("sid:live", user_id=uuid4(), hit=hit)
+    unhit = await revocations.check("sid:live", user_id=uuid4())
+
+    assert (first.hits, by_limiter, third.hits, unhit.hits) == (1, 2, 3, None)
+    assert 0 < await redis.ttl(f"{RATE_LIMIT_PREFIX}:{hit.key}") <= 60  # the window expires

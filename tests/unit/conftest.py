@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from limits.aio.storage import MemoryStorage
 
 from app.application.auth import ActorCache, AuthService, revocations_in_force
 from app.application.pagination import CursorCodec
@@ -55,7 +56,7 @@ def revocation_list(
     async def on_record() -> dict[str, timedelta]:
         return await revocations_in_force(uow, access_ttl=tokens.access_ttl, now=clock.now())
 
-    return InMemoryRevocationList(on_record)
+    return InMemoryRevocationList(on_record, counter=MemoryStorage())
 
 
 @pytest.fixture
