@@ -49,7 +49,7 @@ class Services(Protocol):
 
 
 def install_services(app: FastAPI, services: Services) -> None:
-    """The app's one piece of state."""
+    """The app's only state: its container, which `services_of` reads back per request."""
     app.state.container = services
 
 
