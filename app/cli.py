@@ -6,23 +6,19 @@ import asyncio
 import getpass
 import sys
 
+from app.bootstrap import Container
 from app.config import get_settings
 from app.domain.errors import DomainError, EmailTaken
-from app.infrastructure.db import create_engine
-from app.main import build_adapters
-from app.presentation.deps import user_service
 
 
 async def create_admin(email: str, password: str) -> None:
     """A new admin account; an existing account is never changed (EmailTaken)."""
-    settings = get_settings()
-    engine = create_engine(settings.database_url, autocommit=True)
+    container = Container(get_settings())  # builds only what a UserService needs
     try:
-        adapters = build_adapters(settings, engine, None)
-        async with adapters.uow_factory() as uow:
-            await user_service(uow, adapters).create_admin(email=email, password=password)
+        async with container.unit_of_work() as uow:
+            await container.user_service(uow).create_admin(email=email, password=password)
     finally:
-        await engine.dispose()
+        await container.aclose()
 
 
 def _read_password() -> str:

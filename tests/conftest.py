@@ -18,11 +18,11 @@ from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
 from alembic import command
+from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.infrastructure.db import create_engine
 from app.main import create_app
-from app.presentation.deps import Adapters
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -105,8 +105,9 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def adapters(app: Any) -> Adapters:
-    result: Adapters = app.state.adapters
+def container(app: Any) -> Container:
+    """The app's adapters and services, as its lifespan built them."""
+    result: Container = app.state.container
     return result
 
 
@@ -132,7 +133,7 @@ MakeUser = Callable[..., Awaitable[Session]]
 
 
 @pytest.fixture
-def make_user(client: AsyncClient, adapters: Adapters) -> MakeUser:
+def make_user(client: AsyncClient, container: Container) -> MakeUser:
     """Registers an account (optionally with another role) and returns its auth headers."""
     count = 0
 
@@ -145,7 +146,7 @@ def make_user(client: AsyncClient, adapters: Adapters) -> MakeUser:
         )
         assert response.status_code == 201, response.text
         if role is not Role.USER:
-            async with adapters.uow_factory() as uow:
+            async with container.unit_of_work() as uow:
                 user = await uow.users.get_by_email(email)
                 assert user is not None
                 await uow.users.update(replace(user, role=role))

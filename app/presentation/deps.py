@@ -1,23 +1,24 @@
-"""Every dependency the routers take, as Annotated aliases; main.py provides the adapters."""
+"""Every dependency the routers take, as Annotated aliases, on the services app/bootstrap.py
+builds."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Container
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 from uuid import UUID
 
-from fastapi import Depends, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from prometheus_client import CollectorRegistry
 
-from app.application.auth import ActorCache, AuthService
-from app.application.pagination import CursorCodec
-from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIssuer, UnitOfWork
+from app.application.auth import AuthService
+from app.application.ports import TokenIssuer, UnitOfWork
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.domain.errors import InvalidToken
 from app.domain.users import PASSWORD_MAX_LENGTH, Actor, normalise_email
 from app.presentation.errors import HTTPProblem
+from app.presentation.metrics import MetricsAccess
 from app.presentation.rate_limit import RateLimiter, RateLimitState, client_ip
 from app.presentation.schemas.auth import LoginRequest
 from app.presentation.schemas.common import NO_NUL
@@ -27,86 +28,67 @@ API_PREFIX = "/api/v1"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
+class Services(Protocol):
+    """What the request dependencies take from the composition root (app/bootstrap.py's
+    Container): the services on the request's unit of work, and what the edge uses itself."""
+
+    @property
+    def tokens(self) -> TokenIssuer: ...
+    @property
+    def rate_limiter(self) -> RateLimiter: ...
+    @property
+    def readiness(self) -> Mapping[str, Callable[[], Awaitable[None]]]: ...
+    @property
+    def metrics_registry(self) -> CollectorRegistry: ...
+    @property
+    def metrics_access(self) -> MetricsAccess: ...
+
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork: ...
+    def auth_service(self, uow: UnitOfWork) -> AuthService: ...
+    def user_service(self, uow: UnitOfWork) -> UserService: ...
+    def todo_service(self, uow: UnitOfWork) -> TodoService: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Adapters:
-    """The infrastructure the app runs on, built once by main.py's lifespan."""
-
-    uow_factory: UnitOfWorkFactory
-    hasher: PasswordHasher
-    tokens: TokenIssuer
-    revocations: RevocationList
-    actors: ActorCache
-    clock: Clock
-    cursors: CursorCodec
-    common_passwords: Container[str]
-    rate_limiter: RateLimiter
-    readiness: dict[str, Callable[[], Awaitable[None]]]
+def install_services(app: FastAPI, services: Services) -> None:
+    """The app's only state: its container, which `services_of` reads back per request."""
+    app.state.container = services
 
 
 # The dependencies below are few and flat, and all `async def`: FastAPI runs a plain `def` one
 # in the thread pool (a thread hop per request), and every node of the graph costs every
-# request. The adapters come straight from the app, not through a dependency of their own.
-def adapters_of(request: Request) -> Adapters:
-    adapters: Adapters = request.app.state.adapters
-    return adapters
+# request. The services come straight from the app, not through a dependency of their own.
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.container
+    return services
 
 
-async def get_adapters(request: Request) -> Adapters:
-    return adapters_of(request)
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
-AdaptersDep = Annotated[Adapters, Depends(get_adapters)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request, shared by every dependency of that request."""
     read_only = request.method in SAFE_METHODS
-    async with adapters_of(request).uow_factory(read_only=read_only) as uow:
+    async with services_of(request).unit_of_work(read_only=read_only) as uow:
         yield uow
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-def auth_service(uow: UnitOfWork, adapters: Adapters) -> AuthService:
-    return AuthService(
-        uow,
-        hasher=adapters.hasher,
-        tokens=adapters.tokens,
-        revocations=adapters.revocations,
-        actors=adapters.actors,
-        clock=adapters.clock,
-        common_passwords=adapters.common_passwords,
-    )
-
-
 async def get_auth_service(request: Request, uow: Uow) -> AuthService:
-    return auth_service(uow, adapters_of(request))
-
-
-def user_service(uow: UnitOfWork, adapters: Adapters) -> UserService:
-    """The one place a UserService is built: requests, start-up and the CLI."""
-    return UserService(
-        uow,
-        hasher=adapters.hasher,
-        revocations=adapters.revocations,
-        clock=adapters.clock,
-        cursors=adapters.cursors,
-        common_passwords=adapters.common_passwords,
-    )
+    return services_of(request).auth_service(uow)
 
 
 async def get_user_service(request: Request, uow: Uow) -> UserService:
-    return user_service(uow, adapters_of(request))
+    return services_of(request).user_service(uow)
 
 
 async def get_todo_service(request: Request, uow: Uow) -> TodoService:
-    adapters = adapters_of(request)
-    return TodoService(uow, clock=adapters.clock, cursors=adapters.cursors)
+    return services_of(request).todo_service(uow)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
@@ -166,13 +148,13 @@ BearerToken = Annotated[str, Depends(get_bearer_token)]
 async def _authenticate(request: Request, token: str | None, uow: UnitOfWork) -> Actor:
     """The caller, counted against the default rate limit: per user, in the access check's
     own round trip; a missing or bad token per IP, before it is refused."""
-    adapters = adapters_of(request)
-    user_id = _user_id(adapters, token)
-    service = auth_service(uow, adapters)
-    limiter = adapters.rate_limiter
+    services = services_of(request)
+    user_id = _user_id(services, token)
+    service = services.auth_service(uow)
+    limiter = services.rate_limiter
     hit = limiter.hit_for("default", f"user:{user_id}") if user_id else None
     if hit is None:
-        await default_rate_limit(request, adapters)
+        await default_rate_limit(request, services)
         return await service.authenticate(_required(token))
     actor, hits = await service.authenticate_counting(_required(token), hit)
     if hits is not None:
@@ -202,7 +184,7 @@ def rate_limit(name: str) -> Any:
     """A named limit per client IP."""
 
     async def check(request: Request) -> None:
-        _keep(request, await adapters_of(request).rate_limiter.hit(name, client_ip(request)))
+        _keep(request, await services_of(request).rate_limiter.hit(name, client_ip(request)))
 
     return Depends(check)
 
@@ -211,7 +193,7 @@ async def login_rate_limits(request: Request, email: str) -> None:
     """RATE_LIMIT_LOGIN_IP per client IP, then RATE_LIMIT_LOGIN per IP and email. Given the
     email the login itself checks, parsed once, so no spelling of the request (a media type's
     case, a `+json` type) can count it under another key."""
-    limiter, ip = adapters_of(request).rate_limiter, client_ip(request)
+    limiter, ip = services_of(request).rate_limiter, client_ip(request)
     _keep(request, await limiter.hit("login_ip", ip))
     _keep(request, await limiter.hit("login", ip, normalise_email(email)))
 
@@ -245,27 +227,27 @@ JsonLogin = Annotated[LoginRequest, Depends(_json_login)]
 FormLogin = Annotated[LoginRequest, Depends(_form_login)]
 
 
-async def default_rate_limit(request: Request, adapters: Adapters) -> None:
+async def default_rate_limit(request: Request, services: Services) -> None:
     """RATE_LIMIT_DEFAULT per user when a valid token is sent, else per client IP. Routes that
     authenticate count it there; the others take `DefaultRateLimit`."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    user_id = _user_id(adapters, token) if scheme.lower() == "bearer" else None
+    user_id = _user_id(services, token) if scheme.lower() == "bearer" else None
     identity = f"user:{user_id}" if user_id else f"ip:{client_ip(request)}"
-    state = await adapters.rate_limiter.hit("default", identity)
+    state = await services.rate_limiter.hit("default", identity)
     if state is not None:
         request.state.rate_limit = state
 
 
-def _user_id(adapters: Adapters, token: str | None) -> UUID | None:
+def _user_id(services: Services, token: str | None) -> UUID | None:
     """Whose token this is, if it is a valid one (a bad token is limited per IP)."""
     if token:
         with suppress(InvalidToken):
-            return adapters.tokens.decode_access(token).user_id
+            return services.tokens.decode_access(token).user_id
     return None
 
 
 async def _default_rate_limit(request: Request) -> None:
-    await default_rate_limit(request, adapters_of(request))
+    await default_rate_limit(request, services_of(request))
 
 
 DefaultRateLimit = Depends(_default_rate_limit)

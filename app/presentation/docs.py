@@ -81,12 +81,15 @@ def with_plain_optional_parameters(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def install_docs(app: FastAPI) -> None:
-    generate = app.openapi
-    app.openapi = lambda: with_plain_optional_parameters(  # type: ignore[method-assign]
-        with_problem_json(generate())
-    )
+class DocumentedFastAPI(FastAPI):
+    """FastAPI publishing the document shaped above: every error as problem+json, optional
+    parameters without their null branch."""
 
+    def openapi(self) -> dict[str, Any]:
+        return with_plain_optional_parameters(with_problem_json(super().openapi()))
+
+
+def install_docs(app: FastAPI) -> None:
     # Before the mount, which would otherwise serve the file as shipped.
     @app.get(REDOC_JS_URL, include_in_schema=False)
     async def redoc_js() -> Response:

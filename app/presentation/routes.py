@@ -2,22 +2,17 @@
 list of routes): for metrics labels and for a 405's complete `Allow` header."""
 
 import re
-from functools import cached_property
 from typing import Any
+from weakref import WeakKeyDictionary
 
 
 class RouteTemplates:
-    def __init__(self, app: Any) -> None:
-        self._app = app
-
-    @cached_property
-    def _compiled(self) -> list[tuple[re.Pattern[str], str, frozenset[str]]]:
-        compiled = []
-        for template, operations in self._app.openapi()["paths"].items():
+    def __init__(self, paths: dict[str, Any]) -> None:
+        self._compiled: list[tuple[re.Pattern[str], str, frozenset[str]]] = []
+        for template, operations in paths.items():
             pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
             methods = frozenset(method.upper() for method in operations)
-            compiled.append((re.compile(pattern), template, methods))
-        return compiled
+            self._compiled.append((re.compile(pattern), template, methods))
 
     def match(self, path: str) -> tuple[str, frozenset[str]] | None:
         """The template and its methods; None for a path no documented route serves."""
@@ -27,8 +22,13 @@ class RouteTemplates:
         return None
 
 
+# Compiled once per app, on first use (a 405, or a route's first metrics label). Kept beside
+# the app rather than in its state, which is the container's alone; gone with the app.
+_by_app: WeakKeyDictionary[Any, RouteTemplates] = WeakKeyDictionary()
+
+
 def route_templates(app: Any) -> RouteTemplates:
-    templates: RouteTemplates | None = getattr(app.state, "route_templates", None)
+    templates = _by_app.get(app)
     if templates is None:
-        templates = app.state.route_templates = RouteTemplates(app)
+        templates = _by_app[app] = RouteTemplates(app.openapi()["paths"])
     return templates

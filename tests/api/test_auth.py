@@ -7,8 +7,8 @@ import pytest
 from httpx import AsyncClient
 from jose import jwt
 
+from app.bootstrap import Container
 from app.domain.users import Role
-from app.presentation.deps import Adapters
 from tests.conftest import PASSWORD, MakeUser, login
 
 API = "/api/v1"
@@ -101,16 +101,16 @@ async def test_unknown_email_and_wrong_password_answer_alike(
 
 
 async def test_unknown_email_still_spends_a_password_verification(
-    client: AsyncClient, adapters: Adapters, monkeypatch: pytest.MonkeyPatch
+    client: AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    original = adapters.hasher.dummy_verify
+    original = container.hasher.dummy_verify
 
     async def counting_dummy_verify() -> None:
         calls.append("dummy")
         await original()
 
-    monkeypatch.setattr(adapters.hasher, "dummy_verify", counting_dummy_verify)
+    monkeypatch.setattr(container.hasher, "dummy_verify", counting_dummy_verify)
     await client.post(f"{API}/auth/login", json={"email": "no@x.io", "password": PASSWORD})
     assert calls == ["dummy"]
 

@@ -14,10 +14,10 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
+from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.main import create_app
-from app.presentation.deps import Adapters
 from tests.conftest import TEST_REDIS_URL, MakeUser, Session, on_postgres
 
 API = "/api/v1"
@@ -150,12 +150,12 @@ async def test_a_deactivation_bites_on_the_next_request_on_every_instance(
 
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
 async def test_an_emptied_redis_never_lets_a_stale_user_through(
-    client: AsyncClient, make_user: MakeUser, adapters: Adapters, settings: Settings
+    client: AsyncClient, make_user: MakeUser, container: Container, settings: Settings
 ) -> None:
     ada = await make_user()
     ada_id = await _user_id(client, ada.headers)  # read, and kept under its stamp
     # A demotion whose stamp retirement is lost with the rest of Redis (a restart, a flush).
-    async with adapters.uow_factory() as uow:
+    async with container.unit_of_work() as uow:
         user = await uow.users.get(UUID(ada_id))
         assert user is not None
         await uow.users.update(replace(user, role=Role.GUEST))

