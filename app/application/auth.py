@@ -6,13 +6,19 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from app.application.ports import Clock, PasswordHasher, RevocationList, TokenIssuer, UnitOfWork
+from app.application.ports import (
+    Clock,
+    PasswordHasher,
+    RevocationList,
+    ServiceUnavailable,
+    TokenIssuer,
+    UnitOfWork,
+)
 from app.domain.errors import (
     AccountDisabled,
     InvalidCredentials,
     InvalidField,
     InvalidToken,
-    ServiceUnavailable,
     TokenReused,
 )
 from app.domain.sessions import AccessClaims, RefreshToken, TokenPair

@@ -15,6 +15,11 @@ SortValues = tuple[object, ...]
 """A row's sort-key values followed by its id: where a keyset page resumes."""
 
 
+class ServiceUnavailable(Exception):
+    """A store an adapter needs cannot answer now (Redis down, a revocation list refilling).
+    Not a rule the caller broke, so no DomainError: the presentation answers 503, to retry."""
+
+
 @dataclass(frozen=True, slots=True)
 class UserFilter:
     role: Role | None = None
