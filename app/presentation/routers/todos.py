@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from app.domain.common import UNSET
-from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter
+from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter, normalise_tags
 from app.presentation.deps import API_PREFIX, CurrentActor, JsonOnly, TodoServiceDep
 from app.presentation.query import query_model, query_parameters
 from app.presentation.schemas.common import AUTHENTICATED, Page, problems
@@ -80,7 +80,7 @@ async def list_todos(
         owner_id=params.owner_id,
         completed=params.completed,
         priorities=frozenset(params.priority),
-        tags=tuple(sorted(set(params.tag))),
+        tags=normalise_tags(params.tag),
         text=params.q,
         due_before=params.due_before,
         due_after=params.due_after,

@@ -2,6 +2,7 @@
 every request validates alike (text without NUL, datetimes)."""
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Generic, TypeVar
@@ -72,6 +73,12 @@ class Page(BaseModel, Generic[T]):
         description="Pass back as `cursor`, with the same filters and sort, for the next page; "
         "null on the last page."
     )
+
+
+def normalised_by(rule: Callable[[str], str]) -> BeforeValidator:
+    """Runs the domain's normalisation of a text before the field's constraints see it, so the
+    rule is written once; other input passes untouched, for pydantic to refuse."""
+    return BeforeValidator(lambda value: rule(value) if isinstance(value, str) else value)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
