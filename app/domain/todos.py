@@ -199,8 +199,12 @@ class SortKey:
     field: SortField
     descending: bool
 
+    def __str__(self) -> str:
+        """As `sort=` spells it: `-priority`."""
+        return f"{'-' if self.descending else ''}{self.field}"
 
-DEFAULT_SORT = (SortKey(SortField.CREATED_AT, descending=True),)
+
+DEFAULT_SORT = (SortKey(field=SortField.CREATED_AT, descending=True),)
 
 
 def parse_sort(spec: str) -> tuple[SortKey, ...]:
@@ -215,7 +219,7 @@ def parse_sort(spec: str) -> tuple[SortKey, ...]:
             raise InvalidField("sort", f"Unknown sort field {name!r}; use {allowed}.") from None
         if any(key.field is sort_field for key in keys):
             raise InvalidField("sort", f"Sort field {name!r} is given twice.")
-        keys.append(SortKey(sort_field, descending=part.startswith("-")))
+        keys.append(SortKey(field=sort_field, descending=part.startswith("-")))
     return tuple(keys)
 
 
