@@ -17,11 +17,11 @@ from typing import Any, Self, TypeVar, cast
 from uuid import UUID, uuid4
 
 from app.application.pagination import CursorCodec
-from app.application.ports import IdempotencyRecord, SortValues, TodoStats, UserFilter
+from app.application.ports import IdempotencyRecord, SortValues, TodoStats
 from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
 from app.domain.sessions import RefreshToken
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
-from app.domain.users import Role, User
+from app.domain.users import Role, User, UserFilter
 from app.infrastructure.redis import InMemoryRevocationList
 from app.infrastructure.security import JwtTokenIssuer
 

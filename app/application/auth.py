@@ -11,6 +11,7 @@ from app.application.ports import (
     Hit,
     PasswordHasher,
     RevocationList,
+    ServiceUnavailable,
     TokenIssuer,
     UnitOfWork,
 )
@@ -19,7 +20,6 @@ from app.domain.errors import (
     InvalidCredentials,
     InvalidField,
     InvalidToken,
-    ServiceUnavailable,
     TokenReused,
 )
 from app.domain.sessions import AccessClaims, RefreshToken, TokenPair
@@ -164,7 +164,13 @@ class AuthService:
                 raise InvalidToken
             actor = Actor.of(user)
             self._actors.put(check.user_stamp, actor)
-        return Actor(actor.user_id, actor.role, claims.session_id, actor.permissions), check.hits
+        actor = Actor(
+            user_id=actor.user_id,
+            role=actor.role,
+            session_id=claims.session_id,
+            permissions=actor.permissions,
+        )
+        return actor, check.hits
 
     async def change_password(
         self, actor: Actor, *, current_password: str, new_password: str
@@ -180,7 +186,7 @@ class AuthService:
         )
         now = self._clock.now()
         new_hash = await self._hasher.hash(new_password)
-        await self._uow.users.update(user.changed(now, password_hash=new_hash))
+        await self._uow.users.update(user.with_password(new_hash, now))
         families = await self._uow.refresh_tokens.revoke_user_families(
             actor.user_id, now=self._clock.now(), keep=actor.session_id
         )

@@ -6,13 +6,17 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Generic, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Generic, TypeVar
 from uuid import UUID
 
 from app.application.ports import SortValues
 from app.domain.errors import InvalidCursor
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
 
@@ -82,6 +86,22 @@ class CursorCodec:
             raise InvalidCursor from None
 
 
+@cache
+def _field_names(kind: "type[DataclassInstance]") -> tuple[str, ...]:
+    return tuple(field.name for field in fields(kind))
+
+
+def cursor_binding(query: "DataclassInstance", *, sort: Sequence[str] = ()) -> str:
+    """A canonical text of a list query, its filters and its sort, that a cursor is signed
+    with: it resumes only the query that made it. Sets bind sorted, so equal queries alike."""
+    filters = {
+        name: sorted(value) if isinstance(value, frozenset) else value
+        for name in _field_names(type(query))
+        for value in (getattr(query, name),)  # not asdict(): it deep-copies every value
+    }
+    return json.dumps({"filters": filters, "sort": list(sort)}, sort_keys=True, default=str)
+
+
 def paginate(
     rows: Sequence[T],
     *,
@@ -92,6 +112,6 @@ def paginate(
 ) -> Page[T]:
     """Rows were fetched with limit + 1: the extra one only says another page exists."""
     if len(rows) <= limit:
-        return Page(rows, None)
+        return Page(items=rows, next_cursor=None)
     items = rows[:limit]
-    return Page(items, cursors.encode(sort_values(items[-1]), binding=binding))
+    return Page(items=items, next_cursor=cursors.encode(sort_values(items[-1]), binding=binding))

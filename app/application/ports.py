@@ -9,17 +9,15 @@ from uuid import UUID
 
 from app.domain.sessions import AccessClaims, RefreshClaims, RefreshToken
 from app.domain.todos import Priority, SortKey, Todo, TodoFilter
-from app.domain.users import Role, User
+from app.domain.users import User, UserFilter
 
 SortValues = tuple[object, ...]
 """A row's sort-key values followed by its id: where a keyset page resumes."""
 
 
-@dataclass(frozen=True, slots=True)
-class UserFilter:
-    role: Role | None = None
-    is_active: bool | None = None
-    text: str | None = None
+class ServiceUnavailable(Exception):
+    """A store an adapter needs cannot answer now (Redis down, a revocation list refilling).
+    Not a rule the caller broke, so no DomainError: the presentation answers 503, to retry."""
 
 
 @dataclass(frozen=True, slots=True)

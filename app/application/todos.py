@@ -3,11 +3,11 @@
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, replace
 from datetime import timedelta
 from uuid import UUID, uuid4
 
-from app.application.pagination import CursorCodec, Page, paginate
+from app.application.pagination import CursorCodec, Page, cursor_binding, paginate
 from app.application.ports import Clock, IdempotencyRecord, SortValues, TodoStats, UnitOfWork
 from app.domain.errors import (
     IdempotencyKeyReused,
@@ -34,17 +34,6 @@ def sort_values(todo: Todo, sort: Sequence[SortKey]) -> SortValues:
     return (*(by_field[key.field] for key in sort), todo.id)
 
 
-_FILTER_FIELDS = tuple(field.name for field in fields(TodoFilter))
-
-
-def _binding(query: TodoFilter, sort: Sequence[SortKey]) -> str:
-    """A canonical text of the query, so a cursor only resumes the query that made it."""
-    filters = {name: getattr(query, name) for name in _FILTER_FIELDS}  # asdict() deep-copies
-    filters["priorities"] = sorted(query.priorities)
-    sort_spec = [f"{'-' if key.descending else ''}{key.field}" for key in sort]
-    return json.dumps({"filters": filters, "sort": sort_spec}, sort_keys=True, default=str)
-
-
 def _fingerprint(draft: TodoDraft) -> str:
     return hashlib.sha256(json.dumps(asdict(draft), default=str).encode()).hexdigest()
 
@@ -69,7 +58,11 @@ class TodoService:
         if idempotency_key is not None:
             live_since = now - IDEMPOTENCY_TTL
             record = IdempotencyRecord(
-                actor.user_id, idempotency_key, _fingerprint(draft), todo.id, now
+                user_id=actor.user_id,
+                key=idempotency_key,
+                fingerprint=_fingerprint(draft),
+                todo_id=todo.id,
+                created_at=now,
             )
             earlier = await self._uow.idempotency_keys.claim(record, live_since=live_since)
             if earlier is not None:
@@ -96,8 +89,8 @@ class TodoService:
         if query.owner_id is not None and query.owner_id != actor.user_id:
             actor.require(Permission.TODOS_READ_ALL)
         if query.owner_id is None and not actor.can(Permission.TODOS_READ_ALL):
-            query = TodoFilter(**{**asdict(query), "owner_id": actor.user_id})
-        binding = _binding(query, sort)
+            query = replace(query, owner_id=actor.user_id)
+        binding = cursor_binding(query, sort=[str(key) for key in sort])
         after = self._cursors.decode(cursor, binding=binding) if cursor else None
         rows = await self._uow.todos.find(
             query, sort=sort, after=after, limit=limit + 1, now=self._clock.now()

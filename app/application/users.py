@@ -4,11 +4,19 @@ from collections.abc import Container
 from enum import Enum
 from uuid import UUID, uuid4
 
-from app.application.pagination import CursorCodec, Page, paginate
-from app.application.ports import Clock, PasswordHasher, RevocationList, UnitOfWork, UserFilter
-from app.domain.common import UNSET, Unset
+from app.application.pagination import CursorCodec, Page, cursor_binding, paginate
+from app.application.ports import Clock, PasswordHasher, RevocationList, UnitOfWork
 from app.domain.errors import LastAdmin, UserNotFound
-from app.domain.users import Actor, Permission, Role, User, check_password, normalise_email
+from app.domain.users import (
+    Actor,
+    Permission,
+    Role,
+    User,
+    UserChanges,
+    UserFilter,
+    check_password,
+    normalise_email,
+)
 
 
 class AdminBootstrap(Enum):
@@ -41,16 +49,11 @@ class UserService:
     async def me(self, actor: Actor) -> User:
         return await self._load(actor.user_id)
 
-    async def update_me(
-        self, actor: Actor, *, email: str | None = None, full_name: str | Unset | None = UNSET
-    ) -> User:
-        user = await self._load(actor.user_id)
-        changes: dict[str, object] = {}
-        if email is not None:
-            changes["email"] = normalise_email(email)
-        if not isinstance(full_name, Unset):
-            changes["full_name"] = full_name
-        return await self._save(user, changes)
+    async def update_me(self, actor: Actor, changes: UserChanges) -> User:
+        """Your own name and email; your role or active flag only with users:manage."""
+        if changes.changes_access:
+            actor.require(Permission.USERS_MANAGE)
+        return await self._save(await self._load(actor.user_id), changes)
 
     async def delete_me(self, actor: Actor) -> None:
         user = await self._load(actor.user_id)
@@ -62,7 +65,7 @@ class UserService:
         self, actor: Actor, query: UserFilter, *, limit: int, cursor: str | None
     ) -> Page[User]:
         actor.require(Permission.USERS_MANAGE)
-        binding = f"users|{query.role}|{query.is_active}|{query.text}"
+        binding = cursor_binding(query)
         after = self._cursors.decode(cursor, binding=binding) if cursor else None
         rows = await self._uow.users.find(query, after=after, limit=limit + 1)
         return paginate(
@@ -77,25 +80,9 @@ class UserService:
         actor.require(Permission.USERS_MANAGE)
         return await self._load(user_id)
 
-    async def update(
-        self,
-        actor: Actor,
-        user_id: UUID,
-        *,
-        role: Role | None = None,
-        is_active: bool | None = None,
-        full_name: str | Unset | None = UNSET,
-    ) -> User:
+    async def update(self, actor: Actor, user_id: UUID, changes: UserChanges) -> User:
         actor.require(Permission.USERS_MANAGE)
-        user = await self._load(user_id)
-        changes: dict[str, object] = {}
-        if role is not None:
-            changes["role"] = role
-        if is_active is not None:
-            changes["is_active"] = is_active
-        if not isinstance(full_name, Unset):
-            changes["full_name"] = full_name
-        return await self._save(user, changes)
+        return await self._save(await self._load(user_id), changes)
 
     async def delete(self, actor: Actor, user_id: UUID) -> None:
         actor.require(Permission.USERS_MANAGE)
@@ -141,10 +128,10 @@ class UserService:
             raise UserNotFound
         return user
 
-    async def _save(self, user: User, changes: dict[str, object]) -> User:
-        if user.changed(user.updated_at, **changes) == user:
+    async def _save(self, user: User, changes: UserChanges) -> User:
+        updated = user.apply(changes, self._clock.now())
+        if updated is user:
             return user  # nothing changes: no write, no new updated_at
-        updated = user.changed(self._clock.now(), **changes)
         await self._guard_last_admin(user, after=updated)
         await self._uow.users.update(updated)
         await self._commit_change(user.id)

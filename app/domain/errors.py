@@ -69,7 +69,3 @@ class IdempotencyKeyInFlight(DomainError):
 
 class IdempotencyKeyReused(DomainError):
     detail = "This idempotency key was already used with a different request."
-
-
-class ServiceUnavailable(DomainError):
-    detail = "A backing service is unavailable; try again shortly."

@@ -35,8 +35,18 @@ _PRIORITY_RANK = {priority: rank for rank, priority in enumerate(Priority)}
 _PRIORITY_BY_RANK = {rank: priority for priority, rank in _PRIORITY_RANK.items()}
 
 
+def clean_title(title: str) -> str:
+    """A title as stored: without the white space around it."""
+    return title.strip()
+
+
+def clean_tag(tag: str) -> str:
+    """A tag as stored and matched: trimmed and lower-cased, so `Work ` is `work`."""
+    return tag.strip().lower()
+
+
 def normalise_title(title: str) -> str:
-    title = title.strip()
+    title = clean_title(title)
     if not 1 <= len(title) <= TITLE_MAX_LENGTH:
         raise InvalidField("title", f"Title must be 1 to {TITLE_MAX_LENGTH} characters.")
     return title
@@ -52,7 +62,7 @@ def check_description(description: str) -> str:
 
 def normalise_tags(tags: Iterable[str]) -> tuple[str, ...]:
     """Trimmed, lower-cased, de-duplicated and sorted, so equal sets compare equal."""
-    cleaned = {tag.strip().lower() for tag in tags}
+    cleaned = {clean_tag(tag) for tag in tags}
     if any(not 1 <= len(tag) <= TAG_MAX_LENGTH for tag in cleaned):
         raise InvalidField("tags", f"Each tag must be 1 to {TAG_MAX_LENGTH} characters.")
     if len(cleaned) > MAX_TAGS:
@@ -189,8 +199,12 @@ class SortKey:
     field: SortField
     descending: bool
 
+    def __str__(self) -> str:
+        """As `sort=` spells it: `-priority`."""
+        return f"{'-' if self.descending else ''}{self.field}"
 
-DEFAULT_SORT = (SortKey(SortField.CREATED_AT, descending=True),)
+
+DEFAULT_SORT = (SortKey(field=SortField.CREATED_AT, descending=True),)
 
 
 def parse_sort(spec: str) -> tuple[SortKey, ...]:
@@ -205,7 +219,7 @@ def parse_sort(spec: str) -> tuple[SortKey, ...]:
             raise InvalidField("sort", f"Unknown sort field {name!r}; use {allowed}.") from None
         if any(key.field is sort_field for key in keys):
             raise InvalidField("sort", f"Sort field {name!r} is given twice.")
-        keys.append(SortKey(sort_field, descending=part.startswith("-")))
+        keys.append(SortKey(field=sort_field, descending=part.startswith("-")))
     return tuple(keys)
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from app.domain.common import UNSET, Unset
 from app.domain.errors import InvalidField, PermissionDenied
 
 PASSWORD_MIN_LENGTH = 8
@@ -76,7 +77,16 @@ class User:
         now: datetime,
     ) -> "User":
         """A new, active account."""
-        return cls(id, email, password_hash, full_name, role, True, now, now)
+        return cls(
+            id=id,
+            email=email,
+            password_hash=password_hash,
+            full_name=full_name,
+            role=role,
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+        )
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -86,8 +96,48 @@ class User:
     def is_active_admin(self) -> bool:
         return self.is_active and self.role is Role.ADMIN
 
-    def changed(self, now: datetime, **changes: object) -> "User":
-        return replace(self, updated_at=now, **changes)  # type: ignore[arg-type]
+    def apply(self, changes: "UserChanges", now: datetime) -> "User":
+        """A new version with the changes; the same user when they change nothing."""
+        updated = replace(
+            self,
+            email=self.email if changes.email is None else normalise_email(changes.email),
+            full_name=self.full_name if isinstance(changes.full_name, Unset) else changes.full_name,
+            role=self.role if changes.role is None else changes.role,
+            is_active=self.is_active if changes.is_active is None else changes.is_active,
+        )
+        return self._touched(updated, now)
+
+    def with_password(self, password_hash: str, now: datetime) -> "User":
+        return self._touched(replace(self, password_hash=password_hash), now)
+
+    def _touched(self, updated: "User", now: datetime) -> "User":
+        if updated == self:
+            return self  # a no-op change writes nothing and keeps updated_at
+        return replace(updated, updated_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """A partial update: None leaves a field alone; UNSET leaves a nullable one alone."""
+
+    email: str | None = None
+    full_name: str | Unset | None = UNSET
+    role: Role | None = None
+    is_active: bool | None = None
+
+    @property
+    def changes_access(self) -> bool:
+        """Whether the change touches what the account may do (its role or active flag)."""
+        return self.role is not None or self.is_active is not None
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    """A list query's filters; every field narrows the result (AND)."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +151,9 @@ class Actor:
 
     @classmethod
     def of(cls, user: User, *, session_id: UUID | None = None) -> "Actor":
-        return cls(user.id, user.role, session_id, user.permissions)
+        return cls(
+            user_id=user.id, role=user.role, session_id=session_id, permissions=user.permissions
+        )
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

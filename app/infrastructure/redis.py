@@ -16,8 +16,13 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.application.ports import AccessCheck, Hit, HitCounter, RevocationSource
-from app.domain.errors import ServiceUnavailable
+from app.application.ports import (
+    AccessCheck,
+    Hit,
+    HitCounter,
+    RevocationSource,
+    ServiceUnavailable,
+)
 
 # A stamp lives this long unless the user changes first; its expiry only costs one re-read.
 USER_STAMP_TTL = timedelta(minutes=10)

@@ -5,11 +5,14 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.application.ports import ServiceUnavailable
 from app.domain import errors as domain
 from app.presentation.routes import route_templates
 
@@ -33,7 +36,6 @@ DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
     domain.IdempotencyKeyInFlight: (409, "idempotency_key_in_flight"),
     domain.PreconditionFailed: (412, "precondition_failed"),
     domain.IdempotencyKeyReused: (422, "idempotency_key_reused"),
-    domain.ServiceUnavailable: (503, "service_unavailable"),
 }
 
 HTTP_CODES = {
@@ -103,10 +105,36 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     )
     errors = None
     if isinstance(exc, domain.InvalidField):
-        where = "query" if exc.field in request.query_params else "body"
+        where = _declared_location(request, exc.field)
         errors = [{"field": f"{where}.{exc.field}", "message": exc.detail, "type": "value_error"}]
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return problem(request, status, code, exc.detail, errors=errors, headers=headers)
+    return problem(request, status, code, exc.detail, errors=errors)
+
+
+def _declared_location(request: Request, name: str) -> str:
+    """Where the matched route declares `name`, as FastAPI's own error `loc` says it: never
+    guessed from what the client happened to send. What is not one of the route's path, query,
+    header or cookie parameters is part of its body (FastAPI's rule too)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return "body"
+    # Parameters a dependency reads itself (query_model) are declared in the OpenAPI extra.
+    for parameter in (route.openapi_extra or {}).get("parameters", ()):
+        if parameter["name"] == name:
+            return str(parameter["in"])
+    pending: list[Dependant] = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        declared = (
+            *dependant.path_params,
+            *dependant.query_params,
+            *dependant.header_params,
+            *dependant.cookie_params,
+        )
+        for field in declared:
+            if name in (field.name, field.alias) and isinstance(field.field_info, params.Param):
+                return str(field.field_info.in_.value)
+        pending.extend(dependant.dependencies)
+    return "body"
 
 
 def _without_null_branches(errors: Sequence[Any]) -> list[Any]:
@@ -182,8 +210,13 @@ def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def service_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """For infrastructure faults (database or Redis down): a clear 503 the client may retry."""
-    log.warning("backing service unavailable: %s", type(exc).__name__)
+    """The one 503: a backing service cannot answer (ServiceUnavailable from an adapter, or a
+    database or Redis driver fault main.py routes here). The client may retry; the text names
+    nothing internal."""
+    log.warning(
+        "backing service unavailable: %s",
+        exc if isinstance(exc, ServiceUnavailable) else type(exc).__name__,
+    )
     return problem(
         request,
         503,
@@ -198,6 +231,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(HTTPProblem, _http_problem)
+    app.add_exception_handler(ServiceUnavailable, service_unavailable)
     # Starlette runs this one outside every middleware; the edge catches first (see there),
     # so this answers only a fault in the middleware itself.
     app.add_exception_handler(Exception, unexpected_error)

@@ -70,6 +70,19 @@ async def test_weak_passwords_are_422_naming_the_field(
     assert reason in body["errors"][0]["message"] or reason in response.text
 
 
+async def test_a_password_error_names_the_body_even_with_a_query_parameter_of_its_name(
+    client: AsyncClient,
+) -> None:
+    # Where the field is comes from what the route declares, not from what the client sent.
+    response = await client.post(
+        f"{API}/auth/register",
+        params={"password": "x"},
+        json={"email": "ada@example.com", "password": "password123"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.password"
+
+
 async def test_login_returns_a_token_pair(client: AsyncClient, make_user: MakeUser) -> None:
     await make_user("ada@example.com")
     response = await client.post(

@@ -178,6 +178,7 @@ async def test_a_redis_that_cannot_be_refilled_answers_503_never_200(
 
         assert response.status_code == 503
         assert response.json()["code"] == "service_unavailable"
+        assert response.headers["retry-after"]
 
 
 async def _register_and_login(client: AsyncClient) -> dict[str, str]:

@@ -29,7 +29,16 @@ async def uow_factory(settings: Settings) -> AsyncIterator[UowFactory]:
 
 
 def _user(email: str, role: Role = Role.USER) -> User:
-    return User(uuid.uuid4(), email, "hash", None, role, True, NOW, NOW)
+    return User(
+        id=uuid.uuid4(),
+        email=email,
+        password_hash="hash",
+        full_name=None,
+        role=role,
+        is_active=True,
+        created_at=NOW,
+        updated_at=NOW,
+    )
 
 
 def _todo(owner: User, **fields: object) -> Todo:
@@ -132,7 +141,9 @@ DAY = timedelta(hours=24)
 
 
 def _key(owner: User, key: str = "k", *, at: datetime = NOW) -> IdempotencyRecord:
-    return IdempotencyRecord(owner.id, key, "f" * 64, uuid.uuid4(), at)
+    return IdempotencyRecord(
+        user_id=owner.id, key=key, fingerprint="f" * 64, todo_id=uuid.uuid4(), created_at=at
+    )
 
 
 async def _with_user(uow_factory: UowFactory) -> User:

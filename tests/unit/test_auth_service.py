@@ -23,7 +23,7 @@ from app.domain.errors import (
     InvalidToken,
     TokenReused,
 )
-from app.domain.users import ROLE_PERMISSIONS, Actor, Permission, Role, User
+from app.domain.users import ROLE_PERMISSIONS, Actor, Permission, Role, User, UserChanges
 from app.infrastructure.security import JwtTokenIssuer
 from tests.fakes import (
     ACCESS_TTL,
@@ -37,7 +37,7 @@ from tests.fakes import (
 from tests.unit.conftest import revocation_list
 
 EMAIL = "ada@example.io"
-ADMIN = Actor(uuid4(), Role.ADMIN, permissions=ROLE_PERMISSIONS[Role.ADMIN])
+ADMIN = Actor(user_id=uuid4(), role=Role.ADMIN, permissions=ROLE_PERMISSIONS[Role.ADMIN])
 
 
 async def _register(auth: AuthService, email: str = EMAIL) -> User:
@@ -428,7 +428,7 @@ async def test_a_role_change_bites_on_the_next_request(
     pair = await auth.login(email=EMAIL, password=PASSWORD)
     assert (await auth.authenticate(pair.access_token)).can(Permission.TODOS_WRITE)
 
-    await users.update(ADMIN, user.id, role=Role.GUEST)
+    await users.update(ADMIN, user.id, UserChanges(role=Role.GUEST))
 
     actor = await auth.authenticate(pair.access_token)
     assert actor.role is Role.GUEST
@@ -442,7 +442,7 @@ async def test_a_deactivation_bites_on_the_next_request_even_when_the_user_was_c
     pair = await auth.login(email=EMAIL, password=PASSWORD)
     await auth.authenticate(pair.access_token)
 
-    await users.update(ADMIN, user.id, is_active=False)
+    await users.update(ADMIN, user.id, UserChanges(is_active=False))
 
     with pytest.raises(InvalidToken):
         await auth.authenticate(pair.access_token)

@@ -338,13 +338,13 @@ def test_overdue_means_due_in_the_past_and_not_completed() -> None:
 
 def test_parse_sort_reads_fields_and_directions_in_order() -> None:
     assert parse_sort("-priority, due_at") == (
-        SortKey(SortField.PRIORITY, descending=True),
-        SortKey(SortField.DUE_AT, descending=False),
+        SortKey(field=SortField.PRIORITY, descending=True),
+        SortKey(field=SortField.DUE_AT, descending=False),
     )
 
 
 def test_default_sort_is_newest_first() -> None:
-    assert (SortKey(SortField.CREATED_AT, descending=True),) == DEFAULT_SORT
+    assert (SortKey(field=SortField.CREATED_AT, descending=True),) == DEFAULT_SORT
 
 
 @pytest.mark.parametrize("spec", ["colour", "-owner_id", "title,bogus", "Title"])

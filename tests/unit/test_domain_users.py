@@ -13,6 +13,7 @@ from app.domain.users import (
     Actor,
     Permission,
     Role,
+    UserChanges,
     check_password,
     normalise_email,
 )
@@ -86,11 +87,11 @@ def test_only_an_active_admin_counts_as_active_admin(
     assert a_user(role=role, is_active=is_active).is_active_admin is expected
 
 
-def test_changed_sets_fields_and_updated_at_only() -> None:
+def test_apply_sets_fields_and_updated_at_only() -> None:
     user = a_user(full_name="Ada")
     later = user.updated_at + timedelta(minutes=5)
 
-    changed = user.changed(later, full_name="Ada Lovelace")
+    changed = user.apply(UserChanges(full_name="Ada Lovelace"), later)
 
     assert changed.full_name == "Ada Lovelace"
     assert changed.updated_at == later
@@ -122,6 +123,6 @@ def test_actor_require_raises_permission_denied_without_the_permission() -> None
 
 
 def test_actor_permissions_are_explicit_never_inferred_from_the_role_name() -> None:
-    actor = Actor(uuid4(), Role.ADMIN)
+    actor = Actor(user_id=uuid4(), role=Role.ADMIN)
 
     assert not actor.can(Permission.TODOS_READ)

@@ -99,7 +99,7 @@ async def test_find_puts_nulls_last_both_ways_and_resumes_after_a_null() -> None
         await todos.add(Todo.new(draft, id=uuid4(), owner_id=owner, now=NOW))
 
     async def order(descending: bool, after: tuple[object, ...] | None = None) -> list[Todo]:
-        sort = [SortKey(SortField.DUE_AT, descending=descending)]
+        sort = [SortKey(field=SortField.DUE_AT, descending=descending)]
         return await todos.find(TodoFilter(), sort=sort, after=after, limit=10, now=NOW)
 
     ascending, descending = await order(False), await order(True)
@@ -116,7 +116,14 @@ async def test_find_puts_nulls_last_both_ways_and_resumes_after_a_null() -> None
 
 async def test_refresh_token_is_spent_only_once() -> None:
     tokens = InMemoryRefreshTokenRepository()
-    token = RefreshToken(uuid4(), uuid4(), uuid4(), "hash", NOW, NOW + timedelta(days=1))
+    token = RefreshToken(
+        id=uuid4(),
+        user_id=uuid4(),
+        family_id=uuid4(),
+        token_hash="hash",
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+    )
     await tokens.add(token)
 
     assert await tokens.spend(token.id, now=NOW)

@@ -43,8 +43,8 @@ BOB = Actor.of(a_user(email="bob@example.io"))
 ADMIN = Actor.of(a_user(email="admin@example.io", role=Role.ADMIN))
 GUEST = Actor.of(a_user(email="guest@example.io", role=Role.GUEST))
 AUDITOR = Actor(
-    uuid4(),
-    Role.USER,
+    user_id=uuid4(),
+    role=Role.USER,
     permissions=ROLE_PERMISSIONS[Role.USER] | {Permission.TODOS_READ_ALL},
 )
 """Reads everyone's todos but may write only their own."""

@@ -5,7 +5,6 @@ from uuid import uuid4
 
 import pytest
 
-from app.application.ports import UserFilter
 from app.application.users import AdminBootstrap, UserService
 from app.domain.errors import (
     EmailTaken,
@@ -16,7 +15,7 @@ from app.domain.errors import (
     UserNotFound,
 )
 from app.domain.todos import Todo, TodoDraft
-from app.domain.users import Actor, Role, User
+from app.domain.users import Actor, Role, User, UserChanges, UserFilter
 from tests.fakes import PASSWORD, FakeClock, FakePasswordHasher, InMemoryUnitOfWork, a_user
 
 
@@ -40,7 +39,7 @@ async def test_last_admin_cannot_demote_themselves(
     users: UserService, uow: InMemoryUnitOfWork, admin: User
 ) -> None:
     with pytest.raises(LastAdmin):
-        await users.update(Actor.of(admin), admin.id, role=Role.USER)
+        await users.update(Actor.of(admin), admin.id, UserChanges(role=Role.USER))
 
     assert await uow.users.get(admin.id) == admin
 
@@ -49,7 +48,7 @@ async def test_last_admin_cannot_deactivate_themselves(
     users: UserService, uow: InMemoryUnitOfWork, admin: User
 ) -> None:
     with pytest.raises(LastAdmin):
-        await users.update(Actor.of(admin), admin.id, is_active=False)
+        await users.update(Actor.of(admin), admin.id, UserChanges(is_active=False))
 
     assert await uow.users.get(admin.id) == admin
 
@@ -78,7 +77,7 @@ async def test_an_inactive_admin_does_not_count_towards_the_last_admin_rule(
     await _add(uow, a_user(email="dormant@example.io", role=Role.ADMIN, is_active=False))
 
     with pytest.raises(LastAdmin):
-        await users.update(Actor.of(admin), admin.id, role=Role.GUEST)
+        await users.update(Actor.of(admin), admin.id, UserChanges(role=Role.GUEST))
 
 
 async def test_admin_can_step_down_while_another_active_admin_remains(
@@ -87,7 +86,7 @@ async def test_admin_can_step_down_while_another_active_admin_remains(
     other = a_user(email="other@example.io", role=Role.ADMIN)
     await _add(uow, other)
 
-    demoted = await users.update(Actor.of(admin), admin.id, role=Role.USER)
+    demoted = await users.update(Actor.of(admin), admin.id, UserChanges(role=Role.USER))
 
     assert demoted.role is Role.USER
     assert await uow.users.lock_active_admins() == [other.id]
@@ -112,7 +111,7 @@ async def test_last_admin_may_still_edit_their_name(
 ) -> None:
     clock.advance(timedelta(minutes=1))
 
-    updated = await users.update(Actor.of(admin), admin.id, full_name="The Admin")
+    updated = await users.update(Actor.of(admin), admin.id, UserChanges(full_name="The Admin"))
 
     assert updated.full_name == "The Admin"
     assert updated.updated_at == clock.now()
@@ -124,7 +123,7 @@ async def test_deactivating_an_ordinary_user_is_allowed(
     user = a_user()
     await _add(uow, user)
 
-    updated = await users.update(Actor.of(admin), user.id, is_active=False)
+    updated = await users.update(Actor.of(admin), user.id, UserChanges(is_active=False))
 
     assert not updated.is_active
     assert await uow.users.get(user.id) == updated
@@ -143,7 +142,7 @@ async def test_non_admin_cannot_manage_users(users: UserService, uow: InMemoryUn
     with pytest.raises(PermissionDenied):
         await users.get(actor, user.id)
     with pytest.raises(PermissionDenied):
-        await users.update(actor, user.id, role=Role.ADMIN)
+        await users.update(actor, user.id, UserChanges(role=Role.ADMIN))
     with pytest.raises(PermissionDenied):
         await users.delete(actor, user.id)
     assert await uow.users.get(user.id) == user
@@ -250,7 +249,7 @@ async def test_update_me_normalises_a_new_email(
     user = a_user()
     await _add(uow, user)
 
-    updated = await users.update_me(Actor.of(user), email=" New@Example.io ")
+    updated = await users.update_me(Actor.of(user), UserChanges(email=" New@Example.io "))
 
     assert updated.email == "new@example.io"
     assert await uow.users.get(user.id) == updated
@@ -263,7 +262,7 @@ async def test_update_me_to_an_email_in_use_is_email_taken(
     await _add(uow, user)
 
     with pytest.raises(EmailTaken):
-        await users.update_me(Actor.of(user), email="ADMIN@example.io")
+        await users.update_me(Actor.of(user), UserChanges(email="ADMIN@example.io"))
 
 
 async def test_update_me_can_clear_the_full_name(
@@ -272,7 +271,19 @@ async def test_update_me_can_clear_the_full_name(
     user = a_user(full_name="Ada")
     await _add(uow, user)
 
-    assert (await users.update_me(Actor.of(user), full_name=None)).full_name is None
+    assert (await users.update_me(Actor.of(user), UserChanges(full_name=None))).full_name is None
+
+
+async def test_update_me_cannot_change_ones_own_role_or_status_without_users_manage(
+    users: UserService, uow: InMemoryUnitOfWork
+) -> None:
+    user = a_user(role=Role.USER)
+    await _add(uow, user)
+
+    for changes in (UserChanges(role=Role.ADMIN), UserChanges(is_active=False)):
+        with pytest.raises(PermissionDenied):
+            await users.update_me(Actor.of(user), changes)
+    assert await uow.users.get(user.id) == user
 
 
 async def test_delete_me_takes_the_users_todos_with_them(

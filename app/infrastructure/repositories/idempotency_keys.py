@@ -81,7 +81,7 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
         row = (await self._execute(_BY_KEY, params)).first()
         if row is None or (live_since is not None and row.created_at <= live_since):
             return None
-        return IdempotencyRecord(*row)
+        return IdempotencyRecord(**row._mapping)
 
     async def delete_expired(self, *, live_since: datetime) -> None:
         await self._execute(_SWEEP, {"live_since": live_since})

@@ -6,9 +6,9 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.application.ports import SortValues, UserFilter
+from app.application.ports import SortValues
 from app.domain.errors import EmailTaken
-from app.domain.users import Role, User
+from app.domain.users import Role, User, UserFilter
 from app.infrastructure.orm import UserRow
 from app.infrastructure.repositories.base import SqlRepository
 

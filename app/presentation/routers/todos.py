@@ -5,11 +5,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from app.domain.common import UNSET
-from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter
+from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter, normalise_tags
 from app.presentation.deps import API_PREFIX, CurrentActor, JsonOnly, TodoServiceDep
 from app.presentation.query import query_model, query_parameters
-from app.presentation.schemas.common import AUTHENTICATED, Page, problems
+from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, page_of, problems
 from app.presentation.schemas.todos import (
     PriorityCounts,
     TodoCreate,
@@ -80,7 +79,7 @@ async def list_todos(
         owner_id=params.owner_id,
         completed=params.completed,
         priorities=frozenset(params.priority),
-        tags=tuple(sorted(set(params.tag))),
+        tags=normalise_tags(params.tag),
         text=params.q,
         due_before=params.due_before,
         due_after=params.due_after,
@@ -90,9 +89,7 @@ async def list_todos(
     page = await todos.list(
         actor, query, sort=params.sort_keys, limit=params.limit, cursor=params.cursor
     )
-    return Page(
-        items=[TodoRead.model_validate(t) for t in page.items], next_cursor=page.next_cursor
-    )
+    return page_of(TodoRead, page)
 
 
 @router.post(
@@ -184,7 +181,7 @@ async def update_todo(
         title=body.title,
         description=body.description,
         priority=body.priority,
-        due_at=body.due_at if "due_at" in body.model_fields_set else UNSET,
+        due_at=if_sent(body, "due_at", body.due_at),
         tags=None if body.tags is None else tuple(body.tags),
         completed=body.completed,
     )

@@ -3,24 +3,23 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, status
 
-from app.application.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from app.application.ports import UserFilter
-from app.domain.common import UNSET
-from app.domain.users import Role, User
+from app.domain.users import User, UserChanges, UserFilter
 from app.presentation.deps import (
     AuthServiceDep,
     CurrentActor,
     JsonOnly,
     UserServiceDep,
 )
-from app.presentation.schemas.common import AUTHENTICATED, NO_NUL, Page, problems
+from app.presentation.query import query_model, query_parameters
+from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, page_of, problems
 from app.presentation.schemas.users import (
     MeRead,
     MeUpdate,
     PasswordChange,
     UserAdminUpdate,
+    UserListParams,
     UserRead,
 )
 
@@ -42,8 +41,8 @@ async def get_me(actor: CurrentActor, users: UserServiceDep) -> MeRead:
 @router.patch("/me", operation_id="update_me", responses=problems(*AUTHENTICATED, 409))
 async def update_me(body: MeUpdate, actor: CurrentActor, users: UserServiceDep) -> MeRead:
     """Change your name or email."""
-    full_name = body.full_name if "full_name" in body.model_fields_set else UNSET
-    return _me(await users.update_me(actor, email=body.email, full_name=full_name))
+    changes = UserChanges(email=body.email, full_name=if_sent(body, "full_name", body.full_name))
+    return _me(await users.update_me(actor, changes))
 
 
 @router.post(
@@ -70,26 +69,21 @@ async def delete_me(actor: CurrentActor, users: UserServiceDep) -> None:
     await users.delete_me(actor)
 
 
-@router.get("", operation_id="list_users", responses=problems(*AUTHENTICATED, 403))
+@router.get(
+    "",
+    operation_id="list_users",
+    responses=problems(*AUTHENTICATED, 403),
+    openapi_extra=query_parameters(UserListParams),
+)
 async def list_users(
+    params: Annotated[UserListParams, Depends(query_model(UserListParams))],
     actor: CurrentActor,
     users: UserServiceDep,
-    role: Role | None = None,
-    is_active: bool | None = None,
-    q: Annotated[
-        str | None,
-        Query(max_length=200, pattern=NO_NUL, description="Substring of email or name."),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Page[UserRead]:
     """All accounts, newest first (admin)."""
-    page = await users.list(
-        actor, UserFilter(role=role, is_active=is_active, text=q), limit=limit, cursor=cursor
-    )
-    return Page(
-        items=[UserRead.model_validate(u) for u in page.items], next_cursor=page.next_cursor
-    )
+    query = UserFilter(role=params.role, is_active=params.is_active, text=params.q)
+    page = await users.list(actor, query, limit=params.limit, cursor=params.cursor)
+    return page_of(UserRead, page)
 
 
 @router.get(
@@ -107,11 +101,12 @@ async def update_user(
     user_id: UUID, body: UserAdminUpdate, actor: CurrentActor, users: UserServiceDep
 ) -> UserRead:
     """Change an account's role, active flag or name (admin); it bites on their next request."""
-    full_name = body.full_name if "full_name" in body.model_fields_set else UNSET
-    user = await users.update(
-        actor, user_id, role=body.role, is_active=body.is_active, full_name=full_name
+    changes = UserChanges(
+        role=body.role,
+        is_active=body.is_active,
+        full_name=if_sent(body, "full_name", body.full_name),
     )
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await users.update(actor, user_id, changes))
 
 
 @router.delete(

@@ -2,6 +2,7 @@
 every request validates alike (text without NUL, datetimes)."""
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Generic, TypeVar
@@ -16,7 +17,12 @@ from pydantic import (
     field_validator,
 )
 
+from app.application import pagination
+from app.domain.common import UNSET, Unset
+
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
+V = TypeVar("V")
 
 # Text without NUL (U+0000), which PostgreSQL text cannot hold: refused at the edge, with a 422
 # naming the field, so both backends answer alike and the schema says so.
@@ -74,6 +80,19 @@ class Page(BaseModel, Generic[T]):
     )
 
 
+def page_of(read: type[R], page: pagination.Page[Any]) -> Page[R]:
+    """A use case's page of domain objects, each read as `read`, as the response envelope."""
+    return Page(
+        items=[read.model_validate(item) for item in page.items], next_cursor=page.next_cursor
+    )
+
+
+def normalised_by(rule: Callable[[str], str]) -> BeforeValidator:
+    """Runs the domain's normalisation of a text before the field's constraints see it, so the
+    rule is written once; other input passes untouched, for pydantic to refuse."""
+    return BeforeValidator(lambda value: rule(value) if isinstance(value, str) else value)
+
+
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries documenting error statuses as problem+json."""
     return {
@@ -102,3 +121,9 @@ def not_null(*fields: str) -> Any:
     Pair with `X | SkipJsonSchema[None] = None` so the schema shows them as non-nullable.
     """
     return field_validator(*fields, mode="before")(_refuse_null)
+
+
+def if_sent(body: BaseModel, name: str, value: V) -> V | Unset:
+    """`value` if the request sent field `name`, else UNSET: a partial update changes only
+    what was sent, and for a nullable field an explicit null is a change."""
+    return value if name in body.model_fields_set else UNSET

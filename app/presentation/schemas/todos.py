@@ -22,31 +22,28 @@ from app.domain.todos import (
     Priority,
     SortField,
     SortKey,
+    clean_tag,
+    clean_title,
     parse_sort,
 )
-from app.presentation.schemas.common import NO_NUL, RequestDatetime, not_null
+from app.presentation.schemas.common import NO_NUL, RequestDatetime, normalised_by, not_null
 
 # White space as Python's str.strip() (which the domain trims with) sees it: Unicode's, and
 # \x1c-\x1f. A title or tag needs something else, and no NUL (see NO_NUL), so the schema, and
-# clients generated from it, know that "  " is no title.
+# clients generated from it, know that "  " is no title. The domain trims (and lower-cases a
+# tag) before the lengths and the pattern are checked.
 _WHITE_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = rf"^[^\x00]*[^\x00{_WHITE_SPACE}][^\x00]*$"
 Title = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH, pattern=NOT_BLANK
-    ),
+    StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH, pattern=NOT_BLANK),
+    normalised_by(clean_title),
 ]
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH, pattern=NO_NUL)]
 Tag = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True,
-        to_lower=True,
-        min_length=1,
-        max_length=TAG_MAX_LENGTH,
-        pattern=NOT_BLANK,
-    ),
+    StringConstraints(min_length=1, max_length=TAG_MAX_LENGTH, pattern=NOT_BLANK),
+    normalised_by(clean_tag),
 ]
 Tags = Annotated[
     list[Tag],

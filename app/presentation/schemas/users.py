@@ -4,6 +4,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 from pydantic.json_schema import SkipJsonSchema
 
+from app.application.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from app.domain.users import (
     FULL_NAME_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
@@ -63,3 +64,15 @@ class UserAdminUpdate(BaseModel):
     full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
 
     _not_null = not_null("role", "is_active")
+
+
+class UserListParams(BaseModel):
+    """Filters combine with AND; newest accounts first."""
+
+    role: Role | None = Field(default=None, title="Role")  # a $ref gets no title by itself
+    is_active: bool | None = None
+    q: str | None = Field(
+        default=None, max_length=200, pattern=NO_NUL, description="Substring of email or name."
+    )
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(default=None, max_length=1024)
