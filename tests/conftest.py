@@ -6,8 +6,8 @@ because API tests commit like production does."""
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,11 @@ from app.domain.users import Role
 from app.infrastructure.db import create_engine
 from app.main import create_app
 from app.presentation.deps import Adapters
+from tests.support import API, PASSWORD, MakeUser, Session, login
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
-PASSWORD = "correct horse battery"
 TABLES = ("idempotency_keys", "todos", "refresh_tokens", "users")
 
 on_postgres = pytest.mark.skipif(
@@ -117,20 +117,6 @@ async def client(app: Any) -> AsyncIterator[AsyncClient]:
         yield http
 
 
-@dataclass(frozen=True)
-class Session:
-    email: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-MakeUser = Callable[..., Awaitable[Session]]
-
-
 @pytest.fixture
 def make_user(client: AsyncClient, adapters: Adapters) -> MakeUser:
     """Registers an account (optionally with another role) and returns its auth headers."""
@@ -141,7 +127,7 @@ def make_user(client: AsyncClient, adapters: Adapters) -> MakeUser:
         count += 1
         email = email or f"user{count}@example.com"
         response = await client.post(
-            "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+            f"{API}/auth/register", json={"email": email, "password": PASSWORD}
         )
         assert response.status_code == 201, response.text
         if role is not Role.USER:
@@ -153,10 +139,3 @@ def make_user(client: AsyncClient, adapters: Adapters) -> MakeUser:
         return await login(client, email)
 
     return make
-
-
-async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> Session:
-    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    return Session(email, body["access_token"], body["refresh_token"])

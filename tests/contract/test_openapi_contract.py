@@ -27,7 +27,8 @@ from app.config import Settings
 from app.infrastructure.passwords import common_passwords
 from app.main import app as published_app
 from app.main import create_app
-from tests.conftest import PASSWORD, empty_stores
+from tests.conftest import empty_stores
+from tests.support import PASSWORD
 
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "10"))
 # Scenarios in the stateful phase, each up to STATEFUL_STEPS linked calls by one new user.
