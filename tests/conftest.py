@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.config import Config
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
-from alembic import command
 from app.config import Settings
 from app.domain.users import Role
 from app.infrastructure.db import create_engine
 from app.main import create_app
 from app.presentation.deps import Adapters
+from harness.migrations import upgrade
 from tests.support import API, PASSWORD, MakeUser, Session, login
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,16 +34,9 @@ on_postgres = pytest.mark.skipif(
 )
 
 
-def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["url"] = url
-    config.attributes["configure_logging"] = False
-    return config
-
-
 async def migrate(url: str, revision: str = "head") -> None:
     # Alembic's env.py runs its own event loop: give it a thread.
-    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+    await asyncio.to_thread(upgrade, url, revision)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from alembic import command
 from app.infrastructure.db import create_engine
 from app.infrastructure.orm import TodoRow
-from tests.conftest import alembic_config
+from harness.migrations import alembic_config, create_database, drop_database
 
 
 @pytest.fixture
@@ -26,20 +26,13 @@ async def scratch_url(database_url: str, tmp_path: object) -> AsyncIterator[str]
     if not database_url.startswith("postgresql"):
         yield f"sqlite+aiosqlite:///{tmp_path}/migrations.db"
         return
-    name = f"migrations_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(
-        make_url(database_url).set(database="postgres").render_as_string(hide_password=False)
-    )
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(database_url).set(database=f"migrations_{uuid.uuid4().hex[:12]}")
+    scratch = url.render_as_string(hide_password=False)
+    await asyncio.to_thread(create_database, scratch)
     try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        yield scratch
     finally:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        await asyncio.to_thread(drop_database, scratch)
 
 
 async def _alembic(url: str, verb: str, *args: str) -> None:
