@@ -3,7 +3,10 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any
 
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column
 from sqlalchemy.engine import Connection
 
 from alembic import context
@@ -32,6 +35,33 @@ def _include_object(
     return not (postgresql_only and dialect is not None and dialect.name != "postgresql")
 
 
+def _unquoted(default: str | None) -> str | None:
+    """A default as SQLite reflects it, `('')` or `'1'`, as the SQL literal's value: `` or `1`."""
+    if default is None:
+        return None
+    while default.startswith("(") and default.endswith(")"):
+        default = default[1:-1]
+    if len(default) >= 2 and default[0] == default[-1] == "'":
+        default = default[1:-1].replace("''", "'")
+    return default
+
+
+def _compare_server_default(
+    context: MigrationContext,
+    inspected_column: Column[Any],
+    metadata_column: Column[Any],
+    inspected_default: str | None,
+    metadata_default: object,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """On SQLite, whether the defaults differ once quoting and parentheses are set aside (it
+    reflects a default of '' as `('')`, which Alembic's own comparison calls a change).
+    Elsewhere None: Alembic's comparison, which asks PostgreSQL itself."""
+    if context.dialect.name != "sqlite":
+        return None
+    return _unquoted(inspected_default) != _unquoted(rendered_metadata_default)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -39,6 +69,7 @@ def _configure(connection: Connection) -> None:
         include_object=_include_object,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
         compare_type=True,
+        compare_server_default=_compare_server_default,
     )
     with context.begin_transaction():
         context.run_migrations()

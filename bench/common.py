@@ -3,8 +3,6 @@
 import os
 from pathlib import Path
 
-from alembic.config import Config
-
 from app.config import Settings
 from app.domain.todos import SortKey, parse_sort
 
@@ -53,11 +51,3 @@ def app_url(url: str) -> str:
     """A plain postgresql:// URL with the app's driver prefix, as Settings would spell it."""
     scheme, _, rest = url.partition("://")
     return f"postgresql+psycopg://{rest}" if scheme in ("postgres", "postgresql") else url
-
-
-def alembic_config(url: str) -> Config:
-    """As tests/conftest.py does: env.py takes the URL from the config's attributes."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["url"] = url
-    config.attributes["configure_logging"] = False
-    return config

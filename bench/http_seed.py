@@ -16,12 +16,12 @@ from uuid import UUID
 import psycopg
 from redis import Redis
 
-from alembic import command
 from app.domain.todos import Todo
 from app.domain.users import User
 from app.infrastructure.security import Argon2PasswordHasher
-from bench.common import BENCH_PASSWORD, alembic_config, app_url
+from bench.common import BENCH_PASSWORD, app_url
 from bench.seed import copy_todos, copy_users, make_todos, make_user, reset_database
+from harness.migrations import upgrade
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/todo_bench_http"
 SMOKE_URL = "postgresql://postgres@127.0.0.1:5432/todo_bench_http_smoke"
@@ -85,7 +85,7 @@ def _users_and_todos(plan: Plan, password_hash: str, seed: int) -> tuple[list[Us
 def seed(url: str, plan: Plan, *, seed: int = 20_241_121) -> Seeded:
     """Create (or empty) the database, migrate it to head, COPY the users and todos in."""
     reset_database(url)
-    command.upgrade(alembic_config(app_url(url)), "head")
+    upgrade(app_url(url))
     # One hash for everyone, at the app's production cost: what each login will verify.
     hasher = Argon2PasswordHasher(time_cost=2, memory_kib=19 * 1024)
     password_hash = asyncio.run(hasher.hash(BENCH_PASSWORD))

@@ -22,7 +22,6 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from alembic import command
 from app.domain.todos import Priority, Todo
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
@@ -33,10 +32,10 @@ from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from bench.common import (
     BENCH_EMAIL,
     BENCH_PASSWORD,
-    alembic_config,
     bench_settings,
     libpq_url,
 )
+from harness.migrations import upgrade
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 SPAN_SECONDS = 3 * 365 * 24 * 3600  # three years of todos
@@ -222,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     url = libpq_url()
     started = time.perf_counter()
     reset_database(url)
-    command.upgrade(alembic_config(bench_settings().database_url), "head")
+    upgrade(bench_settings().database_url)
     print(f"migrated to head in {time.perf_counter() - started:.1f} s")
 
     rng = random.Random(args.seed)

@@ -6,28 +6,27 @@ because API tests commit like production does."""
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.config import Config
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
-from alembic import command
 from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.infrastructure.db import create_engine
 from app.main import create_app
+from harness.migrations import upgrade
+from tests.support import API, PASSWORD, MakeUser, Session, login
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
-PASSWORD = "correct horse battery"
 TABLES = ("idempotency_keys", "todos", "refresh_tokens", "users")
 
 on_postgres = pytest.mark.skipif(
@@ -35,16 +34,9 @@ on_postgres = pytest.mark.skipif(
 )
 
 
-def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["url"] = url
-    config.attributes["configure_logging"] = False
-    return config
-
-
 async def migrate(url: str, revision: str = "head") -> None:
     # Alembic's env.py runs its own event loop: give it a thread.
-    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+    await asyncio.to_thread(upgrade, url, revision)
 
 
 @pytest.fixture(scope="session")
@@ -118,20 +110,6 @@ async def client(app: Any) -> AsyncIterator[AsyncClient]:
         yield http
 
 
-@dataclass(frozen=True)
-class Session:
-    email: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-MakeUser = Callable[..., Awaitable[Session]]
-
-
 @pytest.fixture
 def make_user(client: AsyncClient, container: Container) -> MakeUser:
     """Registers an account (optionally with another role) and returns its auth headers."""
@@ -142,7 +120,7 @@ def make_user(client: AsyncClient, container: Container) -> MakeUser:
         count += 1
         email = email or f"user{count}@example.com"
         response = await client.post(
-            "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+            f"{API}/auth/register", json={"email": email, "password": PASSWORD}
         )
         assert response.status_code == 201, response.text
         if role is not Role.USER:
@@ -154,10 +132,3 @@ def make_user(client: AsyncClient, container: Container) -> MakeUser:
         return await login(client, email)
 
     return make
-
-
-async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> Session:
-    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    return Session(email, body["access_token"], body["refresh_token"])

@@ -24,6 +24,7 @@ from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
 from app.domain.users import Role, User, UserFilter
 from app.infrastructure.redis import InMemoryRevocationList
 from app.infrastructure.security import JwtTokenIssuer
+from tests.support import PASSWORD
 
 __all__ = [
     "ACCESS_TTL",
@@ -50,7 +51,6 @@ COMMON_PASSWORDS = frozenset({"password", "password1", "12345678", "qwertyuiop",
 K = TypeVar("K")
 V = TypeVar("V")
 
-PASSWORD = "correct horse battery"
 """A password that passes every rule."""
 
 ACCESS_TTL = timedelta(minutes=15)

@@ -9,9 +9,7 @@ from jose import jwt
 
 from app.bootstrap import Container
 from app.domain.users import Role
-from tests.conftest import PASSWORD, MakeUser, login
-
-API = "/api/v1"
+from tests.support import API, PASSWORD, MakeUser, login
 
 
 async def register(client: AsyncClient, email: str, password: str = PASSWORD, **extra: object):  # type: ignore[no-untyped-def]

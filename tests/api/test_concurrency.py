@@ -18,9 +18,8 @@ from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.main import create_app
-from tests.conftest import TEST_REDIS_URL, MakeUser, Session, on_postgres
-
-API = "/api/v1"
+from tests.conftest import TEST_REDIS_URL, on_postgres
+from tests.support import API, MakeUser, Session
 
 
 @asynccontextmanager

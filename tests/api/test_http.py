@@ -4,6 +4,7 @@ health, metrics, docs, faults."""
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -13,38 +14,21 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import PASSWORD, MakeUser
-
-API = "/api/v1"
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    assert {"type", "title", "detail", "instance"} <= body.keys()
-    return body
+from tests.support import API, PASSWORD, MakeUser, assert_problem
 
 
 @pytest.fixture
 async def app_with(settings: Settings) -> AsyncIterator[Any]:
     """Build an app with some settings changed, run its lifespan, hand back a client."""
-    apps: list[Any] = []
+    async with AsyncExitStack() as running:
 
-    async def build(**changes: Any) -> AsyncClient:
-        app = create_app(settings.model_copy(update=changes))
-        context = app.router.lifespan_context(app)
-        await context.__aenter__()
-        apps.append(context)
-        transport = ASGITransport(app=app, raise_app_exceptions=False)
-        return AsyncClient(transport=transport, base_url="http://test")
+        async def build(**changes: Any) -> AsyncClient:
+            app = create_app(settings.model_copy(update=changes))
+            await running.enter_async_context(app.router.lifespan_context(app))
+            transport = ASGITransport(app=app, raise_app_exceptions=False)
+            return AsyncClient(transport=transport, base_url="http://test")
 
-    yield build
-    for context in apps:
-        await context.__aexit__(None, None, None)
+        yield build
 
 
 async def test_unknown_route_and_wrong_method_are_problems(client: AsyncClient) -> None:

@@ -17,9 +17,9 @@ from redis.retry import Retry
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import PASSWORD, TEST_REDIS_URL, MakeUser, empty_stores, login
+from tests.conftest import TEST_REDIS_URL, empty_stores
+from tests.support import API, PASSWORD, MakeUser, login
 
-API = "/api/v1"
 NEW_PASSWORD = "a brand new passphrase"
 
 needs_redis = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")

@@ -11,9 +11,8 @@ from httpx import AsyncClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import MakeUser, Session
+from tests.support import API, MakeUser, Session
 
-API = "/api/v1"
 PRIORITIES = ["low", "medium", "high", "urgent"]
 TAGS = ["work", "home", "urgent", "later"]
 SORT_FIELDS = ["created_at", "updated_at", "due_at", "priority", "title"]

@@ -9,9 +9,8 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.domain.users import Role
-from tests.conftest import TEST_REDIS_URL, MakeUser, Session
-
-API = "/api/v1"
+from tests.conftest import TEST_REDIS_URL
+from tests.support import API, MakeUser, Session
 
 
 async def create(client: AsyncClient, who: Session, **fields: Any) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from app.bootstrap import Container
 from app.config import Settings
 from app.main import create_app
 from app.tracing.sdk import new_provider
-from tests.conftest import PASSWORD, ROOT, empty_stores
+from tests.conftest import ROOT, empty_stores
+from tests.support import API, PASSWORD
 
-API = "/api/v1"
 NEEDLE = "needle-in-the-query"
 
 

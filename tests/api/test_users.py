@@ -16,9 +16,8 @@ from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.main import create_app
-from tests.conftest import PASSWORD, MakeUser, empty_stores, login
-
-API = "/api/v1"
+from tests.conftest import empty_stores
+from tests.support import API, PASSWORD, MakeUser, login
 
 
 async def test_me_shows_the_account_and_its_permissions(

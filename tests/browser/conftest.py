@@ -23,7 +23,8 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from app.config import Settings
-from tests.conftest import PASSWORD, ROOT, TEST_REDIS_URL, empty_stores
+from tests.conftest import ROOT, TEST_REDIS_URL, empty_stores
+from tests.support import Session, sign_up
 
 # CHROMIUM_PATH: another Chromium build (a distribution that installs it elsewhere).
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -160,23 +161,8 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
-@dataclass(frozen=True)
-class Account:
-    email: str
-    access_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
 @pytest.fixture
-def account(live_server: str) -> Account:
+def account(live_server: str) -> Session:
     """A user registered, and logged in, through the live server."""
-    email = f"browser-{time.time_ns()}@example.com"
-    credentials = {"email": email, "password": PASSWORD}
     with httpx.Client(base_url=live_server) as http:
-        assert http.post("/api/v1/auth/register", json=credentials).status_code == 201
-        login = http.post("/api/v1/auth/login", json=credentials)
-        assert login.status_code == 200, login.text
-    return Account(email, login.json()["access_token"])
+        return sign_up(http, f"browser-{time.time_ns()}@example.com")

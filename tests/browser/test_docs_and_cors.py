@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, Page
 
-from tests.browser.conftest import ARTIFACTS, Account, Origin
-from tests.conftest import PASSWORD
+from tests.browser.conftest import ARTIFACTS, Origin
+from tests.support import PASSWORD, Session
 
 FETCH_TODOS = """async ([api, token]) => {
   try {
@@ -43,7 +43,7 @@ def served_by(live_server: str, url: str) -> bool:
 
 
 async def test_swagger_ui_authorizes_with_the_password_flow_and_lists_the_users_todo(
-    browser: Browser, live_server: str, account: Account
+    browser: Browser, live_server: str, account: Session
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server, headers=account.headers) as http:
         created = await http.post("/api/v1/todos", json={"title": "Oat milk, seen in /docs"})
@@ -107,7 +107,7 @@ async def call_api_from(browser: Browser, origin: str, live_server: str, token: 
 
 
 async def test_cors_lets_the_configured_origin_in_and_keeps_another_out(
-    browser: Browser, live_server: str, other_origin: Origin, account: Account
+    browser: Browser, live_server: str, other_origin: Origin, account: Session
 ) -> None:
     allowed = await call_api_from(browser, other_origin.allowed, live_server, account.access_token)
     assert allowed["ok"], allowed

@@ -6,9 +6,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from tests.conftest import MakeUser
-
-API = "/api/v1"
+from tests.support import API, MakeUser
 
 
 def fields(response: Any) -> list[str]:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from app.config import Settings
 from app.infrastructure.db import create_engine
-from tests.conftest import PASSWORD, ROOT, TEST_REDIS_URL, empty_stores
+from tests.conftest import ROOT, TEST_REDIS_URL, empty_stores
 
 ARTIFACTS = ROOT / "artifacts"
 SECRET_KEY = "server-test-secret-key-that-is-long-enough-01234"
@@ -170,15 +170,6 @@ def _wait_until_healthy(server: LiveServer) -> None:
             pass
         time.sleep(0.1)
     pytest.fail(f"scripts/serve did not answer /health within {STARTUP_SECONDS} s")
-
-
-def register_and_login(http: httpx.Client, email: str) -> dict[str, str]:
-    """Auth headers for a new account, made through the live server."""
-    credentials = {"email": email, "password": PASSWORD}
-    assert http.post("/api/v1/auth/register", json=credentials).status_code == 201
-    login = http.post("/api/v1/auth/login", json=credentials)
-    assert login.status_code == 200, login.text
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 def exchange(connection: socket.socket, request: bytes) -> bytes:

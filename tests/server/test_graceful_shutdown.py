@@ -16,9 +16,9 @@ from tests.server.conftest import (
     Serve,
     locked_table,
     read_until_closed,
-    register_and_login,
     todo_titles,
 )
+from tests.support import sign_up
 
 IN_FLIGHT = 5
 
@@ -50,7 +50,7 @@ def wait_until_not_listening(server: LiveServer) -> None:
 def test_sigterm_lets_in_flight_requests_finish(serve: Serve, migrated: str) -> None:
     with serve() as server:
         with httpx.Client(base_url=server.base_url) as http:
-            authorization = register_and_login(http, "in-flight@example.com")["Authorization"]
+            authorization = sign_up(http, "in-flight@example.com").headers["Authorization"]
         bodies = [json.dumps({"title": f"in flight {n}"}).encode() for n in range(IN_FLIGHT)]
         connections = [start_post(server, authorization, body) for body in bodies]
 
@@ -79,7 +79,7 @@ def test_a_request_stuck_past_the_graceful_timeout_is_cut_and_writes_nothing(
         serve(GRACEFUL_SHUTDOWN_SECONDS="1") as server,
         httpx.Client(base_url=server.base_url) as http,
     ):
-        headers = register_and_login(http, "stuck@example.com")
+        headers = sign_up(http, "stuck@example.com").headers
 
         def post(n: int) -> int | str:
             try:

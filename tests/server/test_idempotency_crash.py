@@ -13,9 +13,9 @@ from tests.server.conftest import (
     PATIENCE_SECONDS,
     Serve,
     locked_table,
-    register_and_login,
     todo_titles,
 )
+from tests.support import sign_up
 
 pytestmark = on_postgres  # LOCK TABLE, pg_stat_activity
 
@@ -39,7 +39,7 @@ def test_a_request_killed_in_its_transaction_blocks_no_retry_and_leaves_no_dupli
 ) -> None:
     with serve(DB_POOL_SIZE="2") as server, ThreadPoolExecutor(1) as pool:
         with httpx.Client(base_url=server.base_url, timeout=PATIENCE_SECONDS) as http:
-            headers = {**register_and_login(http, "crash@example.com"), "Idempotency-Key": "k1"}
+            headers = {**sign_up(http, "crash@example.com").headers, "Idempotency-Key": "k1"}
         with locked_table(migrated, "todos") as lock:
             # The insert waits on the lock; everything before it in the request has run.
             post = pool.submit(

@@ -16,8 +16,8 @@ from tests.server.conftest import (
     Serve,
     locked_table,
     read_until_closed,
-    register_and_login,
 )
+from tests.support import sign_up
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_a_stalled_head_after_a_kept_alive_request_is_408_too(server: LiveServer
 
 def test_a_stalled_upload_is_cut_off(server: LiveServer) -> None:
     with httpx.Client(base_url=server.base_url) as http:
-        headers = register_and_login(http, "uploader@example.com")
+        headers = sign_up(http, "uploader@example.com").headers
     with server.connect() as connection:
         connection.sendall(
             b"POST /api/v1/todos HTTP/1.1\r\nHost: test\r\n"
@@ -68,7 +68,7 @@ def test_slow_work_on_a_request_that_has_arrived_is_not_cut(
     server: LiveServer, migrated: str
 ) -> None:
     with httpx.Client(base_url=server.base_url) as http:
-        headers = register_and_login(http, "patient@example.com")
+        headers = sign_up(http, "patient@example.com").headers
         with ThreadPoolExecutor(1) as pool, locked_table(migrated, "todos") as lock:
             post = pool.submit(
                 http.post, "/api/v1/todos", json={"title": "Worth the wait"}, headers=headers
