@@ -20,7 +20,7 @@ import json
 import logging
 import uuid
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -59,8 +59,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's signature; uvicorn's narrows it, and a stream server hands it a Transport.
+        super().connection_made(cast(asyncio.Transport, transport))
         self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
