@@ -69,26 +69,26 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    """One unit of work per request, shared by every dependency of that request."""
-    read_only = request.method in SAFE_METHODS
-    async with services_of(request).unit_of_work(read_only=read_only) as uow:
-        yield uow
+def _unit_of_work(request: Request) -> UnitOfWork:
+    """The request's unit of work: a safe method's runs without a transaction."""
+    return services_of(request).unit_of_work(read_only=request.method in SAFE_METHODS)
 
 
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
+# Each service dependency owns its request's unit of work (one graph node, not two): the
+# connection is taken at its first statement and given back when the request is done.
+async def get_auth_service(request: Request) -> AsyncIterator[AuthService]:
+    async with _unit_of_work(request) as uow:
+        yield services_of(request).auth_service(uow)
 
 
-async def get_auth_service(request: Request, uow: Uow) -> AuthService:
-    return services_of(request).auth_service(uow)
+async def get_user_service(request: Request) -> AsyncIterator[UserService]:
+    async with _unit_of_work(request) as uow:
+        yield services_of(request).user_service(uow)
 
 
-async def get_user_service(request: Request, uow: Uow) -> UserService:
-    return services_of(request).user_service(uow)
-
-
-async def get_todo_service(request: Request, uow: Uow) -> TodoService:
-    return services_of(request).todo_service(uow)
+async def get_todo_service(request: Request) -> AsyncIterator[TodoService]:
+    async with _unit_of_work(request) as uow:
+        yield services_of(request).todo_service(uow)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
@@ -162,10 +162,11 @@ async def _authenticate(request: Request, token: str | None, uow: UnitOfWork) ->
     return actor
 
 
-async def get_current_actor(
-    request: Request, token: OAuth2Token, _: BearerCredentials, uow: Uow
-) -> Actor:
-    return await _authenticate(request, token, uow)
+async def get_current_actor(request: Request, token: OAuth2Token, _: BearerCredentials) -> Actor:
+    # A unit of work of its own, read-only and closed at once: it reaches the database only
+    # when the caller's stamp changed, and then for one read.
+    async with services_of(request).unit_of_work(read_only=True) as uow:
+        return await _authenticate(request, token, uow)
 
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]

@@ -1,5 +1,6 @@
 """Todo CRUD over HTTP: validation, ownership, ETags, trash, stats, idempotent create."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -388,6 +389,30 @@ async def test_bad_idempotency_keys_are_422(
     response = await client.post(f"{API}/todos", json={"title": "t"}, headers=headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "header.Idempotency-Key"
+
+
+async def test_every_operation_with_a_json_body_refuses_another_media_type_with_415(
+    client: AsyncClient, app: Any
+) -> None:
+    operations = [
+        (method, re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path))
+        for path, methods in app.openapi()["paths"].items()
+        for method, operation in methods.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(operations) >= 8
+    answers = {
+        f"{method.upper()} {path}": (
+            await client.request(
+                method,
+                path,
+                content=b"title=t",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        ).status_code
+        for method, path in operations
+    }
+    assert answers == dict.fromkeys(answers, 415)
 
 
 async def test_non_json_body_is_415(client: AsyncClient, make_user: MakeUser) -> None:

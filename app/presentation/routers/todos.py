@@ -18,7 +18,7 @@ from app.presentation.schemas.todos import (
     TodoUpdate,
 )
 
-router = APIRouter(prefix="/todos", tags=["todos"], dependencies=[JsonOnly])
+router = APIRouter(prefix="/todos", tags=["todos"])
 IfMatch = Annotated[
     str | None,
     Header(
@@ -96,6 +96,7 @@ async def list_todos(
     "",
     status_code=status.HTTP_201_CREATED,
     operation_id="create_todo",
+    dependencies=[JsonOnly],
     responses={
         201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
         **problems(*AUTHENTICATED, 403, 409),
@@ -166,6 +167,7 @@ async def get_todo(
 @router.patch(
     "/{todo_id:uuid}",
     operation_id="update_todo",
+    dependencies=[JsonOnly],
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404, 412)},
 )
 async def update_todo(

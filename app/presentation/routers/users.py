@@ -23,7 +23,7 @@ from app.presentation.schemas.users import (
     UserRead,
 )
 
-router = APIRouter(prefix="/users", tags=["users"], dependencies=[JsonOnly])
+router = APIRouter(prefix="/users", tags=["users"])
 
 
 def _me(user: User) -> MeRead:
@@ -38,7 +38,12 @@ async def get_me(actor: CurrentActor, users: UserServiceDep) -> MeRead:
     return _me(await users.me(actor))
 
 
-@router.patch("/me", operation_id="update_me", responses=problems(*AUTHENTICATED, 409))
+@router.patch(
+    "/me",
+    operation_id="update_me",
+    dependencies=[JsonOnly],
+    responses=problems(*AUTHENTICATED, 409),
+)
 async def update_me(body: MeUpdate, actor: CurrentActor, users: UserServiceDep) -> MeRead:
     """Change your name or email."""
     changes = UserChanges(email=body.email, full_name=if_sent(body, "full_name", body.full_name))
@@ -49,6 +54,7 @@ async def update_me(body: MeUpdate, actor: CurrentActor, users: UserServiceDep) 
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="change_password",
+    dependencies=[JsonOnly],
     responses=problems(*AUTHENTICATED),
 )
 async def change_password(body: PasswordChange, actor: CurrentActor, auth: AuthServiceDep) -> None:
@@ -95,7 +101,10 @@ async def get_user(user_id: UUID, actor: CurrentActor, users: UserServiceDep) ->
 
 
 @router.patch(
-    "/{user_id:uuid}", operation_id="update_user", responses=problems(*AUTHENTICATED, 403, 404, 409)
+    "/{user_id:uuid}",
+    operation_id="update_user",
+    dependencies=[JsonOnly],
+    responses=problems(*AUTHENTICATED, 403, 404, 409),
 )
 async def update_user(
     user_id: UUID, body: UserAdminUpdate, actor: CurrentActor, users: UserServiceDep
