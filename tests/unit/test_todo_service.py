@@ -581,7 +581,8 @@ async def test_list_filters_combine(
 
 
 def _expected_order(rows: Sequence[Todo], sort: Sequence[SortKey]) -> list[UUID]:
-    """The contract's order, spelled independently of the fake: stable sorts, last key first."""
+    """The documented sort order (docs/http.md), spelled independently of the fake: stable
+    sorts, last key first."""
     values: dict[SortField, Callable[[Todo], Any]] = {
         SortField.CREATED_AT: lambda t: t.created_at,
         SortField.UPDATED_AT: lambda t: t.updated_at,
