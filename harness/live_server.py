@@ -90,6 +90,7 @@ def start(
     answering /health. Fails with the log's tail if it exits or does not answer in time, or
     at once when `abandon` is set (the caller is stopping)."""
     port = port or free_port()
+    _refuse_if_taken(name, port)
     environment = {
         **baseline,
         # scripts/serve runs alembic and uvicorn from the project's environment: this one.
@@ -116,6 +117,16 @@ def start(
         server.stop()
         raise
     return server
+
+
+def _refuse_if_taken(name: str, port: int) -> None:
+    """Another server already listening there would answer /health in our server's place."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            raise RuntimeError(f"{name}: port {port} is taken ({exc.strerror})") from exc
 
 
 def _wait_until_healthy(
