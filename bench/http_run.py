@@ -30,8 +30,8 @@ from bench.http_report import Report, Row, chart, machine, markdown, scan_log, t
 from bench.http_scenarios import BY_NAME, SCENARIOS, Bench
 from bench.http_seed import Plan, Seeded, delete_created, flush_redis
 from bench.http_seed import seed as seed_database
-from bench.http_servers import Server
 from bench.http_tokens import Client, clients, deep_cursor, login_all, write_lua
+from harness.live_server import LiveServer
 
 MILLION = 1_000_000
 DEEP_TODOS = 100_000
@@ -44,7 +44,7 @@ def ratio_note(what: str, value: float, baseline: float, limit: float) -> tuple[
     return f"{what}: {ratio:.2f}x (requirement <= {limit:g}x: {verdict})", ratio
 
 
-def log_in(bench: Bench, server: Server, seeded: Seeded) -> Client | None:
+def log_in(bench: Bench, server: LiveServer, seeded: Seeded) -> Client | None:
     """One real login per user, through the API; returns the deep user's client, if any."""
     users = seeded.users + ([seeded.deep] if seeded.deep else [])
     started = time.perf_counter()
@@ -74,7 +74,7 @@ def service_phase(
         if scenario.on_floor:
             floor_results[scenario.name] = bench.scenario(floor, scenario.name)
     floor_rss = bench.rss(floor)
-    servers.stop(floor)
+    floor.stop()
 
     login = results["login"]
     cores = report.machine["cpus"] or 1
@@ -107,11 +107,11 @@ def service_phase(
     if deep_client is not None:
         deep_phase(bench, server, report, deep_client)
     report.extra["rss_mib"] = {"service_1_worker": bench.rss(server), "floor": floor_rss}
-    servers.stop(server)
+    server.stop()
     return results, floor_results
 
 
-def deep_phase(bench: Bench, server: Server, report: Report, client: Client) -> None:
+def deep_phase(bench: Bench, server: LiveServer, report: Report, client: Client) -> None:
     """One user's page 50 000 rows deep against the same user's first page."""
     started = time.perf_counter()
     cursor = asyncio.run(deep_cursor(server.url, client.token))
@@ -148,7 +148,7 @@ def workers_phase(bench: Bench, report: Report, one: dict[str, wrk.Result]) -> N
         used = [after - b for after, b in zip(servers.cpu_seconds(pids), before, strict=True)]
         shares[name] = [round(100 * u / (sum(used) or 1)) for u in used]
     report.extra["rss_mib"]["service_2_workers"] = bench.rss(server)
-    servers.stop(server)
+    server.stop()
     for name, result in two.items():
         report.notes.append(
             f"{name} c32, 1 worker vs 2: {one[name].rps:,.0f} vs {result.rps:,.0f} rps "
@@ -182,7 +182,7 @@ def soak_phase(bench: Bench, report: Report, seconds: int) -> None:
         if process.poll() is None:
             process.kill()
     samples.append(sum(bench.rss(server)))
-    servers.stop(server)
+    server.stop()
     delete_created(bench.database_url)
     bench.check(server, f"soak (mixed.lua c32, {seconds} s)", result)
     growth = (samples[-1] - samples[0]) / samples[0] * 100

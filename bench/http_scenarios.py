@@ -12,8 +12,8 @@ from bench import http_wrk as wrk
 from bench.common import BENCH_PASSWORD
 from bench.http_report import head, revision
 from bench.http_seed import database_url, delete_created, redis_url
-from bench.http_servers import Server
 from bench.http_tokens import Client, patch_targets, write_lua
+from harness.live_server import LiveServer
 
 FILTERED = "completed=false&priority=high&priority=urgent&sort=-priority,due_at&limit=20"
 
@@ -69,7 +69,7 @@ class Bench:
         self.revisions: dict[str, str] = {}
         """The code each server started on: it may change during a run."""
 
-    def service(self, workers: int, log: str) -> Server:
+    def service(self, workers: int, log: str) -> LiveServer:
         server = servers.start_service(
             port=self.args.port,
             workers=workers,
@@ -78,18 +78,18 @@ class Bench:
             pool_size=self.args.pool_size,
             log=self.logs / log,
         )
-        self.stack.callback(servers.stop, server)  # on any exit; stopping twice is harmless
+        self.stack.callback(server.stop)  # on any exit; stopping twice is harmless
         self.revisions[log.removesuffix(".log")] = revision(head())
         return server
 
-    def floor(self) -> Server:
+    def floor(self) -> LiveServer:
         server = servers.start_floor(
             port=self.args.floor_port,
             database_url=self.database_url,
             pool_size=self.args.floor_pool_size,
             log=self.logs / "floor.log",
         )
-        self.stack.callback(servers.stop, server)
+        self.stack.callback(server.stop)
         self.revisions["floor"] = revision(head())
         return server
 
@@ -110,7 +110,7 @@ class Bench:
         env = {"BENCH_TOKENS": str(self.tokens), "BENCH_PASSWORD": BENCH_PASSWORD}
         return env | self._prepare(name)
 
-    def measure(self, server: Server, name: str, loads: Sequence[wrk.Load]) -> list[wrk.Result]:
+    def measure(self, server: LiveServer, name: str, loads: Sequence[wrk.Load]) -> list[wrk.Result]:
         """A warm-up that is not recorded, then the measured run; the loads run at once."""
         log = self.logs / "wrk.log"
         if self.args.warmup > 0:
@@ -123,7 +123,7 @@ class Bench:
             delete_created(self.database_url)
         return results
 
-    def check(self, server: Server, label: str, result: wrk.Result) -> None:
+    def check(self, server: LiveServer, label: str, result: wrk.Result) -> None:
         print(
             f"  {server.name:<19} {label:<36} {result.rps:9.1f} rps  p50 {result.p50_ms:7.1f}"
             f"  p99 {result.p99_ms:7.1f} ms  non-2xx {result.non2xx}"
@@ -133,10 +133,10 @@ class Bench:
         if not result.clean:
             self.failures.append(f"{server.name} {label}: {result}")
 
-    def scenario(self, server: Server, name: str) -> wrk.Result:
+    def scenario(self, server: LiveServer, name: str) -> wrk.Result:
         return self.measure(server, name, [BY_NAME[name].load])[0]
 
-    def warm(self, server: Server) -> None:
+    def warm(self, server: LiveServer) -> None:
         """A fresh server is cold (pool connections, per-process caches, each user's first
         request): one unrecorded list run, long enough to reach every user, before any
         scenario. The per-scenario warm-up is too short for that."""
@@ -146,7 +146,7 @@ class Bench:
                 [load], server.url, self.args.server_warmup, self.env("list"), self.logs / "wrk.log"
             )
 
-    def rss(self, server: Server) -> list[float]:
+    def rss(self, server: LiveServer) -> list[float]:
         sizes = servers.rss_mib(servers.worker_pids(server))
         print(f"  {server.name}: RSS {' + '.join(f'{s:.0f}' for s in sizes)} MiB", flush=True)
         return sizes

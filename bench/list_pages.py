@@ -11,7 +11,6 @@ client reaches it: by walking pages of 100 from the first page and following nex
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -19,12 +18,12 @@ from dataclasses import dataclass
 
 from httpx import ASGITransport, AsyncClient
 
+from app.main import create_app
 from bench.common import (
     BENCH_EMAIL,
     BENCH_PASSWORD,
     DEEP_ROWS,
     PAGE_SIZE,
-    SECRET_KEY,
     SORTS,
     bench_settings,
 )
@@ -103,12 +102,7 @@ async def time_pages(
 
 
 async def run(sorts: Sequence[str], requests: int, warmup: int, walk_size: int) -> list[str]:
-    # app.main builds a module-level app from the environment on import; keep that one quiet.
-    os.environ.setdefault("SECRET_KEY", SECRET_KEY)
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    from app.main import create_app
-
-    app = create_app(bench_settings())
+    app = create_app(bench_settings())  # the bench's settings, none from the environment
     lines: list[str] = []
     async with app.router.lifespan_context(app):
         transport = ASGITransport(app=app)

@@ -10,6 +10,7 @@ order across all users, as a live service would have written it.
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -35,7 +36,7 @@ from bench.common import (
     bench_settings,
     libpq_url,
 )
-from harness.migrations import upgrade
+from harness.migrations import create_database, upgrade
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 SPAN_SECONDS = 3 * 365 * 24 * 3600  # three years of todos
@@ -113,15 +114,8 @@ def make_todos(rng: random.Random, owner_id: UUID, live: int, trashed: int) -> l
 
 def reset_database(url: str) -> None:
     """Create the database if it is missing; empty it if it is there."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    name = str(info.get("dbname") or "todo_bench")
-    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-        ).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+        create_database(url)
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
         connection.execute("CREATE SCHEMA public")

@@ -1,2 +1,3 @@
 """What the tests, the benchmarks (bench/) and the proofs (proofs/) share to run the service
-outside it: migrations on a given database. The app never imports it."""
+from outside it: migrations on a given database, the live-server launcher, the raised rate
+limits of a run under load. The app never imports it."""

@@ -112,6 +112,27 @@ async def new_user(http: httpx.AsyncClient, label: str) -> tuple[str, str, dict[
     return email, user_id, await login(http, email)
 
 
+async def new_token(http: httpx.AsyncClient, label: str) -> str:
+    """A new user's access token."""
+    _, _, pair = await new_user(http, label)
+    return pair["access_token"]
+
+
+async def refresh(http: httpx.AsyncClient, refresh_token: str) -> Reply:
+    return await call(http, "POST", f"{API}/auth/refresh", json={"refresh_token": refresh_token})
+
+
+async def logout(http: httpx.AsyncClient, pair: dict[str, str]) -> Reply:
+    """Ends the session: its access token and its refresh token's family."""
+    return await call(
+        http,
+        "POST",
+        f"{API}/auth/logout",
+        token=pair["access_token"],
+        json={"refresh_token": pair["refresh_token"]},
+    )
+
+
 async def create_todo(
     http: httpx.AsyncClient, token: str, title: str, *, key: str | None = None
 ) -> Reply:

@@ -1,20 +1,44 @@
 """What the database really holds: the ground truth the HTTP answers are checked against.
 Proof todos carry their idempotency key (or another tag) in the title."""
 
-from collections import Counter
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import psycopg
 
 
-def todos_by_title(url: str, prefix: str) -> Counter[str]:
-    """Live or trashed, how many todos have each title starting with `prefix`."""
+@dataclass(frozen=True)
+class TodosPerKey:
+    """Keys by how many todos they made, live or trashed."""
+
+    keys: int
+    once: int
+    none: int
+    more: int
+    extra: int
+    """Todos past the first, over every key that made more than one."""
+
+    @property
+    def each_once(self) -> bool:
+        return self.keys > 0 and self.once == self.keys
+
+
+def todos_per_key(url: str, titles: dict[str, str]) -> TodosPerKey:
+    """For each key, the todos with its title (`titles`: key -> title)."""
     with psycopg.connect(url) as connection:
         rows = connection.execute(
-            "SELECT title, count(*) FROM todos WHERE starts_with(title, %s) GROUP BY title",
-            (prefix,),
+            "SELECT title, count(*) FROM todos WHERE title = ANY(%s) GROUP BY title",
+            (list(titles.values()),),
         ).fetchall()
-    return Counter(dict(rows))
+    counts: dict[str, int] = dict(rows)
+    made = [counts.get(title, 0) for title in titles.values()]
+    return TodosPerKey(
+        keys=len(made),
+        once=made.count(1),
+        none=made.count(0),
+        more=sum(n > 1 for n in made),
+        extra=sum(n - 1 for n in made if n > 1),
+    )
 
 
 def existing_todo_ids(url: str, ids: Collection[str]) -> set[str]:
@@ -23,8 +47,3 @@ def existing_todo_ids(url: str, ids: Collection[str]) -> set[str]:
             "SELECT id::text FROM todos WHERE id = ANY(%s::uuid[])", (list(ids),)
         ).fetchall()
     return {todo_id for (todo_id,) in rows}
-
-
-def per_key(counts: Counter[str], titles: dict[str, str]) -> Counter[int]:
-    """Keys by how many todos they made: {1: keys with exactly one, 2: ..., 0: none}."""
-    return Counter(counts.get(title, 0) for title in titles.values())

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.http_servers import RAISED_LIMITS
+from harness.raised_limits import RAISED_LIMITS
 from proofs import db
 from proofs.api import (
     API,
@@ -32,11 +32,15 @@ from proofs.api import (
     client,
     create_todo,
     login,
+    logout,
+    new_token,
     new_user,
+    refresh,
     tally,
     until_created,
 )
-from proofs.stack import Postgres, Redis, Service, Workspace, stop_on_sigterm
+from proofs.run import run_proof
+from proofs.stack import Service, Stores, Workspace
 
 # Time the service gets, once PostgreSQL is back, to replace the pool's dead connections.
 POOL_SETTLE_SECONDS = 1.0
@@ -45,9 +49,7 @@ WRITERS = 4
 
 @dataclass
 class Drill:
-    postgres: Postgres
-    database_url: str
-    redis: Redis
+    stores: Stores
     service: Service
     http: httpx.AsyncClient
     report: Report
@@ -56,7 +58,7 @@ class Drill:
 
     def restore(self) -> None:
         """Everything up again after a scenario that stopped half-way."""
-        for part in (self.postgres, self.redis, self.service):
+        for part in (self.stores.postgres, self.stores.redis, self.service):
             if not part.running:
                 part.start()
 
@@ -99,14 +101,13 @@ async def retry_all(d: Drill, token: str, titles: dict[str, str]) -> dict[str, R
     return dict(zip(keys, finals, strict=True))
 
 
-def check_one_per_key(d: Drill, label: str, prefix: str, titles: dict[str, str]) -> None:
-    by_count = db.per_key(db.todos_by_title(d.database_url, prefix), titles)
-    extra = sum((count - 1) * keys for count, keys in by_count.items() if count > 1)
+def check_one_per_key(d: Drill, label: str, titles: dict[str, str]) -> None:
+    made = db.todos_per_key(d.stores.database_url, titles)
     d.report.check(
         f"{label}: exactly one todo per key",
-        set(by_count) == {1},
-        f"{len(titles)} keys: exactly one todo {by_count[1]}, none {by_count[0]}, "
-        f"more than one {sum(k for c, k in by_count.items() if c > 1)} ({extra} extra todos)",
+        made.each_once,
+        f"{made.keys} keys: exactly one todo {made.once}, none {made.none}, "
+        f"more than one {made.more} ({made.extra} extra todos)",
     )
 
 
@@ -132,8 +133,7 @@ def check_replays(
 
 async def server_killed(d: Drill) -> None:
     """a. kill -9 with keyed POSTs in flight; restart; retry every key."""
-    _, _, pair = await new_user(d.http, "fault-a")
-    token = pair["access_token"]
+    token = await new_token(d.http, "fault-a")
     titles = {f"a-{i:03d}": f"fault-a a-{i:03d}" for i in range(d.keys)}
     answered = 0
     enough = asyncio.Event()
@@ -154,7 +154,7 @@ async def server_killed(d: Drill) -> None:
     firsts = {key: await task for key, task in tasks.items()}
     await asyncio.to_thread(d.service.start)
     finals = await retry_all(d, token, titles)
-    check_one_per_key(d, "a. killed mid-flight", "fault-a ", titles)
+    check_one_per_key(d, "a. killed mid-flight", titles)
     check_replays(d, "a. killed mid-flight", firsts, finals, "before the kill")
 
 
@@ -163,17 +163,10 @@ async def redis_restarted(d: Drill) -> None:
     email, _, first_pair = await new_user(d.http, "fault-b-out")
     pairs = [first_pair, *[await login(d.http, email) for _ in range(4)]]
     for pair in pairs:
-        reply = await call(
-            d.http,
-            "POST",
-            f"{API}/auth/logout",
-            token=pair["access_token"],
-            json={"refresh_token": pair["refresh_token"]},
-        )
+        reply = await logout(d.http, pair)
         if reply.status != 204:
             raise RuntimeError(f"logout before the fault: {reply}")
-    _, _, writer = await new_user(d.http, "fault-b-writer")
-    token = writer["access_token"]
+    token = await new_token(d.http, "fault-b-writer")
     titles: dict[str, str] = {}
     firsts: dict[str, Reply] = {}
 
@@ -194,25 +187,20 @@ async def redis_restarted(d: Drill) -> None:
     try:
         await asyncio.sleep(1.5)
         down = time.monotonic()
-        await asyncio.to_thread(d.redis.kill)
+        await asyncio.to_thread(d.stores.redis.kill)
         await asyncio.sleep(0.5)
         ready = await call(d.http, "GET", "/health/ready")
         await asyncio.sleep(1.5)
     finally:
         up = time.monotonic()  # from here on, the answers may come from the new Redis
-        await asyncio.to_thread(d.redis.start)
+        await asyncio.to_thread(d.stores.redis.start)
     await asyncio.sleep(2.0)
     await writes.stop()
     await probes.stop()
     d.report.note(f"/health/ready while Redis was down: {ready} {ready.body}")
 
     after = [await call(d.http, "GET", f"{API}/users/me", token=p["access_token"]) for p in pairs]
-    refreshed = [
-        await call(
-            d.http, "POST", f"{API}/auth/refresh", json={"refresh_token": p["refresh_token"]}
-        )
-        for p in pairs
-    ]
+    refreshed = [await refresh(d.http, p["refresh_token"]) for p in pairs]
     honoured = [r for r in [*probes.replies, *after, *refreshed] if r.ok]
     d.report.check(
         "b. Redis emptied: no logged-out token honoured",
@@ -224,7 +212,7 @@ async def redis_restarted(d: Drill) -> None:
         f"refresh {tally(refreshed)}",
     )
     finals = await retry_all(d, token, titles)
-    check_one_per_key(d, "b. Redis emptied", "fault-b ", titles)
+    check_one_per_key(d, "b. Redis emptied", titles)
     check_replays(d, "b. Redis emptied", firsts, finals, "during the run")
     replies = [*writes.replies, *probes.replies, *after, *refreshed, *finals.values()]
     check_5xx(d, "b", replies)
@@ -243,8 +231,7 @@ def check_5xx(d: Drill, scenario: str, replies: Sequence[Reply]) -> None:
 
 async def postgres_restarted(d: Drill) -> None:
     """c. PostgreSQL stopped (immediate, as a crash) and started again under writes."""
-    _, _, pair = await new_user(d.http, "fault-c")
-    token = pair["access_token"]
+    token = await new_token(d.http, "fault-c")
 
     async def write(n: int, i: int) -> Reply:
         return await create_todo(d.http, token, f"fault-c {n}-{i:04d}")
@@ -253,21 +240,21 @@ async def postgres_restarted(d: Drill) -> None:
     load.run(write, WRITERS)
     try:
         await asyncio.sleep(1.5)
-        await asyncio.to_thread(d.postgres.stop)
+        await asyncio.to_thread(d.stores.postgres.stop)
         down = time.monotonic()
         await asyncio.sleep(0.5)
         ready = await call(d.http, "GET", "/health/ready")
         await asyncio.sleep(1.5)
         starting = time.monotonic()
     finally:
-        await asyncio.to_thread(d.postgres.start)
+        await asyncio.to_thread(d.stores.postgres.start)
     up = time.monotonic()
     await asyncio.sleep(POOL_SETTLE_SECONDS + 2.0)
     await load.stop()
     d.report.note(f"/health/ready while PostgreSQL was down: {ready} {ready.body}")
 
     acknowledged = {reply.body["id"] for reply in load.replies if reply.status == 201}
-    lost = acknowledged - db.existing_todo_ids(d.database_url, acknowledged)
+    lost = acknowledged - db.existing_todo_ids(d.stores.database_url, acknowledged)
     d.report.check(
         "c. PostgreSQL restarted: no acknowledged write lost",
         bool(acknowledged) and not lost,
@@ -316,37 +303,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(SCENARIOS):
         parser.error(f"unknown scenario {sorted(unknown)}")
-    stop_on_sigterm()
-    report = Report("faults")
-    started = time.monotonic()
-    with Workspace("faults") as space:
-        postgres = Postgres(space)
-        database_url = postgres.create_database("todo")
-        redis = Redis(space)
-        env = {"DATABASE_URL": database_url, "REDIS_URL": redis.url(), **RAISED_LIMITS}
-        service = Service(space, "service", env)
+
+    def prove(space: Workspace, stores: Stores, report: Report) -> None:
+        service = Service(space, "service", {**stores.env, **RAISED_LIMITS})
+        postgres, redis = stores.postgres, stores.redis
         print(f"PostgreSQL :{postgres.port}, Redis :{redis.port}, service {service.url}")
         print(f"logs in {space.logs}", flush=True)
 
         async def run() -> None:
             async with client(service.url, connections=args.keys + 20) as http:
-                await drill(
-                    Drill(
-                        postgres,
-                        database_url,
-                        redis,
-                        service,
-                        http,
-                        report,
-                        args.keys,
-                        args.retry_for,
-                    ),
-                    only,
-                )
+                d = Drill(stores, service, http, report, args.keys, args.retry_for)
+                await drill(d, only)
 
         asyncio.run(run())
-    print(f"{time.monotonic() - started:.0f} s in all")
-    return report.close()
+
+    return run_proof("faults", prove)
 
 
 if __name__ == "__main__":

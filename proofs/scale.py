@@ -16,7 +16,6 @@ Prints each check PASS/FAIL with its counts; exits 1 if any fails.
 """
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,11 +32,15 @@ from proofs.api import (
     client,
     create_todo,
     login,
+    logout,
+    new_token,
     new_user,
+    refresh,
     tally,
     unique_email,
 )
-from proofs.stack import Nginx, Postgres, Redis, Service, Workspace, stop_on_sigterm
+from proofs.run import run_proof
+from proofs.stack import Nginx, Service, Stores, Workspace
 
 # nginx reaches the instances from this loopback address, and the instances trust forwarded
 # headers from it alone: a client on 127.0.0.1 cannot pose as the proxy.
@@ -110,40 +113,26 @@ async def revocation(c: Cluster) -> None:
     _, _, pair = await new_user(c.a, "revoke")
     token = pair["access_token"]
     before = await call(c.b, "GET", f"{API}/users/me", token=token)
-    logout = await call(
-        c.a,
-        "POST",
-        f"{API}/auth/logout",
-        token=token,
-        json={"refresh_token": pair["refresh_token"]},
-    )
+    logged_out = await logout(c.a, pair)
     on_b = await call(c.b, "GET", f"{API}/users/me", token=token)
     proxied = [await call(c.lb, "GET", f"{API}/todos", token=token) for _ in range(4)]
-    refresh = await call(
-        c.b, "POST", f"{API}/auth/refresh", json={"refresh_token": pair["refresh_token"]}
-    )
-    refused = [on_b, *proxied, refresh]
+    refreshed = await refresh(c.b, pair["refresh_token"])
+    refused = [on_b, *proxied, refreshed]
     c.report.check(
         "logout on A is refused on B",
-        before.status == 200 and logout.status == 204 and all(r.status == 401 for r in refused),
-        f"before: B {before}; logout on A {logout}; then B {on_b}, through nginx "
-        f"{tally(proxied)} ({split(c.spread(proxied))}), refresh on B {refresh}",
+        before.status == 200 and logged_out.status == 204 and all(r.status == 401 for r in refused),
+        f"before: B {before}; logout on A {logged_out}; then B {on_b}, through nginx "
+        f"{tally(proxied)} ({split(c.spread(proxied))}), refresh on B {refreshed}",
     )
 
 
 async def refresh_reuse(c: Cluster) -> None:
     _, _, first = await new_user(c.a, "reuse")
-    rotated = await call(
-        c.a, "POST", f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]}
-    )
-    reused = await call(
-        c.b, "POST", f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]}
-    )
+    rotated = await refresh(c.a, first["refresh_token"])
+    reused = await refresh(c.b, first["refresh_token"])
     ok = rotated.status == 200
     second = rotated.body if ok else {"refresh_token": "", "access_token": ""}
-    next_refresh = await call(
-        c.a, "POST", f"{API}/auth/refresh", json={"refresh_token": second["refresh_token"]}
-    )
+    next_refresh = await refresh(c.a, second["refresh_token"])
     access = await call(c.b, "GET", f"{API}/users/me", token=second["access_token"])
     c.report.check(
         "a spent refresh token reused on B ends the login on both",
@@ -195,8 +184,7 @@ async def role_change(c: Cluster) -> None:
 
 
 async def idempotency(c: Cluster) -> None:
-    _, _, pair = await new_user(c.lb, "idem")
-    token = pair["access_token"]
+    token = await new_token(c.lb, "idem")
     titles = {f"key-{i}": f"scale-idem key-{i}" for i in range(5)}
     concurrent: list[Reply] = []
     replays: list[Reply] = []
@@ -210,21 +198,20 @@ async def idempotency(c: Cluster) -> None:
         replays += later
         ids = {reply.body["id"] for reply in [*at_once, *later] if reply.status in (200, 201)}
         disagree += len(ids) != 1
-    by_count = db.per_key(db.todos_by_title(c.database_url, "scale-idem "), titles)
+    made = db.todos_per_key(c.database_url, titles)
     replayed = sum(reply.headers.get("idempotent-replayed") == "true" for reply in replays)
     c.report.check(
         "one Idempotency-Key sent to both instances creates one todo",
-        set(by_count) == {1} and not disagree and replayed == len(replays),
+        made.each_once and not disagree and replayed == len(replays),
         f"{len(titles)} keys, each sent to A, B and nginx at once: {tally(concurrent)}; then "
         f"to B and A: {tally(replays)}, {replayed} marked Idempotent-Replayed; keys answered "
         f"with more than one todo {disagree}; in the database: exactly one todo "
-        f"{by_count[1]}, more than one {sum(k for n, k in by_count.items() if n > 1)}",
+        f"{made.once}, more than one {made.more}",
     )
 
 
 async def if_match(c: Cluster) -> None:
-    _, _, pair = await new_user(c.a, "etag")
-    token = pair["access_token"]
+    token = await new_token(c.a, "etag")
     created = await create_todo(c.a, token, "etag: first")
     path = f"{API}/todos/{created.body['id']}"
     stale = created.headers.get("etag", "")
@@ -267,45 +254,39 @@ CHECKS: list[Callable[[Cluster], Awaitable[None]]] = [
 ]
 
 
+def prove(space: Workspace, stores: Stores, report: Report) -> None:
+    env = {
+        **stores.env,
+        **TRUSTED_PROXY,
+        "FIRST_ADMIN_EMAIL": ADMIN_EMAIL,
+        "FIRST_ADMIN_PASSWORD": PASSWORD,
+        "RATE_LIMIT_REGISTER": "1000/hour",  # every user here registers from one address
+    }
+    # One after the other: the first migrates, the second finds the schema at head.
+    a = Service(space, "instance-a", env)
+    b = Service(space, "instance-b", env)
+    nginx = Nginx(space, [a, b], proxy_address=PROXY_ADDRESS)
+    print(
+        f"nginx {nginx.url} -> A {a.url}, B {b.url}; PostgreSQL :{stores.postgres.port}, "
+        f"Redis :{stores.redis.port}; logs in {space.logs}",
+        flush=True,
+    )
+
+    async def run() -> None:
+        async with client(a.url) as on_a, client(b.url) as on_b, client(nginx.url) as on_lb:
+            names = {f"127.0.0.1:{a.port}": "A", f"127.0.0.1:{b.port}": "B"}
+            cluster = Cluster(on_a, on_b, on_lb, names, stores.database_url, report)
+            for check in CHECKS:
+                try:
+                    await check(cluster)
+                except Exception as exc:  # the check could not finish: it fails
+                    report.check(check.__name__, False, f"{type(exc).__name__}: {exc}")
+
+    asyncio.run(run())
+
+
 def main() -> int:
-    stop_on_sigterm()
-    report = Report("scale-proof")
-    started = time.monotonic()
-    with Workspace("scale-proof") as space:
-        postgres = Postgres(space)
-        database_url = postgres.create_database("todo")
-        redis = Redis(space)
-        env = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url(),
-            **TRUSTED_PROXY,
-            "FIRST_ADMIN_EMAIL": ADMIN_EMAIL,
-            "FIRST_ADMIN_PASSWORD": PASSWORD,
-            "RATE_LIMIT_REGISTER": "1000/hour",  # every user here registers from one address
-        }
-        # One after the other: the first migrates, the second finds the schema at head.
-        a = Service(space, "instance-a", env)
-        b = Service(space, "instance-b", env)
-        nginx = Nginx(space, [a, b], proxy_address=PROXY_ADDRESS)
-        print(
-            f"nginx {nginx.url} -> A {a.url}, B {b.url}; PostgreSQL :{postgres.port}, "
-            f"Redis :{redis.port}; logs in {space.logs}",
-        )
-        print(f"set up in {time.monotonic() - started:.0f} s", flush=True)
-
-        async def run() -> None:
-            async with client(a.url) as on_a, client(b.url) as on_b, client(nginx.url) as on_lb:
-                names = {f"127.0.0.1:{a.port}": "A", f"127.0.0.1:{b.port}": "B"}
-                cluster = Cluster(on_a, on_b, on_lb, names, database_url, report)
-                for check in CHECKS:
-                    try:
-                        await check(cluster)
-                    except Exception as exc:  # the check could not finish: it fails
-                        report.check(check.__name__, False, f"{type(exc).__name__}: {exc}")
-
-        asyncio.run(run())
-    print(f"{time.monotonic() - started:.0f} s in all")
-    return report.close()
+    return run_proof("scale-proof", prove)
 
 
 if __name__ == "__main__":

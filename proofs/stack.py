@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,44 +17,28 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-import httpx
-import psycopg
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import live_server, migrations
+from harness.live_server import LiveServer, free_port
+from harness.migrations import ROOT
+
 SECRET_KEY = "proofs-secret-key-long-enough-for-production-0123456789"  # noqa: S105 (a fixture)
 START_TIMEOUT = 60.0
+STOP_GRACE_SECONDS = 10.0
 _stopping = threading.Event()  # set by SIGTERM: waits in helper threads give up at once
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until(ready: Callable[[], bool], *, what: str, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not _stopping.is_set():
-        with contextlib.suppress(OSError, httpx.HTTPError, redis.RedisError):  # not up yet
+        with contextlib.suppress(OSError, redis.RedisError):  # not up yet
             if ready():
                 return
         time.sleep(0.1)
     if _stopping.is_set():
         raise RuntimeError(f"{what}: given up, the run is stopping")
     raise RuntimeError(f"{what} not ready within {timeout:.0f} s")
-
-
-def wait_answering(process: subprocess.Popen[bytes], url: str, *, what: str, log: Path) -> None:
-    """Until GET {url}/health answers 200; fails at once if the process has exited."""
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited ({process.returncode}); see {log}")
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-
-    wait_until(healthy, what=what)
 
 
 def stop_on_sigterm() -> None:
@@ -140,9 +123,9 @@ class Postgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')  # a name of ours, not input
-        return self.url(name)
+        url = self.url(name)
+        migrations.create_database(url)
+        return url
 
 
 class Redis:
@@ -183,56 +166,47 @@ class Redis:
 
 
 class Service:
-    """The service as production runs it: scripts/serve (migrate, then uvicorn), one worker."""
+    """The service as production runs it: scripts/serve (migrate, then uvicorn), one worker,
+    on a port of its own that a restart keeps."""
 
     def __init__(self, space: Workspace, name: str, env: Mapping[str, str]) -> None:
         self.name = name
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{live_server.HOST}:{self.port}"
         self.log = space.logs / f"{name}.log"
         self._env = {
-            **os.environ,
             "ENVIRONMENT": "production",
             "SECRET_KEY": SECRET_KEY,
             "LOG_FORMAT": "json",
-            "PORT": str(self.port),
             **env,
         }
-        self._process: subprocess.Popen[bytes] | None = None
+        self._server: LiveServer | None = None
         space.callback(self.stop)
         self.start()
 
     def start(self) -> None:
-        argv = ["scripts/serve", "--workers", "1", "--loop", "uvloop", "--http", "httptools"]
-        with self.log.open("ab") as out:
-            # A session of its own, so kill() ends exactly what we started.
-            self._process = subprocess.Popen(  # noqa: S603
-                argv,
-                cwd=ROOT,
-                env=self._env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_answering(self._process, self.url, what=self.name, log=self.log)
+        command = [*live_server.SERVE, "--workers", "1", "--loop", "uvloop"]
+        self._server = live_server.start(
+            self.name,
+            command=command,
+            env=self._env,
+            port=self.port,
+            log=self.log,
+            abandon=_stopping,
+        )
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._server is not None and self._server.running
 
     def kill(self) -> None:
         """kill -9: no drain, no shutdown hooks; whatever was in flight is cut."""
-        if self._process is not None and self.running:
-            os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
+        if self._server is not None:
+            self._server.kill()
 
     def stop(self) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(10)
-        self.kill()
+        if self._server is not None:
+            self._server.stop(STOP_GRACE_SECONDS)
 
 
 NGINX_CONF = """\
@@ -293,18 +267,28 @@ class Nginx:
                 proxy_address=proxy_address,
             )
         )
-        # -e: the error log from the first line on (before the config is read, too).
+        # -e: the error log from the first line on (before the config is read, too), in the
+        # file its output goes to.
         log = space.logs / "nginx.log"
-        argv = ["nginx", "-p", str(root), "-c", str(conf), "-e", str(log)]
-        self._process = subprocess.Popen(argv, start_new_session=True)  # noqa: S603
+        command = ["nginx", "-p", str(root), "-c", str(conf), "-e", str(log)]
+        self._server = live_server.start(
+            "nginx", command=command, env={}, port=self.port, log=log, abandon=_stopping
+        )
         space.callback(self.stop)
-        wait_answering(self._process, self.url, what="nginx", log=log)
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
-        self._process.wait()
+        self._server.stop(STOP_GRACE_SECONDS)
+
+
+class Stores:
+    """A private PostgreSQL holding the service's database, and a private Redis."""
+
+    def __init__(self, space: Workspace) -> None:
+        self.postgres = Postgres(space)
+        self.database_url = self.postgres.create_database("todo")
+        self.redis = Redis(space)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The service's settings that point at them."""
+        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url()}

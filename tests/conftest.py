@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 TABLES = ("idempotency_keys", "todos", "refresh_tokens", "users")
+# The `serve` fixture: the deployed service, for the browser and server tests.
+pytest_plugins = ["tests.serving"]
 
 on_postgres = pytest.mark.skipif(
     not (TEST_DATABASE_URL or "").startswith("postgres"), reason="needs TEST_DATABASE_URL"

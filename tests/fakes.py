@@ -17,7 +17,17 @@ from typing import Any, Self, TypeVar, cast
 from uuid import UUID, uuid4
 
 from app.application.pagination import CursorCodec
-from app.application.ports import IdempotencyRecord, SortValues, TodoStats
+from app.application.ports import (
+    IdempotencyKeyRepository,
+    IdempotencyRecord,
+    PasswordHasher,
+    RefreshTokenRepository,
+    SortValues,
+    TodoRepository,
+    TodoStats,
+    UnitOfWork,
+    UserRepository,
+)
 from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
 from app.domain.sessions import RefreshToken
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
@@ -472,3 +482,22 @@ def a_user(
         created_at=created,
         updated_at=created,
     )
+
+
+# Each fake keeps its port's promises or the unit tests mean nothing: mypy checks every pair
+# here, so a fake that drifts from its port fails the type check (no test could fail instead).
+_KEEP_THEIR_PORTS: tuple[
+    type[UnitOfWork],
+    type[UserRepository],
+    type[TodoRepository],
+    type[RefreshTokenRepository],
+    type[IdempotencyKeyRepository],
+    type[PasswordHasher],
+] = (
+    InMemoryUnitOfWork,
+    InMemoryUserRepository,
+    InMemoryTodoRepository,
+    InMemoryRefreshTokenRepository,
+    InMemoryIdempotencyKeyRepository,
+    FakePasswordHasher,
+)

@@ -9,7 +9,7 @@ from jose import jwt
 
 from app.bootstrap import Container
 from app.domain.users import Role
-from tests.support import API, PASSWORD, MakeUser, login
+from tests.support import API, PASSWORD, MakeUser, assert_problem, login
 
 
 async def register(client: AsyncClient, email: str, password: str = PASSWORD, **extra: object):  # type: ignore[no-untyped-def]
@@ -35,8 +35,7 @@ async def test_register_normalises_email_and_ignores_privileged_fields(client: A
 async def test_emails_differing_in_case_are_one_account(client: AsyncClient) -> None:
     assert (await register(client, "a@x.io")).status_code == 201
     second = await register(client, "A@X.io")
-    assert second.status_code == 409
-    assert second.json()["code"] == "email_taken"
+    assert_problem(second, 409, "email_taken")
     assert second.headers["content-type"] == "application/problem+json"
 
 
@@ -149,8 +148,7 @@ async def test_disabled_account_cannot_log_in(client: AsyncClient, make_user: Ma
     response = await client.post(
         f"{API}/auth/login", json={"email": "ada@x.io", "password": PASSWORD}
     )
-    assert response.status_code == 403
-    assert response.json()["code"] == "account_disabled"
+    assert_problem(response, 403, "account_disabled")
 
 
 async def test_refresh_rotates_and_a_replayed_token_revokes_the_family(
@@ -163,8 +161,7 @@ async def test_refresh_rotates_and_a_replayed_token_revokes_the_family(
     assert rotated["refresh_token"] != ada.refresh_token
 
     replay = await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.refresh_token})
-    assert replay.status_code == 401
-    assert replay.json()["code"] == "token_reused"
+    assert_problem(replay, 401, "token_reused")
 
     # The whole family is gone: the rotated refresh token and its access token too.
     descendant = await client.post(
@@ -192,8 +189,7 @@ async def test_an_access_token_is_not_a_refresh_token(
 ) -> None:
     ada = await make_user("ada@x.io")
     response = await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.access_token})
-    assert response.status_code == 401
-    assert response.json()["code"] == "invalid_token"
+    assert_problem(response, 401, "invalid_token")
 
 
 async def test_a_refresh_token_is_not_an_access_token(
@@ -203,8 +199,7 @@ async def test_a_refresh_token_is_not_an_access_token(
     response = await client.get(
         f"{API}/users/me", headers={"Authorization": f"Bearer {ada.refresh_token}"}
     )
-    assert response.status_code == 401
-    assert response.json()["code"] == "invalid_token"
+    assert_problem(response, 401, "invalid_token")
 
 
 async def test_logout_refuses_the_access_token_at_once_and_ends_the_login(
@@ -216,8 +211,7 @@ async def test_logout_refuses_the_access_token_at_once_and_ends_the_login(
     )
     assert response.status_code == 204
     me = await client.get(f"{API}/users/me", headers=ada.headers)
-    assert me.status_code == 401
-    assert me.json()["code"] == "invalid_token"
+    assert_problem(me, 401, "invalid_token")
     refresh = await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.refresh_token})
     assert refresh.status_code == 401
 
@@ -230,8 +224,7 @@ async def test_logout_without_a_body_works(client: AsyncClient, make_user: MakeU
 
 async def test_no_credentials_is_401_not_authenticated(client: AsyncClient) -> None:
     response = await client.get(f"{API}/todos")
-    assert response.status_code == 401
-    assert response.json()["code"] == "not_authenticated"
+    assert_problem(response, 401, "not_authenticated")
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -270,8 +263,7 @@ async def test_a_deleted_users_token_is_refused(client: AsyncClient, make_user: 
     ada = await make_user("ada@x.io")
     assert (await client.delete(f"{API}/users/me", headers=ada.headers)).status_code == 204
     response = await client.get(f"{API}/users/me", headers=ada.headers)
-    assert response.status_code == 401
-    assert response.json()["code"] == "invalid_token"
+    assert_problem(response, 401, "invalid_token")
 
 
 async def test_logout_with_a_revoked_token_is_401(client: AsyncClient, make_user: MakeUser) -> None:
@@ -280,6 +272,5 @@ async def test_logout_with_a_revoked_token_is_401(client: AsyncClient, make_user
 
     again = await client.post(f"{API}/auth/logout", headers=ada.headers)
 
-    assert again.status_code == 401
-    assert again.json()["code"] == "invalid_token"
+    assert_problem(again, 401, "invalid_token")
     assert again.headers["www-authenticate"] == "Bearer"

@@ -18,7 +18,7 @@ from redis.retry import Retry
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, empty_stores
-from tests.support import API, PASSWORD, MakeUser, login
+from tests.support import API, PASSWORD, MakeUser, assert_problem, login
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -67,8 +67,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 async def _assert_refused(client: AsyncClient, token: str) -> None:
     response = await client.get(f"{API}/todos", headers=_bearer(token))
-    assert response.status_code == 401, response.text
-    assert response.json()["code"] == "invalid_token"
+    assert_problem(response, 401, "invalid_token")
 
 
 async def _flush(url: str) -> None:
@@ -176,8 +175,7 @@ async def test_a_redis_that_cannot_be_refilled_answers_503_never_200(
 
         response = await client.get(f"{API}/todos", headers=ada)
 
-        assert response.status_code == 503
-        assert response.json()["code"] == "service_unavailable"
+        assert_problem(response, 503, "service_unavailable")
         assert response.headers["retry-after"]
 
 

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.domain.users import Role
 from tests.conftest import TEST_REDIS_URL
-from tests.support import API, MakeUser, Session
+from tests.support import API, MakeUser, Session, assert_problem
 
 
 async def create(client: AsyncClient, who: Session, **fields: Any) -> dict[str, Any]:
@@ -256,8 +256,7 @@ async def test_etag_if_none_match_and_if_match(client: AsyncClient, make_user: M
     stale = await client.patch(
         path, json={"title": "lost"}, headers={**ada.headers, "If-Match": '"1"'}
     )
-    assert stale.status_code == 412
-    assert stale.json()["code"] == "precondition_failed"
+    assert_problem(stale, 412, "precondition_failed")
     stale_delete = await client.delete(path, headers={**ada.headers, "If-Match": '"1"'})
     assert stale_delete.status_code == 412
     current = await client.get(path, headers={**ada.headers, "If-None-Match": '"1"'})
@@ -345,8 +344,7 @@ async def test_idempotency_key_replays_the_first_response(
     assert len(listed.json()["items"]) == 1
 
     reused = await client.post(f"{API}/todos", json={"title": "other"}, headers=headers)
-    assert reused.status_code == 422
-    assert reused.json()["code"] == "idempotency_key_reused"
+    assert_problem(reused, 422, "idempotency_key_reused")
 
     # Keys are per user: Bob's identical key is his own.
     bobs = await client.post(
@@ -422,8 +420,7 @@ async def test_non_json_body_is_415(client: AsyncClient, make_user: MakeUser) ->
         content=b"title=t",
         headers={**ada.headers, "Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert response.status_code == 415
-    assert response.json()["code"] == "unsupported_media_type"
+    assert_problem(response, 415, "unsupported_media_type")
 
 
 async def test_a_live_todo_can_be_deleted_for_good_and_trashing_twice_is_404(

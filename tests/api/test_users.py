@@ -17,7 +17,7 @@ from app.config import Settings
 from app.domain.users import Role
 from app.main import create_app
 from tests.conftest import empty_stores
-from tests.support import API, PASSWORD, MakeUser, login
+from tests.support import API, PASSWORD, MakeUser, assert_problem, login
 
 
 async def test_me_shows_the_account_and_its_permissions(
@@ -41,8 +41,7 @@ async def test_update_me_changes_name_and_email(client: AsyncClient, make_user: 
     assert response.json()["email"] == "new@x.io"
     assert response.json()["full_name"] == "Ada L"
     taken = await client.patch(f"{API}/users/me", json={"email": "TAKEN@x.io"}, headers=ada.headers)
-    assert taken.status_code == 409
-    assert taken.json()["code"] == "email_taken"
+    assert_problem(taken, 409, "email_taken")
     assert (await login(client, "new@x.io")).access_token
 
 
@@ -137,8 +136,7 @@ async def test_admin_lists_filters_and_pages_users(
     tampered = await client.get(
         f"{API}/users", params={"cursor": "abc", "role": "user"}, headers=admin.headers
     )
-    assert tampered.status_code == 400
-    assert tampered.json()["code"] == "invalid_cursor"
+    assert_problem(tampered, 400, "invalid_cursor")
 
 
 async def test_unknown_user_is_404_user_not_found(client: AsyncClient, make_user: MakeUser) -> None:
@@ -146,8 +144,7 @@ async def test_unknown_user_is_404_user_not_found(client: AsyncClient, make_user
     response = await client.get(
         f"{API}/users/00000000-0000-0000-0000-000000000000", headers=admin.headers
     )
-    assert response.status_code == 404
-    assert response.json()["code"] == "user_not_found"
+    assert_problem(response, 404, "user_not_found")
 
 
 async def _user_id(client: AsyncClient, headers: dict[str, str]) -> str:
@@ -198,8 +195,7 @@ async def test_the_last_admin_cannot_demote_deactivate_or_delete_themselves(
     ]
     for attempt in attempts:
         response = await attempt
-        assert response.status_code == 409
-        assert response.json()["code"] == "last_admin"
+        assert_problem(response, 409, "last_admin")
     me = (await client.get(f"{API}/users/me", headers=admin.headers)).json()
     assert me["role"] == "admin"
     assert me["is_active"] is True

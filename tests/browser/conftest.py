@@ -1,15 +1,9 @@
-"""A real server (scripts/serve, as deployed) on a free port, a page of another origin, and
-headless Chromium (Debian's package) driven by Playwright.
+"""A real server (scripts/serve, as deployed: tests/serving.py) on a free port, a page of
+another origin, and headless Chromium (Debian's package) driven by Playwright.
 
 Without /usr/bin/chromium these tests skip, except in CI (CI=true), where they fail."""
 
-import asyncio
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,8 +16,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from app.config import Settings
-from tests.conftest import ROOT, TEST_REDIS_URL, empty_stores
+from tests.conftest import ROOT
+from tests.serving import Serve
 from tests.support import Session, sign_up
 
 # CHROMIUM_PATH: another Chromium build (a distribution that installs it elsewhere).
@@ -40,8 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SECRET_KEY = "browser-test-secret-key-that-is-long-enough-0123"
-STARTUP_SECONDS = 60
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,13 +43,6 @@ def chromium_present() -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {CHROMIUM} is missing: apt-get install -y chromium")
     pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install -y chromium); CI installs it")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -83,70 +68,11 @@ def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
     server.server_close()
 
 
-def _serve_command() -> list[str]:
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv:
-        return [uv, "run", "--frozen", "scripts/serve"]
-    return [str(ROOT / "scripts" / "serve")]  # already inside the project's environment
-
-
 @pytest.fixture(scope="module")
-def live_server(migrated: str, other_origin: Origin) -> Iterator[str]:
-    """`uv run scripts/serve` (migrate, then uvicorn) on the test database, on a free port."""
-    settings = Settings(database_url=migrated, redis_url=TEST_REDIS_URL, secret_key=SECRET_KEY)
-    asyncio.run(empty_stores(settings))
-    port = free_port()
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": migrated,
-        "REDIS_URL": TEST_REDIS_URL or "",
-        "SECRET_KEY": SECRET_KEY,
-        "CORS_ORIGINS": other_origin.allowed,
-        "RATE_LIMIT_ENABLED": "false",
-        "FIRST_ADMIN_EMAIL": "",
-        "PASSWORD_HASH_TIME_COST": "1",
-        "PASSWORD_HASH_MEMORY_KIB": "1024",
-        "LOG_LEVEL": "WARNING",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    base_url = f"http://127.0.0.1:{port}"
-    with (ARTIFACTS / "browser-server.log").open("w") as log:
-        server = subprocess.Popen(  # noqa: S603 - our own script, no shell
-            _serve_command(),
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so uv and uvicorn stop together
-        )
-        try:
-            _wait_until_healthy(server, base_url)
-            yield base_url
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-
-
-def _wait_until_healthy(server: "subprocess.Popen[bytes]", base_url: str) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"scripts/serve exited with {server.returncode}; see artifacts/")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"scripts/serve did not answer /health within {STARTUP_SECONDS} s")
+def live_server(serve: Serve, other_origin: Origin) -> Iterator[str]:
+    """scripts/serve on the test database, allowing CORS from one of the two origins; its URL."""
+    with serve(CORS_ORIGINS=other_origin.allowed) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")

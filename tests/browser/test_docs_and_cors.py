@@ -8,11 +8,11 @@ import httpx
 from playwright.async_api import Browser, Page
 
 from tests.browser.conftest import ARTIFACTS, Origin
-from tests.support import PASSWORD, Session
+from tests.support import API, PASSWORD, Session
 
-FETCH_TODOS = """async ([api, token]) => {
+FETCH_TODOS = """async ([todos, token]) => {
   try {
-    const response = await fetch(api + "/api/v1/todos", {
+    const response = await fetch(todos, {
       headers: {Authorization: "Bearer " + token},
     });
     return {
@@ -46,7 +46,7 @@ async def test_swagger_ui_authorizes_with_the_password_flow_and_lists_the_users_
     browser: Browser, live_server: str, account: Session
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server, headers=account.headers) as http:
-        created = await http.post("/api/v1/todos", json={"title": "Oat milk, seen in /docs"})
+        created = await http.post(f"{API}/todos", json={"title": "Oat milk, seen in /docs"})
     assert created.status_code == 201, created.text
     page, requested, errors = await open_page(browser)
     try:
@@ -101,7 +101,7 @@ async def call_api_from(browser: Browser, origin: str, live_server: str, token: 
     page = await browser.new_page()
     try:
         await page.goto(f"{origin}/")
-        return await page.evaluate(FETCH_TODOS, [live_server, token])
+        return await page.evaluate(FETCH_TODOS, [f"{live_server}{API}/todos", token])
     finally:
         await page.close()
 
@@ -125,7 +125,7 @@ async def test_cors_lets_the_configured_origin_in_and_keeps_another_out(
             (other_origin.refused, None),
         ):
             answer = await http.options(
-                "/api/v1/todos",
+                f"{API}/todos",
                 headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
             )
             assert answer.headers.get("Access-Control-Allow-Origin") == expected

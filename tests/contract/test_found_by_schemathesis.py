@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from tests.support import API, MakeUser
+from tests.support import API, MakeUser, assert_problem
 
 
 def fields(response: Any) -> list[str]:
@@ -52,8 +52,7 @@ async def test_stats_is_no_todo_id(client: AsyncClient, make_user: MakeUser, met
 async def test_a_malformed_todo_id_is_no_route(client: AsyncClient, make_user: MakeUser) -> None:
     ada = await make_user()
     response = await client.get(f"{API}/todos/not-a-uuid", headers=ada.headers)
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    assert_problem(response, 404, "not_found")
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from app.infrastructure.passwords import common_passwords
 from app.main import create_app
 from tests.conftest import empty_stores
 from tests.contract.conftest import published_document
-from tests.support import PASSWORD
+from tests.support import API, PASSWORD
 
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "10"))
 # Scenarios in the stateful phase, each up to STATEFUL_STEPS linked calls by one new user.
@@ -43,7 +43,7 @@ ACCEPTED: list[int | str] = ["2xx", "3xx", 401, 403, 404, 409, 429, "5xx"]
 # Schema-valid input that no schema can describe as invalid: a cursor the server did not issue
 # (400 invalid_cursor), a wrong current password (422 on the field), an If-Match tag that is not
 # the todo's current one (412 precondition_failed: only the stateful phase reaches a real todo).
-RESTORE = "POST /api/v1/todos/{todo_id}/restore"
+RESTORE = f"POST {API}/todos/{{todo_id}}/restore"
 ALSO_ACCEPTED = {
     "list_todos": (400,),
     "list_users": (400,),
@@ -138,9 +138,9 @@ def sign_up(api: asgi.ASGIClient) -> dict[str, str]:
     """A new normal user's bearer header. One per example: some operations end the session or
     the account, change the email, or remember an Idempotency-Key for the user."""
     credentials = {"email": f"contract-{uuid.uuid4().hex}@example.com", "password": PASSWORD}
-    registered = api.post("/api/v1/auth/register", json=credentials)
+    registered = api.post(f"{API}/auth/register", json=credentials)
     assert registered.status_code == 201, registered.text
-    login = api.post("/api/v1/auth/login", json=credentials)
+    login = api.post(f"{API}/auth/login", json=credentials)
     assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 

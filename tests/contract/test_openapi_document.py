@@ -9,6 +9,7 @@ import pytest
 from httpx import AsyncClient
 
 from tests.contract.conftest import Operations
+from tests.support import API
 
 PUBLIC_OPERATIONS = {"register", "login", "token", "refresh", "health", "ready", "metrics"}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -64,7 +65,7 @@ def test_optional_parameters_read_as_plain_types(
                 path,
                 parameter["name"],
             )
-    (q,) = (p for p in document["paths"]["/api/v1/todos"]["get"]["parameters"] if p["name"] == "q")
+    (q,) = (p for p in document["paths"][f"{API}/todos"]["get"]["parameters"] if p["name"] == "q")
     assert q["schema"]["type"] == "string"
     assert q["required"] is False
 
@@ -79,9 +80,7 @@ def test_bearer_and_password_flow_security_schemes(
         "bearerFormat": "JWT",
         "description": schemes["HTTPBearer"]["description"],
     }
-    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == (
-        "/api/v1/auth/token"
-    )
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == (f"{API}/auth/token")
     for method, path, operation in operations:
         if operation["operationId"] in PUBLIC_OPERATIONS:
             assert "security" not in operation, (method, path)

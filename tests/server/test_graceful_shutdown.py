@@ -9,16 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from harness.live_server import LiveServer
 from tests.conftest import on_postgres
 from tests.server.conftest import (
     PATIENCE_SECONDS,
-    LiveServer,
-    Serve,
+    connect,
     locked_table,
     read_until_closed,
     todo_titles,
 )
-from tests.support import sign_up
+from tests.serving import Serve
+from tests.support import API, sign_up
 
 IN_FLIGHT = 5
 
@@ -26,9 +27,9 @@ IN_FLIGHT = 5
 def start_post(server: LiveServer, authorization: str, body: bytes) -> socket.socket:
     """A POST /todos whose body waits on our side until the application asks for it
     (Expect: 100-continue): from that moment it is in flight, inside the application."""
-    connection = server.connect()
+    connection = connect(server)
     connection.sendall(
-        b"POST /api/v1/todos HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n"
+        f"POST {API}/todos HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n".encode()
         + f"Authorization: {authorization}\r\n".encode()
         + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     )
@@ -40,7 +41,7 @@ def wait_until_not_listening(server: LiveServer) -> None:
     deadline = time.monotonic() + PATIENCE_SECONDS
     while time.monotonic() < deadline:
         try:
-            server.connect().close()
+            connect(server).close()
         except ConnectionRefusedError:
             return
         time.sleep(0.05)
@@ -49,7 +50,7 @@ def wait_until_not_listening(server: LiveServer) -> None:
 
 def test_sigterm_lets_in_flight_requests_finish(serve: Serve, migrated: str) -> None:
     with serve() as server:
-        with httpx.Client(base_url=server.base_url) as http:
+        with httpx.Client(base_url=server.url) as http:
             authorization = sign_up(http, "in-flight@example.com").headers["Authorization"]
         bodies = [json.dumps({"title": f"in flight {n}"}).encode() for n in range(IN_FLIGHT)]
         connections = [start_post(server, authorization, body) for body in bodies]
@@ -77,14 +78,14 @@ def test_a_request_stuck_past_the_graceful_timeout_is_cut_and_writes_nothing(
 ) -> None:
     with (
         serve(GRACEFUL_SHUTDOWN_SECONDS="1") as server,
-        httpx.Client(base_url=server.base_url) as http,
+        httpx.Client(base_url=server.url) as http,
     ):
         headers = sign_up(http, "stuck@example.com").headers
 
         def post(n: int) -> int | str:
             try:
                 body = {"title": f"stuck {n}"}
-                return http.post("/api/v1/todos", json=body, headers=headers).status_code
+                return http.post(f"{API}/todos", json=body, headers=headers).status_code
             except httpx.TransportError as exc:
                 return type(exc).__name__
 
@@ -92,7 +93,7 @@ def test_a_request_stuck_past_the_graceful_timeout_is_cut_and_writes_nothing(
             posts = [pool.submit(post, n) for n in range(IN_FLIGHT)]
             lock.wait_for_waiters(IN_FLIGHT)  # each inside its transaction, at its INSERT
             # The lock is still held: the server must give up on them and exit by itself.
-            exit_code = server.terminate()
+            exit_code = server.stop()
             outcomes = [future.result() for future in posts]
 
     assert exit_code in (0, -signal.SIGTERM)

@@ -5,7 +5,8 @@ client pick a new address per request and never meet a limit."""
 
 import httpx
 
-from tests.server.conftest import Serve
+from tests.serving import Serve
+from tests.support import API
 
 # A window no test run crosses (limits are counted in clock-aligned windows).
 LOGIN_LIMIT = {"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_LOGIN": "5/day"}
@@ -13,7 +14,7 @@ LOGIN_LIMIT = {"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_LOGIN": "5/day"}
 
 def wrong_login(http: httpx.Client, email: str, forwarded_for: str) -> int:
     response = http.post(
-        "/api/v1/auth/login",
+        f"{API}/auth/login",
         json={"email": email, "password": "not the password"},
         headers={"X-Forwarded-For": forwarded_for},
     )
@@ -23,7 +24,7 @@ def wrong_login(http: httpx.Client, email: str, forwarded_for: str) -> int:
 def test_rotating_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_login_limit(
     serve: Serve,
 ) -> None:
-    with serve(**LOGIN_LIMIT) as server, httpx.Client(base_url=server.base_url) as http:
+    with serve(**LOGIN_LIMIT) as server, httpx.Client(base_url=server.url) as http:
         statuses = [wrong_login(http, "victim@example.com", f"203.0.113.{n}") for n in range(1, 8)]
     assert statuses == [401] * 5 + [429] * 2
 
@@ -31,7 +32,7 @@ def test_rotating_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_log
 def test_a_trusted_proxy_s_forwarded_address_is_the_client(serve: Serve) -> None:
     with (
         serve(**LOGIN_LIMIT, TRUSTED_PROXIES="10.255.255.1, 127.0.0.0/8") as server,
-        httpx.Client(base_url=server.base_url) as http,
+        httpx.Client(base_url=server.url) as http,
     ):
         one_client = [wrong_login(http, "victim@example.com", "203.0.113.7") for _ in range(6)]
         # A proxy appends the peer it saw: a client's own X-Forwarded-For is not believed.

@@ -10,14 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from harness.live_server import LiveServer
 from tests.conftest import on_postgres
-from tests.server.conftest import (
-    LiveServer,
-    Serve,
-    locked_table,
-    read_until_closed,
-)
-from tests.support import sign_up
+from tests.server.conftest import connect, locked_table, read_until_closed
+from tests.serving import Serve
+from tests.support import API, sign_up
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +24,7 @@ def server(serve: Serve) -> Iterator[LiveServer]:
 
 
 def test_a_stalled_head_is_408_and_closed(server: LiveServer) -> None:
-    with server.connect() as connection:
+    with connect(server) as connection:
         connection.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Slow: ")  # and no more
         answer = read_until_closed(connection)
     status_line, _, rest = answer.partition(b"\r\n")
@@ -36,7 +33,7 @@ def test_a_stalled_head_is_408_and_closed(server: LiveServer) -> None:
 
 
 def test_a_stalled_head_after_a_kept_alive_request_is_408_too(server: LiveServer) -> None:
-    with server.connect() as connection:
+    with connect(server) as connection:
         connection.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\nGET /health HTTP/1.1\r\n")
         answers = read_until_closed(connection)
     first, _, second = answers.partition(b"HTTP/1.1 408 Request Timeout\r\n")
@@ -45,21 +42,21 @@ def test_a_stalled_head_after_a_kept_alive_request_is_408_too(server: LiveServer
 
 
 def test_a_stalled_upload_is_cut_off(server: LiveServer) -> None:
-    with httpx.Client(base_url=server.base_url) as http:
+    with httpx.Client(base_url=server.url) as http:
         headers = sign_up(http, "uploader@example.com").headers
-    with server.connect() as connection:
+    with connect(server) as connection:
         connection.sendall(
-            b"POST /api/v1/todos HTTP/1.1\r\nHost: test\r\n"
+            f"POST {API}/todos HTTP/1.1\r\nHost: test\r\n".encode()
             + f"Authorization: {headers['Authorization']}\r\n".encode()
             + b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"title": "'
         )
         assert read_until_closed(connection) == b""  # closed, with no answer to a half body
-    with httpx.Client(base_url=server.base_url, headers=headers) as http:
-        assert http.get("/api/v1/todos").json()["items"] == []
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        assert http.get(f"{API}/todos").json()["items"] == []
 
 
 def test_a_connection_that_sends_nothing_is_closed(server: LiveServer) -> None:
-    with server.connect() as connection:
+    with connect(server) as connection:
         assert read_until_closed(connection) == b""
 
 
@@ -67,11 +64,11 @@ def test_a_connection_that_sends_nothing_is_closed(server: LiveServer) -> None:
 def test_slow_work_on_a_request_that_has_arrived_is_not_cut(
     server: LiveServer, migrated: str
 ) -> None:
-    with httpx.Client(base_url=server.base_url) as http:
+    with httpx.Client(base_url=server.url) as http:
         headers = sign_up(http, "patient@example.com").headers
         with ThreadPoolExecutor(1) as pool, locked_table(migrated, "todos") as lock:
             post = pool.submit(
-                http.post, "/api/v1/todos", json={"title": "Worth the wait"}, headers=headers
+                http.post, f"{API}/todos", json={"title": "Worth the wait"}, headers=headers
             )
             lock.wait_for_waiters(1)  # the request has arrived and waits inside the app
             time.sleep(2)  # twice the read timeout
