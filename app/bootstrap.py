@@ -167,7 +167,15 @@ class Container:
     @cached_property
     def rate_limits(self) -> Storage:
         """The rate limiter's counters; the in-process revocation list counts hits in them."""
-        return _rate_limit_storage(self.settings)
+        if not self.settings.redis_url:
+            return MemoryStorage()
+        return RedisStorage(
+            "async+" + self.settings.redis_url,
+            implementation="redispy",
+            key_prefix=RATE_LIMIT_PREFIX,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        )
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
@@ -201,15 +209,3 @@ class Container:
 
             checks["redis"] = redis_ready
         return checks
-
-
-def _rate_limit_storage(settings: Settings) -> Storage:
-    if settings.redis_url:
-        return RedisStorage(
-            "async+" + settings.redis_url,
-            implementation="redispy",
-            key_prefix=RATE_LIMIT_PREFIX,
-            socket_timeout=1,
-            socket_connect_timeout=1,
-        )
-    return MemoryStorage()

@@ -108,9 +108,10 @@ class RedisRevocationList:
             async with _redis_errors():
                 answer = await self._check(names, [stamp, _ms(USER_STAMP_TTL), *window])
             if answer is not None:
+                # A nil at the end of the answer (no hit counted) may arrive, or be left off.
                 revoked, current, *hits = answer
                 return AccessCheck(
-                    revoked=bool(revoked), user_stamp=current.decode(), hits=_first(hits)
+                    revoked=bool(revoked), user_stamp=current.decode(), hits=(hits or [None])[0]
                 )
             await self._refill()
         raise ServiceUnavailable("The revocation list is being restored; try again shortly.")
@@ -157,11 +158,6 @@ class _ExpiringDict:
 
     def pop(self, key: str) -> None:
         self._items.pop(key, None)
-
-
-def _first(values: list[int | None]) -> int | None:
-    # A nil at the end of a script's answer may arrive as None, or not at all.
-    return values[0] if values else None
 
 
 class InMemoryRevocationList:

@@ -149,12 +149,14 @@ async def _authenticate(request: Request, token: str | None, uow: UnitOfWork) ->
     """The caller, counted against the default rate limit: per user, in the access check's
     own round trip; a missing or bad token per IP, before it is refused."""
     services = services_of(request)
-    user_id = _user_id(services, token)
     service = services.auth_service(uow)
+    user_id = _user_id(services, token)
+    if user_id is None:
+        await _count_default(request, services, f"ip:{client_ip(request)}")
+        return await service.authenticate(_required(token))  # refuses it
     limiter = services.rate_limiter
-    hit = limiter.hit_for("default", f"user:{user_id}") if user_id else None
-    if hit is None:
-        await default_rate_limit(request, services)
+    hit = limiter.hit_for("default", f"user:{user_id}")
+    if hit is None:  # limits are off
         return await service.authenticate(_required(token))
     actor, hits = await service.authenticate_counting(_required(token), hit)
     if hits is not None:
@@ -234,6 +236,10 @@ async def default_rate_limit(request: Request, services: Services) -> None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     user_id = _user_id(services, token) if scheme.lower() == "bearer" else None
     identity = f"user:{user_id}" if user_id else f"ip:{client_ip(request)}"
+    await _count_default(request, services, identity)
+
+
+async def _count_default(request: Request, services: Services, identity: str) -> None:
     state = await services.rate_limiter.hit("default", identity)
     if state is not None:
         request.state.rate_limit = state
