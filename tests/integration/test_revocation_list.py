@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy import exc as sa_exc
 
 from app.application.auth import revocations_in_force
-from app.application.ports import Hit
+from app.application.ports import Hit, ServiceUnavailable
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.redis import LOADED, RATE_LIMIT_PREFIX, RedisRevocationList
@@ -113,3 +113,53 @@ async def test_a_hit_counts_in_the_limiters_own_counter_once_the_list_answers(
 
     assert (first.hits, by_limiter, third.hits, unhit.hits) == (1, 2, 3, None)
     assert 0 < await redis.ttl(f"{RATE_LIMIT_PREFIX}:{hit.key}") <= 60  # the window expires
+
+
+async def test_checks_sent_together_go_as_one_call_and_each_gets_its_own_answer(
+    redis: Redis,
+) -> None:
+    async def source() -> dict[str, timedelta]:
+        return {}
+
+    revocations = RedisRevocationList(redis, source)
+    await revocations.check("sid:warm", user_id=uuid4())  # refilled, and the script loaded
+    await revocations.revoke("sid:ended", ttl=TTL)
+    ada, bob = uuid4(), uuid4()
+    await redis.set(f"user-stamp:{ada}", "ada's stamp")
+    for_ada, for_bob = (Hit(f"default/user:{name}/0", 60, resets_at=60) for name in "ab")
+    calls_before = await _script_calls(redis)
+
+    answers = await asyncio.gather(
+        revocations.check("sid:ended", user_id=ada, hit=for_ada),
+        revocations.check("sid:live", user_id=ada, hit=for_ada),
+        revocations.check("sid:live", user_id=bob, hit=for_bob),
+        revocations.check("sid:live", "sid:ended", user_id=bob),
+    )
+
+    assert await _script_calls(redis) == calls_before + 1
+    assert [answer.revoked for answer in answers] == [True, False, False, True]
+    assert [answer.hits for answer in answers] == [1, 2, 1, None]
+    assert [answer.user_stamp for answer in answers[:2]] == ["ada's stamp"] * 2
+    # Bob had no stamp: the first of his checks claimed one, and the second found it.
+    assert answers[2].user_stamp == answers[3].user_stamp != "ada's stamp"
+
+
+async def test_a_batch_that_cannot_reach_redis_refuses_every_check_in_it() -> None:
+    async def source() -> dict[str, timedelta]:
+        return {}
+
+    unreachable = Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=1)
+    revocations = RedisRevocationList(unreachable, source)
+
+    answers = await asyncio.gather(
+        *(revocations.check("sid:live", user_id=uuid4()) for _ in range(3)),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(answer, ServiceUnavailable) for answer in answers)
+    await unreachable.aclose()
+
+
+async def _script_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
