@@ -7,8 +7,6 @@ from typing import Annotated, Any, Protocol
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Form, Request
-from fastapi.requests import HTTPConnection
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from prometheus_client import CollectorRegistry
 
 from app.application.auth import AuthService
@@ -96,40 +94,26 @@ UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 TodoServiceDep = Annotated[TodoService, Depends(get_todo_service)]
 
 
-class _OneBearerToken(OAuth2PasswordBearer):
-    """Where every route reads the token: two Authorization headers are a 400, since which
-    one another component (a proxy, a cache, a log) took is anyone's guess."""
-
-    async def __call__(self, request: HTTPConnection) -> str | None:
-        if len(request.headers.getlist("authorization")) > 1:
-            raise HTTPProblem(
-                400,
-                "invalid_request",
-                "Send one Authorization header, not several.",
-                # RFC 6750 §3.1: a request that repeats a parameter is `invalid_request`.
-                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
-            )
-        return await super().__call__(request)
-
-
-oauth2_scheme = _OneBearerToken(
-    tokenUrl=f"{API_PREFIX}/auth/token",
-    scheme_name="OAuth2PasswordBearer",
-    auto_error=False,
-    description="Log in with email and password (the OAuth2 password flow) to get a token.",
-)
+def bearer_token(request: Request) -> str | None:
+    """The request's Bearer token (RFC 6750 §2.1), if it sent one. Two Authorization headers are
+    a 400, since which one another component (a proxy, a cache, a log) took is anyone's guess.
+    Read here rather than by FastAPI's security classes: as dependencies they cost every request
+    a node of the graph each; docs.py documents the two schemes this reads."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise HTTPProblem(
+            400,
+            "invalid_request",
+            "Send one Authorization header, not several.",
+            # RFC 6750 §3.1: a request that repeats a parameter is `invalid_request`.
+            headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+        )
+    return _bearer(values[0]) if values else None
 
 
-# The same header, documented as the plain bearer scheme too: /docs then also takes a token
-# pasted as is, and generated clients see `Authorization: Bearer <JWT>`.
-http_bearer = HTTPBearer(
-    bearerFormat="JWT",
-    auto_error=False,
-    description="An access token from `login`, `token` or `refresh`.",
-)
-
-OAuth2Token = Annotated[str | None, Depends(oauth2_scheme)]
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(http_bearer)]
+def _bearer(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _required(token: str | None) -> str:
@@ -138,8 +122,8 @@ def _required(token: str | None) -> str:
     return token
 
 
-async def get_bearer_token(token: OAuth2Token, _: BearerCredentials) -> str:
-    return _required(token)
+async def get_bearer_token(request: Request) -> str:
+    return _required(bearer_token(request))
 
 
 BearerToken = Annotated[str, Depends(get_bearer_token)]
@@ -164,11 +148,16 @@ async def _authenticate(request: Request, token: str | None, uow: UnitOfWork) ->
     return actor
 
 
-async def get_current_actor(request: Request, token: OAuth2Token, _: BearerCredentials) -> Actor:
+async def get_current_actor(request: Request) -> Actor:
+    token = bearer_token(request)
     # A unit of work of its own, read-only and closed at once: it reaches the database only
     # when the caller's stamp changed, and then for one read.
     async with services_of(request).unit_of_work(read_only=True) as uow:
         return await _authenticate(request, token, uow)
+
+
+# What docs.py documents as the security of every route that takes one of these.
+AUTHENTICATING = (get_current_actor, get_bearer_token)
 
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]
@@ -233,8 +222,7 @@ FormLogin = Annotated[LoginRequest, Depends(_form_login)]
 async def default_rate_limit(request: Request, services: Services) -> None:
     """RATE_LIMIT_DEFAULT per user when a valid token is sent, else per client IP. Routes that
     authenticate count it there; the others take `DefaultRateLimit`."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    user_id = _user_id(services, token) if scheme.lower() == "bearer" else None
+    user_id = _user_id(services, _bearer(request.headers.get("authorization", "")))
     identity = f"user:{user_id}" if user_id else f"ip:{client_ip(request)}"
     await _count_default(request, services, identity)
 
