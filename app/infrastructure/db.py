@@ -1,13 +1,9 @@
 """The async engine for DATABASE_URL."""
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-
-Connect = Callable[[], Awaitable[AsyncConnection]]
-"""How a repository reaches its unit of work's connection (taken from the pool on first use)."""
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def create_engine(

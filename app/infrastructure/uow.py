@@ -1,44 +1,68 @@
 """The unit of work: one database connection per use case, and the one place that commits."""
 
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
+from app.infrastructure.repositories.base import AnyResult
 from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
 from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenRepository
 from app.infrastructure.repositories.users import SqlAlchemyUserRepository
+
+_WRITES = (sa.Insert, sa.Update, sa.Delete)
 
 
 class SqlAlchemyUnitOfWork:
     """Repositories on one connection, taken from the pool at the first statement.
 
     Pooled connections are in autocommit (see db.py). A unit of work that may write turns
-    its connection transactional; a `read_only` one leaves it as it is, so each read costs one
-    round trip, with no BEGIN or ROLLBACK around it, and its commit() is an error, so a write
-    can never slip through unseen.
+    its connection transactional. A `read_only` one holds no connection at all: reads in
+    autocommit share no snapshot, so each takes a connection for itself and gives it back in
+    the same step, in one pass through SQLAlchemy's synchronous core (one greenlet, where the
+    async API spends three: connect, execute, close). It needs no closing, and a write or a
+    commit() in it is an error, so a write can never slip through unseen.
     """
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
         self._engine = engine
         self._read_only = read_only
         self._connection: AsyncConnection | None = None
+        self.dialect = engine.dialect.name
+        self.users = SqlAlchemyUserRepository(self)
+        self.todos = SqlAlchemyTodoRepository(self)
+        self.refresh_tokens = SqlAlchemyRefreshTokenRepository(self)
+        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(self)
 
-    async def connection(self) -> AsyncConnection:
+    async def execute(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
+    ) -> AnyResult:
+        if not self._read_only:
+            return await (await self._connect()).execute(statement, parameters)
+        if isinstance(statement, _WRITES):
+            raise RuntimeError("a write in a read-only unit of work")
+        return await greenlet_spawn(self._read, statement, parameters)
+
+    def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Any:
+        connection: Connection
+        with self._engine.sync_engine.connect() as connection:
+            # Fetched in full (a page at most) before the connection goes back.
+            return connection.execute(statement, parameters).freeze()()
+
+    async def _connect(self) -> AsyncConnection:
         if self._connection is None:
             connection = await self._engine.connect()
-            if not self._read_only:
-                level = connection.default_isolation_level
-                await connection.execution_options(isolation_level=level)
+            level = connection.default_isolation_level
+            await connection.execution_options(isolation_level=level)
             self._connection = connection
         return self._connection
 
     async def __aenter__(self) -> Self:
-        self.users = SqlAlchemyUserRepository(self.connection)
-        self.todos = SqlAlchemyTodoRepository(self.connection)
-        self.refresh_tokens = SqlAlchemyRefreshTokenRepository(self.connection)
-        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(self.connection)
         return self
 
     async def __aexit__(

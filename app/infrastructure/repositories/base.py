@@ -1,18 +1,36 @@
-"""What every SQL repository shares: statements run on its unit of work's one connection."""
+"""What every SQL repository shares: its statements run through its unit of work."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 
-from app.infrastructure.db import Connect
+AnyResult = sa.Result[*tuple[Any, ...]]
+
+
+class Statements(Protocol):
+    """The unit of work, as its repositories see it (uow.py)."""
+
+    @property
+    def dialect(self) -> str: ...
+    async def execute(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
+    ) -> AnyResult: ...
 
 
 class SqlRepository:
-    def __init__(self, connect: Connect) -> None:
-        self._connect = connect
+    def __init__(self, statements: Statements) -> None:
+        self._statements = statements
 
     async def _execute(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
-    ) -> sa.CursorResult[*tuple[Any, ...]]:
-        return await (await self._connect()).execute(statement, parameters)
+    ) -> AnyResult:
+        return await self._statements.execute(statement, parameters)
+
+    async def _rowcount(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
+    ) -> int:
+        """How many rows a write matched."""
+        # A write runs on the unit of work's connection, whose result is the cursor's own.
+        result = cast(sa.CursorResult[*tuple[Any, ...]], await self._execute(statement, parameters))
+        return result.rowcount

@@ -56,12 +56,11 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
     async def claim(
         self, record: IdempotencyRecord, *, live_since: datetime
     ) -> IdempotencyRecord | None:
-        connection = await self._connect()
-        dialect = connection.dialect.name
+        dialect = self._statements.dialect
         # SQLite needs no lock: its engine has one connection, held by a unit of work to its
         # end, so a duplicate waits its turn and then sees the first one's commit, or nothing.
         if dialect == "postgresql":
-            locked = await connection.execute(_TRY_LOCK, {"lock": _lock_id(record)})
+            locked = await self._execute(_TRY_LOCK, {"lock": _lock_id(record)})
             if not locked.scalar():
                 # The holder may be another replay of a finished request: that one is
                 # committed, and answers this retry too. Only an unfinished one is in flight.
@@ -70,7 +69,7 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
                     raise IdempotencyKeyInFlight
                 return earlier
         values = {**asdict(record), "live_since": live_since}
-        if (await connection.execute(_CLAIM[dialect], values)).first() is not None:
+        if (await self._execute(_CLAIM[dialect], values)).first() is not None:
             return None
         return await self._committed(record, live_since=None)
 

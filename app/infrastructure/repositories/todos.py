@@ -264,13 +264,13 @@ class SqlAlchemyTodoRepository(SqlRepository):
         # The version check is part of the UPDATE itself: of two writers holding the same
         # version, the database lets exactly one match.
         params = {**_values(todo), "match_id": todo.id, "match_version": expected_version}
-        return (await self._execute(_SAVE, params)).rowcount == 1
+        return await self._rowcount(_SAVE, params) == 1
 
     async def delete(self, todo_id: UUID, *, expected_version: int | None) -> bool:
         statement = sa.delete(todos).where(todos.c.id == todo_id)
         if expected_version is not None:
             statement = statement.where(todos.c.version == expected_version)
-        return (await self._execute(statement)).rowcount == 1
+        return await self._rowcount(statement) == 1
 
     async def find(
         self,
@@ -283,8 +283,7 @@ class SqlAlchemyTodoRepository(SqlRepository):
     ) -> list[Todo]:
         if after is not None and len(after) != len(sort) + 1:
             raise ValueError("cursor does not match the sort")
-        connection = await self._connect()
-        postgres = connection.dialect.name == "postgresql"
+        postgres = self._statements.dialect == "postgresql"
         shape = _Shape(
             postgres=postgres,
             deleted=query.deleted,
@@ -300,7 +299,7 @@ class SqlAlchemyTodoRepository(SqlRepository):
             after_nulls=None if after is None else tuple(value is None for value in after),
         )
         params = _find_parameters(query, after=after, limit=limit, now=now, postgres=postgres)
-        rows = await connection.execute(_find_statement(shape), params)
+        rows = await self._execute(_find_statement(shape), params)
         return [_to_todo(row) for row in rows]
 
     async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats:

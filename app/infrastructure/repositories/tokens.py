@@ -29,7 +29,7 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
             .where(tokens.c.id == token_id, tokens.c.used_at.is_(None))
             .values(used_at=now)
         )
-        return (await self._execute(statement)).rowcount == 1
+        return await self._rowcount(statement) == 1
 
     async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:
         await self._execute(

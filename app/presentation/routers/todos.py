@@ -6,7 +6,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter, normalise_tags
-from app.presentation.deps import API_PREFIX, CurrentActor, JsonOnly, TodoServiceDep
+from app.presentation.deps import (
+    API_PREFIX,
+    CurrentActor,
+    JsonOnly,
+    TodoReaderDep,
+    TodoServiceDep,
+)
 from app.presentation.query import query_model, query_parameters
 from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, page_of, problems
 from app.presentation.schemas.todos import (
@@ -72,7 +78,7 @@ def _read(todo: Todo, response: Response) -> TodoRead:
 async def list_todos(
     params: Annotated[TodoListParams, Depends(query_model(TodoListParams))],
     actor: CurrentActor,
-    todos: TodoServiceDep,
+    todos: TodoReaderDep,
 ) -> Page[TodoRead]:
     """Your todos (everyone's with `todos:read_all`), newest first unless `sort` says otherwise."""
     query = TodoFilter(
@@ -126,7 +132,7 @@ async def create_todo(
 
 
 @router.get("/stats", operation_id="todo_stats", responses=problems(*AUTHENTICATED, 403))
-async def todo_stats(actor: CurrentActor, todos: TodoServiceDep) -> TodoStatsRead:
+async def todo_stats(actor: CurrentActor, todos: TodoReaderDep) -> TodoStatsRead:
     """Counts over your todos (trash excluded), in one query."""
     stats = await todos.stats(actor)
     return TodoStatsRead(
@@ -151,7 +157,7 @@ async def todo_stats(actor: CurrentActor, todos: TodoServiceDep) -> TodoStatsRea
 async def get_todo(
     todo_id: UUID,
     actor: CurrentActor,
-    todos: TodoServiceDep,
+    todos: TodoReaderDep,
     request: Request,
     response: Response,
 ) -> TodoRead | Response:

@@ -10,6 +10,7 @@ from app.presentation.deps import (
     AuthServiceDep,
     CurrentActor,
     JsonOnly,
+    UserReaderDep,
     UserServiceDep,
 )
 from app.presentation.query import query_model, query_parameters
@@ -33,7 +34,7 @@ def _me(user: User) -> MeRead:
 
 
 @router.get("/me", operation_id="get_me", responses=problems(*AUTHENTICATED))
-async def get_me(actor: CurrentActor, users: UserServiceDep) -> MeRead:
+async def get_me(actor: CurrentActor, users: UserReaderDep) -> MeRead:
     """Your account, with the permissions your role grants."""
     return _me(await users.me(actor))
 
@@ -84,7 +85,7 @@ async def delete_me(actor: CurrentActor, users: UserServiceDep) -> None:
 async def list_users(
     params: Annotated[UserListParams, Depends(query_model(UserListParams))],
     actor: CurrentActor,
-    users: UserServiceDep,
+    users: UserReaderDep,
 ) -> Page[UserRead]:
     """All accounts, newest first (admin)."""
     query = UserFilter(role=params.role, is_active=params.is_active, text=params.q)
@@ -95,7 +96,7 @@ async def list_users(
 @router.get(
     "/{user_id:uuid}", operation_id="get_user", responses=problems(*AUTHENTICATED, 403, 404)
 )
-async def get_user(user_id: UUID, actor: CurrentActor, users: UserServiceDep) -> UserRead:
+async def get_user(user_id: UUID, actor: CurrentActor, users: UserReaderDep) -> UserRead:
     """One account (admin)."""
     return UserRead.model_validate(await users.get(actor, user_id))
 
