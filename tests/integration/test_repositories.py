@@ -54,6 +54,26 @@ async def test_uncommitted_work_is_rolled_back(uow_factory: UowFactory) -> None:
         assert await uow.users.get(ada.id) is None
 
 
+async def test_a_read_only_unit_of_work_reads_the_committed_rows_and_refuses_writes(
+    settings: Settings, uow_factory: UowFactory
+) -> None:
+    ada = _user("ada@x.io")
+    async with uow_factory() as uow:
+        await uow.users.add(ada)
+        await uow.commit()
+    engine = create_engine(settings.database_url, autocommit=True)
+    reads = SqlAlchemyUnitOfWork(engine, read_only=True)  # never entered: nothing to close
+
+    assert await reads.users.get(ada.id) == ada
+    with pytest.raises(RuntimeError, match="read-only"):
+        await reads.users.add(_user("bob@x.io"))
+    with pytest.raises(RuntimeError, match="read-only"):
+        await reads.commit()
+    assert await reads.users.get_by_email("bob@x.io") is None
+    assert engine.pool.checkedout() == 0  # each read gave its connection back
+    await engine.dispose()
+
+
 async def test_duplicate_email_is_email_taken(uow_factory: UowFactory) -> None:
     async with uow_factory() as uow:
         await uow.users.add(_user("ada@x.io"))
