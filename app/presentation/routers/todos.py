@@ -5,6 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
+from app.application import pagination
 from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter, normalise_tags
 from app.presentation.deps import (
     API_PREFIX,
@@ -14,7 +15,7 @@ from app.presentation.deps import (
     TodoServiceDep,
 )
 from app.presentation.query import query_model, query_parameters
-from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, page_of, problems
+from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, problems
 from app.presentation.schemas.todos import (
     PriorityCounts,
     TodoCreate,
@@ -64,14 +65,17 @@ def expected_version(if_match: str | None) -> int | None:
     return -1
 
 
-def _read(todo: Todo, response: Response) -> TodoRead:
+# The routes return domain objects: FastAPI reads them into the declared response model in one
+# validation from attributes (a page of todos is one call, not one a todo).
+def _read(todo: Todo, response: Response) -> Todo:
     response.headers["ETag"] = etag(todo)
-    return TodoRead.model_validate(todo)
+    return todo
 
 
 @router.get(
     "",
     operation_id="list_todos",
+    response_model=Page[TodoRead],
     responses=problems(*AUTHENTICATED, 403),
     openapi_extra=query_parameters(TodoListParams),
 )
@@ -79,7 +83,7 @@ async def list_todos(
     params: Annotated[TodoListParams, Depends(query_model(TodoListParams))],
     actor: CurrentActor,
     todos: TodoReaderDep,
-) -> Page[TodoRead]:
+) -> pagination.Page[Todo]:
     """Your todos (everyone's with `todos:read_all`), newest first unless `sort` says otherwise."""
     query = TodoFilter(
         owner_id=params.owner_id,
@@ -92,16 +96,16 @@ async def list_todos(
         overdue=params.overdue,
         deleted=params.deleted,
     )
-    page = await todos.list(
+    return await todos.list(
         actor, query, sort=params.sort_keys, limit=params.limit, cursor=params.cursor
     )
-    return page_of(TodoRead, page)
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     operation_id="create_todo",
+    response_model=TodoRead,
     dependencies=[JsonOnly],
     responses={
         201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
@@ -114,7 +118,7 @@ async def create_todo(
     todos: TodoServiceDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> TodoRead:
+) -> Todo:
     """Create a todo; send an `Idempotency-Key` to make retries safe."""
     draft = TodoDraft(
         title=body.title,
@@ -160,7 +164,7 @@ async def get_todo(
     todos: TodoReaderDep,
     request: Request,
     response: Response,
-) -> TodoRead | Response:
+) -> Todo | Response:
     """One todo, with its ETag; answers 304 when `If-None-Match` holds the current tag."""
     todo = await todos.get(actor, todo_id)
     if_none_match = request.headers.get("if-none-match", "")
@@ -173,6 +177,7 @@ async def get_todo(
 @router.patch(
     "/{todo_id:uuid}",
     operation_id="update_todo",
+    response_model=TodoRead,
     dependencies=[JsonOnly],
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404, 412)},
 )
@@ -183,7 +188,7 @@ async def update_todo(
     todos: TodoServiceDep,
     response: Response,
     if_match: IfMatch = None,
-) -> TodoRead:
+) -> Todo:
     """Change some fields; `completed` sets or clears `completed_at`."""
     changes = TodoChanges(
         title=body.title,
@@ -221,11 +226,12 @@ async def delete_todo(
 @router.post(
     "/{todo_id:uuid}/restore",
     operation_id="restore_todo",
+    response_model=TodoRead,
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404)},
 )
 async def restore_todo(
     todo_id: UUID, actor: CurrentActor, todos: TodoServiceDep, response: Response
-) -> TodoRead:
+) -> Todo:
     """Bring a todo back from the trash. Idempotent: a todo that is not in the trash is
     answered as it is (200, unchanged), so a retried restore succeeds."""
     return _read(await todos.restore(actor, todo_id), response)

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
+from app.application import pagination
 from app.domain.users import User, UserChanges, UserFilter
 from app.presentation.deps import (
     AuthServiceDep,
@@ -14,7 +15,7 @@ from app.presentation.deps import (
     UserServiceDep,
 )
 from app.presentation.query import query_model, query_parameters
-from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, page_of, problems
+from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, problems
 from app.presentation.schemas.users import (
     MeRead,
     MeUpdate,
@@ -79,6 +80,7 @@ async def delete_me(actor: CurrentActor, users: UserServiceDep) -> None:
 @router.get(
     "",
     operation_id="list_users",
+    response_model=Page[UserRead],
     responses=problems(*AUTHENTICATED, 403),
     openapi_extra=query_parameters(UserListParams),
 )
@@ -86,11 +88,10 @@ async def list_users(
     params: Annotated[UserListParams, Depends(query_model(UserListParams))],
     actor: CurrentActor,
     users: UserReaderDep,
-) -> Page[UserRead]:
+) -> pagination.Page[User]:
     """All accounts, newest first (admin)."""
     query = UserFilter(role=params.role, is_active=params.is_active, text=params.q)
-    page = await users.list(actor, query, limit=params.limit, cursor=params.cursor)
-    return page_of(UserRead, page)
+    return await users.list(actor, query, limit=params.limit, cursor=params.cursor)
 
 
 @router.get(

@@ -17,11 +17,9 @@ from pydantic import (
     field_validator,
 )
 
-from app.application import pagination
 from app.domain.common import UNSET, Unset
 
 T = TypeVar("T")
-R = TypeVar("R", bound=BaseModel)
 V = TypeVar("V")
 
 # Text without NUL (U+0000), which PostgreSQL text cannot hold: refused at the edge, with a 422
@@ -77,13 +75,6 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         description="Pass back as `cursor`, with the same filters and sort, for the next page; "
         "null on the last page."
-    )
-
-
-def page_of(read: type[R], page: pagination.Page[Any]) -> Page[R]:
-    """A use case's page of domain objects, each read as `read`, as the response envelope."""
-    return Page(
-        items=[read.model_validate(item) for item in page.items], next_cursor=page.next_cursor
     )
 
 
