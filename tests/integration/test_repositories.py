@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from app.application.ports import IdempotencyRecord
 from app.config import Settings
@@ -70,7 +71,9 @@ async def test_a_read_only_unit_of_work_reads_the_committed_rows_and_refuses_wri
     with pytest.raises(RuntimeError, match="read-only"):
         await reads.commit()
     assert await reads.users.get_by_email("bob@x.io") is None
-    assert engine.pool.checkedout() == 0  # each read gave its connection back
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() == 0  # each read gave its connection back
     await engine.dispose()
 
 
