@@ -5,7 +5,6 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -49,7 +48,6 @@ class SqlAlchemyUnitOfWork:
         return await greenlet_spawn(self._read, statement, parameters)
 
     def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Any:
-        connection: Connection
         with self._engine.sync_engine.connect() as connection:
             # Fetched in full (a page at most) before the connection goes back.
             return connection.execute(statement, parameters).freeze()()

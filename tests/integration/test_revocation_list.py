@@ -97,13 +97,10 @@ async def test_a_refill_that_cannot_read_the_record_leaves_the_check_refused(
 async def test_a_hit_counts_in_the_limiters_own_counter_once_the_list_answers(
     redis: Redis,
 ) -> None:
-    async def source() -> dict[str, timedelta]:
-        return {}
-
     storage = RedisStorage(
         "async+" + str(TEST_REDIS_URL), implementation="redispy", key_prefix=RATE_LIMIT_PREFIX
     )
-    revocations = RedisRevocationList(redis, source)
+    revocations = RedisRevocationList(redis, _no_revocations)
     hit = Hit("default/user:ada/0", 60, resets_at=60)
 
     first = await revocations.check("sid:live", user_id=uuid4(), hit=hit)  # refills first
@@ -118,10 +115,7 @@ async def test_a_hit_counts_in_the_limiters_own_counter_once_the_list_answers(
 async def test_checks_sent_together_go_as_one_call_and_each_gets_its_own_answer(
     redis: Redis,
 ) -> None:
-    async def source() -> dict[str, timedelta]:
-        return {}
-
-    revocations = RedisRevocationList(redis, source)
+    revocations = RedisRevocationList(redis, _no_revocations)
     await revocations.check("sid:warm", user_id=uuid4())  # refilled, and the script loaded
     await revocations.revoke("sid:ended", ttl=TTL)
     ada, bob = uuid4(), uuid4()
@@ -145,11 +139,8 @@ async def test_checks_sent_together_go_as_one_call_and_each_gets_its_own_answer(
 
 
 async def test_a_batch_that_cannot_reach_redis_refuses_every_check_in_it() -> None:
-    async def source() -> dict[str, timedelta]:
-        return {}
-
     unreachable = Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=1)
-    revocations = RedisRevocationList(unreachable, source)
+    revocations = RedisRevocationList(unreachable, _no_revocations)
 
     answers = await asyncio.gather(
         *(revocations.check("sid:live", user_id=uuid4()) for _ in range(3)),
@@ -158,6 +149,10 @@ async def test_a_batch_that_cannot_reach_redis_refuses_every_check_in_it() -> No
 
     assert all(isinstance(answer, ServiceUnavailable) for answer in answers)
     await unreachable.aclose()
+
+
+async def _no_revocations() -> dict[str, timedelta]:
+    return {}
 
 
 async def _script_calls(redis: Redis) -> int:
