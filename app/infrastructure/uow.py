@@ -17,26 +17,23 @@ from app.infrastructure.repositories.users import SqlAlchemyUserRepository
 _WRITES = (sa.Insert, sa.Update, sa.Delete)
 
 
-class SqlAlchemyUnitOfWork:
-    """Repositories on one connection, taken from the pool at the first statement.
+class SqlStatements:
+    """What a unit of work's repositories run their statements on: its connection, taken from
+    the pool at the first statement.
 
-    Pooled connections are in autocommit (see db.py). A unit of work that may write turns
-    its connection transactional. A `read_only` one holds no connection at all: reads in
-    autocommit share no snapshot, so each takes a connection for itself and gives it back in
-    the same step, in one pass through SQLAlchemy's synchronous core (one greenlet, where the
-    async API spends three: connect, execute, close). It needs no closing, and a write or a
-    commit() in it is an error, so a write can never slip through unseen.
+    Pooled connections are in autocommit (see db.py); one that may write is turned
+    transactional. `read_only` ones hold no connection at all: reads in autocommit share no
+    snapshot, so each takes a connection for itself and gives it back in the same step, in one
+    pass through SQLAlchemy's synchronous core (one greenlet, where the async API spends three:
+    connect, execute, close). A write or a commit() there is an error, so a write can never
+    slip through unseen.
     """
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, read_only: bool) -> None:
         self._engine = engine
         self._read_only = read_only
         self._connection: AsyncConnection | None = None
         self.dialect = engine.dialect.name
-        self.users = SqlAlchemyUserRepository(self)
-        self.todos = SqlAlchemyTodoRepository(self)
-        self.refresh_tokens = SqlAlchemyRefreshTokenRepository(self)
-        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(self)
 
     async def execute(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
@@ -60,20 +57,6 @@ class SqlAlchemyUnitOfWork:
             self._connection = connection
         return self._connection
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Whatever was not committed is rolled back: a failed use case writes nothing.
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await connection.close()
-
     async def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("commit() in a read-only unit of work")
@@ -83,3 +66,45 @@ class SqlAlchemyUnitOfWork:
     async def rollback(self) -> None:
         if self._connection is not None:
             await self._connection.rollback()
+
+    async def close(self) -> None:
+        # Whatever was not committed is rolled back: a failed use case writes nothing.
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
+
+
+class SqlAlchemyUnitOfWork:
+    """Repositories on one connection's statements (SqlStatements), and the one place that
+    commits. A read-only one needs no closing.
+
+    The repositories refer to the statements, never back to the unit of work: with no cycle
+    between them, a unit of work is freed the moment its request is done, by reference
+    counting. As a cycle, two a request, they were left to the cycle collector, whose every
+    pass then freed some 50 000 objects at once: a pause of 50-120 ms on the bench machine that
+    stalled every request in flight (their p99).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+        self._statements = statements = SqlStatements(engine, read_only=read_only)
+        self.users = SqlAlchemyUserRepository(statements)
+        self.todos = SqlAlchemyTodoRepository(statements)
+        self.refresh_tokens = SqlAlchemyRefreshTokenRepository(statements)
+        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(statements)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._statements.close()
+
+    async def commit(self) -> None:
+        await self._statements.commit()
+
+    async def rollback(self) -> None:
+        await self._statements.rollback()
