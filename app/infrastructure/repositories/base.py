@@ -1,36 +1,42 @@
-"""What every SQL repository shares: its statements run through its unit of work."""
+"""What every SQL repository shares: its statements run on its unit of work's connection."""
 
-from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-AnyResult = sa.Result[*tuple[Any, ...]]
+AnyRow = sa.Row[*tuple[Any, ...]]
+Rows = Sequence[AnyRow]
 
 
 class Statements(Protocol):
-    """The unit of work, as its repositories see it (uow.py)."""
+    """A unit of work's connection, as its repositories see it (uow.py's SqlStatements)."""
 
     @property
     def dialect(self) -> str: ...
-    async def execute(
-        self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
-    ) -> AnyResult: ...
+    async def rows(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
+        """What a statement returns (a query, or a write's RETURNING), fetched in full."""
+
+    async def write(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> int:
+        """Runs a write; how many rows it matched."""
 
 
 class SqlRepository:
     def __init__(self, statements: Statements) -> None:
         self._statements = statements
 
-    async def _execute(
+    async def _rows(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
-    ) -> AnyResult:
-        return await self._statements.execute(statement, parameters)
+    ) -> Rows:
+        return await self._statements.rows(statement, parameters)
 
-    async def _rowcount(
+    async def _first(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
+    ) -> AnyRow | None:
+        rows = await self._statements.rows(statement, parameters)
+        return rows[0] if rows else None
+
+    async def _write(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> int:
-        """How many rows a write matched."""
-        # A write runs on the unit of work's connection, whose result is the cursor's own.
-        result = cast(sa.CursorResult[*tuple[Any, ...]], await self._execute(statement, parameters))
-        return result.rowcount
+        return await self._statements.write(statement, parameters)

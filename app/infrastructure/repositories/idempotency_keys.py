@@ -60,8 +60,8 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
         # SQLite needs no lock: its engine has one connection, held by a unit of work to its
         # end, so a duplicate waits its turn and then sees the first one's commit, or nothing.
         if dialect == "postgresql":
-            locked = await self._execute(_TRY_LOCK, {"lock": _lock_id(record)})
-            if not locked.scalar():
+            ((locked,),) = await self._rows(_TRY_LOCK, {"lock": _lock_id(record)})
+            if not locked:
                 # The holder may be another replay of a finished request: that one is
                 # committed, and answers this retry too. Only an unfinished one is in flight.
                 earlier = await self._committed(record, live_since=live_since)
@@ -69,7 +69,7 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
                     raise IdempotencyKeyInFlight
                 return earlier
         values = {**asdict(record), "live_since": live_since}
-        if (await self._execute(_CLAIM[dialect], values)).first() is not None:
+        if await self._first(_CLAIM[dialect], values) is not None:
             return None
         return await self._committed(record, live_since=None)
 
@@ -77,10 +77,10 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
         self, record: IdempotencyRecord, *, live_since: datetime | None
     ) -> IdempotencyRecord | None:
         params = {"match_user_id": record.user_id, "match_key": record.key}
-        row = (await self._execute(_BY_KEY, params)).first()
+        row = await self._first(_BY_KEY, params)
         if row is None or (live_since is not None and row.created_at <= live_since):
             return None
         return IdempotencyRecord(**row._mapping)
 
     async def delete_expired(self, *, live_since: datetime) -> None:
-        await self._execute(_SWEEP, {"live_since": live_since})
+        await self._write(_SWEEP, {"live_since": live_since})

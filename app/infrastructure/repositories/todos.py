@@ -254,23 +254,23 @@ _SAVE = sa.update(todos).where(
 
 class SqlAlchemyTodoRepository(SqlRepository):
     async def add(self, todo: Todo) -> None:
-        await self._execute(_INSERT, _values(todo))
+        await self._write(_INSERT, _values(todo))
 
     async def get(self, todo_id: UUID) -> Todo | None:
-        row = (await self._execute(_BY_ID, {"match_id": todo_id})).first()
+        row = await self._first(_BY_ID, {"match_id": todo_id})
         return _to_todo(row) if row else None
 
     async def save(self, todo: Todo, *, expected_version: int) -> bool:
         # The version check is part of the UPDATE itself: of two writers holding the same
         # version, the database lets exactly one match.
         params = {**_values(todo), "match_id": todo.id, "match_version": expected_version}
-        return await self._rowcount(_SAVE, params) == 1
+        return await self._write(_SAVE, params) == 1
 
     async def delete(self, todo_id: UUID, *, expected_version: int | None) -> bool:
         statement = sa.delete(todos).where(todos.c.id == todo_id)
         if expected_version is not None:
             statement = statement.where(todos.c.version == expected_version)
-        return await self._rowcount(statement) == 1
+        return await self._write(statement) == 1
 
     async def find(
         self,
@@ -299,7 +299,7 @@ class SqlAlchemyTodoRepository(SqlRepository):
             after_nulls=None if after is None else tuple(value is None for value in after),
         )
         params = _find_parameters(query, after=after, limit=limit, now=now, postgres=postgres)
-        rows = await self._execute(_find_statement(shape), params)
+        rows = await self._rows(_find_statement(shape), params)
         return [_to_todo(row) for row in rows]
 
     async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats:
@@ -313,7 +313,7 @@ class SqlAlchemyTodoRepository(SqlRepository):
         statement = sa.select(*counts).where(
             todos.c.owner_id == owner_id, todos.c.deleted_at.is_(None)
         )
-        total, completed, overdue_count, *by_rank = (await self._execute(statement)).one()
+        ((total, completed, overdue_count, *by_rank),) = await self._rows(statement)
         return TodoStats(
             total=total,
             completed=completed,

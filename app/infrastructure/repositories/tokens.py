@@ -16,12 +16,12 @@ tokens = cast(sa.Table, RefreshTokenRow.__table__)
 
 class SqlAlchemyRefreshTokenRepository(SqlRepository):
     async def add(self, token: RefreshToken) -> None:
-        await self._execute(sa.insert(tokens).values(asdict(token)))
+        await self._write(sa.insert(tokens).values(asdict(token)))
 
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
         statement = sa.select(tokens).where(tokens.c.token_hash == token_hash)
-        row = (await self._execute(statement)).mappings().first()
-        return RefreshToken(**row) if row else None
+        row = await self._first(statement)
+        return RefreshToken(**row._mapping) if row else None
 
     async def spend(self, token_id: UUID, *, now: datetime) -> bool:
         statement = (
@@ -29,10 +29,10 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
             .where(tokens.c.id == token_id, tokens.c.used_at.is_(None))
             .values(used_at=now)
         )
-        return await self._rowcount(statement) == 1
+        return await self._write(statement) == 1
 
     async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:
-        await self._execute(
+        await self._write(
             sa.update(tokens)
             .where(tokens.c.family_id == family_id, tokens.c.revoked_at.is_(None))
             .values(revoked_at=now)
@@ -44,10 +44,9 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
         live = sa.and_(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None))
         if keep is not None:
             live = sa.and_(live, tokens.c.family_id != keep)
-        families = list(
-            (await self._execute(sa.select(tokens.c.family_id).where(live).distinct())).scalars()
-        )
-        await self._execute(sa.update(tokens).where(live).values(revoked_at=now))
+        statement = sa.select(tokens.c.family_id).where(live).distinct()
+        families = [family for (family,) in await self._rows(statement)]
+        await self._write(sa.update(tokens).where(live).values(revoked_at=now))
         return families
 
     async def revoked_families(self, *, since: datetime) -> dict[UUID, datetime]:
@@ -57,4 +56,4 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
             .where(tokens.c.revoked_at > since)
             .group_by(tokens.c.family_id)
         )
-        return dict((await self._execute(statement)).all())
+        return dict(await self._rows(statement))

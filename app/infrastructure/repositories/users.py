@@ -38,31 +38,33 @@ _BY_ID = sa.select(users).where(users.c.id == sa.bindparam("match_id"))
 
 class SqlAlchemyUserRepository(SqlRepository):
     async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
-        row = (await self._execute(sa.select(users).where(condition))).mappings().first()
-        return _to_user(row) if row else None
+        row = await self._first(sa.select(users).where(condition))
+        return _to_user(row._mapping) if row else None
 
     async def get(self, user_id: UUID) -> User | None:
-        row = (await self._execute(_BY_ID, {"match_id": user_id})).mappings().first()
-        return _to_user(row) if row else None
+        row = await self._first(_BY_ID, {"match_id": user_id})
+        return _to_user(row._mapping) if row else None
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(users.c.email == email)
 
     async def add(self, user: User) -> None:
-        await self._write(sa.insert(users).values(_values(user)))
+        await self._write_unique(sa.insert(users).values(_values(user)))
 
     async def update(self, user: User) -> None:
-        await self._write(sa.update(users).where(users.c.id == user.id).values(_values(user)))
+        await self._write_unique(
+            sa.update(users).where(users.c.id == user.id).values(_values(user))
+        )
 
-    async def _write(self, statement: sa.Executable) -> None:
+    async def _write_unique(self, statement: sa.Executable) -> None:
         try:
-            await self._execute(statement)
+            await self._write(statement)
         except IntegrityError:
             # The unique index decides, so two registrations racing for one email end in 409.
             raise EmailTaken from None
 
     async def delete(self, user_id: UUID) -> None:
-        await self._execute(sa.delete(users).where(users.c.id == user_id))
+        await self._write(sa.delete(users).where(users.c.id == user_id))
 
     async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
         statement = sa.select(users)
@@ -82,8 +84,7 @@ class SqlAlchemyUserRepository(SqlRepository):
                 sa.tuple_(users.c.created_at, users.c.id) < sa.tuple_(*after)
             )
         statement = statement.order_by(users.c.created_at.desc(), users.c.id.desc()).limit(limit)
-        rows = (await self._execute(statement)).mappings()
-        return [_to_user(row) for row in rows]
+        return [_to_user(row._mapping) for row in await self._rows(statement)]
 
     async def lock_active_admins(self) -> list[UUID]:
         statement = (
@@ -91,4 +92,4 @@ class SqlAlchemyUserRepository(SqlRepository):
             .where(users.c.role == Role.ADMIN.value, users.c.is_active.is_(True))
             .with_for_update()
         )
-        return list((await self._execute(statement)).scalars())
+        return [user_id for (user_id,) in await self._rows(statement)]
