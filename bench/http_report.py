@@ -157,10 +157,12 @@ def _git(*args: str) -> str:
 
 
 def head() -> dict[str, Any]:
-    """The code as it is now: the commit, and whether tracked files differ from it."""
+    """The code as it is now: the commit, and whether tracked files differ from it (a run's
+    own outputs, written over by every run, do not count)."""
+    outputs = (":(exclude)bench/results", ":(exclude)docs/bench-http.png")
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs)),
     }
 
 
