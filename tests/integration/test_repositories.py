@@ -70,7 +70,12 @@ async def test_a_read_only_unit_of_work_reads_the_committed_rows_and_refuses_wri
         await reads.users.add(_user("bob@x.io"))
     with pytest.raises(RuntimeError, match="read-only"):
         await reads.commit()
+    # A write that returns rows (INSERT ... RETURNING) is refused too, not run in autocommit.
+    with pytest.raises(RuntimeError, match="read-only"):
+        await reads.idempotency_keys.claim(_key(ada), live_since=NOW - DAY)
     assert await reads.users.get_by_email("bob@x.io") is None
+    async with uow_factory() as uow:  # the key was never stored: claiming it now is a first
+        assert await uow.idempotency_keys.claim(_key(ada), live_since=NOW - DAY) is None
     pool = engine.pool
     assert isinstance(pool, QueuePool)
     assert pool.checkedout() == 0  # each read gave its connection back

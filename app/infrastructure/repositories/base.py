@@ -33,7 +33,7 @@ class SqlRepository:
     async def _first(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> AnyRow | None:
-        rows = await self._statements.rows(statement, parameters)
+        rows = await self._rows(statement, parameters)
         return rows[0] if rows else None
 
     async def _write(
