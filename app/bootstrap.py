@@ -21,6 +21,7 @@ from app.application.users import UserService
 from app.config import Settings
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
+from app.infrastructure.direct_reads import DirectReads
 from app.infrastructure.passwords import common_passwords
 from app.infrastructure.redis import (
     RATE_LIMIT_PREFIX,
@@ -94,7 +95,7 @@ class Container:
         return TodoService(uow, clock=self.clock, cursors=self.cursors)
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
-        return SqlAlchemyUnitOfWork(self.engine, read_only=read_only)
+        return SqlAlchemyUnitOfWork(self.engine, read_only=read_only, direct=self.direct_reads)
 
     # The adapters.
 
@@ -103,6 +104,10 @@ class Container:
         return create_engine(
             self.settings.database_url, pool_size=self.settings.db_pool_size, autocommit=True
         )
+
+    @cached_property
+    def direct_reads(self) -> DirectReads:
+        return DirectReads(self.engine)
 
     @cached_property
     def redis(self) -> Redis | None:

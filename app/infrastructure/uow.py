@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from app.infrastructure.direct_reads import DirectReads
 from app.infrastructure.repositories.base import Rows
 from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
@@ -25,13 +26,17 @@ class SqlStatements:
     transactional. `read_only` ones hold no connection at all: reads in autocommit share no
     snapshot, so each takes a connection for itself and gives it back in the same step, in one
     pass through SQLAlchemy's synchronous core (one greenlet, where the async API spends three:
-    connect, execute, close). A write or a commit() there is an error, so a write can never
+    connect, execute, close), or directly on the driver's cursor when `direct` can take the
+    statement (direct_reads.py). A write or a commit() there is an error, so a write can never
     slip through unseen.
     """
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, read_only: bool, direct: DirectReads | None = None
+    ) -> None:
         self._engine = engine
         self._read_only = read_only
+        self._direct = direct
         self._connection: AsyncConnection | None = None
         self.dialect = engine.dialect.name
 
@@ -53,6 +58,10 @@ class SqlStatements:
         return result.rowcount
 
     def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
+        if self._direct is not None:
+            rows = self._direct.rows(statement, parameters)
+            if rows is not None:
+                return rows
         with self._engine.sync_engine.connect() as connection:
             # Rows are plain values once fetched: they outlive the connection, which goes back
             # to the pool at once (Result.freeze() copies them again: a tenth of a one-row read).
@@ -94,8 +103,10 @@ class SqlAlchemyUnitOfWork:
     stalled every request in flight (their p99).
     """
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
-        self._statements = statements = SqlStatements(engine, read_only=read_only)
+    def __init__(
+        self, engine: AsyncEngine, *, read_only: bool = False, direct: DirectReads | None = None
+    ) -> None:
+        self._statements = statements = SqlStatements(engine, read_only=read_only, direct=direct)
         self.users = SqlAlchemyUserRepository(statements)
         self.todos = SqlAlchemyTodoRepository(statements)
         self.refresh_tokens = SqlAlchemyRefreshTokenRepository(statements)

@@ -5,8 +5,15 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-AnyRow = sa.Row[*tuple[Any, ...]]
+# A row is its values in the statement's column order: a SQLAlchemy Row, or the driver's tuple
+# when the read ran directly (direct_reads.py). Names come from the statement (`mapped`).
+AnyRow = Sequence[Any]
 Rows = Sequence[AnyRow]
+
+
+def mapped(statement: sa.Select[Any], row: AnyRow) -> dict[str, Any]:
+    """A row by column name."""
+    return dict(zip(statement.selected_columns.keys(), row, strict=True))
 
 
 class Statements(Protocol):

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.application.ports import IdempotencyRecord
 from app.domain.errors import IdempotencyKeyInFlight
 from app.infrastructure.orm import IdempotencyKeyRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import SqlRepository, mapped
 
 keys = cast(sa.Table, IdempotencyKeyRow.__table__)
 _SWEEP_BATCH = 100
@@ -78,9 +78,10 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
     ) -> IdempotencyRecord | None:
         params = {"match_user_id": record.user_id, "match_key": record.key}
         row = await self._first(_BY_KEY, params)
-        if row is None or (live_since is not None and row.created_at <= live_since):
+        if row is None:
             return None
-        return IdempotencyRecord(**row._mapping)
+        record = IdempotencyRecord(**mapped(_BY_KEY, row))
+        return None if live_since is not None and record.created_at <= live_since else record
 
     async def delete_expired(self, *, live_since: datetime) -> None:
         await self._write(_SWEEP, {"live_since": live_since})

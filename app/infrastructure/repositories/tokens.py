@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from app.domain.sessions import RefreshToken
 from app.infrastructure.orm import RefreshTokenRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import SqlRepository, mapped
 
 tokens = cast(sa.Table, RefreshTokenRow.__table__)
 
@@ -21,7 +21,7 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
         statement = sa.select(tokens).where(tokens.c.token_hash == token_hash)
         row = await self._first(statement)
-        return RefreshToken(**row._mapping) if row else None
+        return RefreshToken(**mapped(statement, row)) if row else None
 
     async def spend(self, token_id: UUID, *, now: datetime) -> bool:
         statement = (
@@ -56,4 +56,4 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
             .where(tokens.c.revoked_at > since)
             .group_by(tokens.c.family_id)
         )
-        return dict(await self._rows(statement))
+        return {row[0]: row[1] for row in await self._rows(statement)}

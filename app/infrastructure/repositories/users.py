@@ -10,13 +10,17 @@ from app.application.ports import SortValues
 from app.domain.errors import EmailTaken
 from app.domain.users import Role, User, UserFilter
 from app.infrastructure.orm import UserRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import AnyRow, SqlRepository
 
 users = cast(sa.Table, UserRow.__table__)
 
 
-def _to_user(row: sa.RowMapping) -> User:
-    return User(**{**row, "role": Role(row["role"])})
+_COLUMNS = tuple(users.c.keys())
+
+
+def _to_user(row: AnyRow) -> User:
+    values = dict(zip(_COLUMNS, row, strict=True))  # every query here selects the whole row
+    return User(**{**values, "role": Role(values["role"])})
 
 
 def _values(user: User) -> dict[str, Any]:
@@ -39,11 +43,11 @@ _BY_ID = sa.select(users).where(users.c.id == sa.bindparam("match_id"))
 class SqlAlchemyUserRepository(SqlRepository):
     async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
         row = await self._first(sa.select(users).where(condition))
-        return _to_user(row._mapping) if row else None
+        return _to_user(row) if row else None
 
     async def get(self, user_id: UUID) -> User | None:
         row = await self._first(_BY_ID, {"match_id": user_id})
-        return _to_user(row._mapping) if row else None
+        return _to_user(row) if row else None
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(users.c.email == email)
@@ -84,7 +88,7 @@ class SqlAlchemyUserRepository(SqlRepository):
                 sa.tuple_(users.c.created_at, users.c.id) < sa.tuple_(*after)
             )
         statement = statement.order_by(users.c.created_at.desc(), users.c.id.desc()).limit(limit)
-        return [_to_user(row._mapping) for row in await self._rows(statement)]
+        return [_to_user(row) for row in await self._rows(statement)]
 
     async def lock_active_admins(self) -> list[UUID]:
         statement = (
