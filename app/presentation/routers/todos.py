@@ -4,6 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from pydantic import TypeAdapter
 
 from app.application import pagination
 from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter, normalise_tags
@@ -70,6 +71,18 @@ def expected_version(if_match: str | None) -> int | None:
 def _read(todo: Todo, response: Response) -> Todo:
     response.headers["ETag"] = etag(todo)
     return todo
+
+
+# GET of one todo, the hottest read, writes its body itself, through the very model its
+# response_model documents: FastAPI's way there (validation, serialisation, then a second
+# response whose headers are merged in) cost it about a tenth of its CPU (a page of todos, whose
+# items cost more than the way, gained nothing measurable: it keeps FastAPI's).
+_TODO_JSON = TypeAdapter(TodoRead)
+
+
+def _todo_json(todo: Todo) -> Response:
+    body = _TODO_JSON.dump_json(_TODO_JSON.validate_python(todo, from_attributes=True))
+    return Response(body, media_type="application/json", headers={"ETag": etag(todo)})
 
 
 @router.get(
@@ -163,15 +176,14 @@ async def get_todo(
     actor: CurrentActor,
     todos: TodoReaderDep,
     request: Request,
-    response: Response,
-) -> Todo | Response:
+) -> Response:
     """One todo, with its ETag; answers 304 when `If-None-Match` holds the current tag."""
     todo = await todos.get(actor, todo_id)
     if_none_match = request.headers.get("if-none-match", "")
     seen = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     if etag(todo) in seen or "*" in seen:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(todo)})
-    return _read(todo, response)
+    return _todo_json(todo)
 
 
 @router.patch(
