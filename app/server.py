@@ -13,6 +13,10 @@ connection open for good (uvicorn bounds heads only with h11, by its buffer size
   or while the server itself holds reading back (flow control), does not count.
 
 On the happy path this costs a few attribute updates per read and per request.
+
+A response leaves in one write: uvicorn writes its head and its body apart (two system calls
+and two TCP segments, each also running the loopback's receive path on this side), here
+whatever the connection writes in one turn of the event loop is sent together at its end.
 """
 
 import asyncio
@@ -34,6 +38,35 @@ REFUSALS = {
     431: ("headers_too_large", "The request line and headers are too large, or too many."),
     408: ("request_timeout", "The request did not arrive in time."),
 }
+
+
+class TurnCoalescingTransport:
+    """A connection's transport whose writes within one turn of the event loop go out as one,
+    at the turn's end (or at close()). Everything else is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():  # the peer went: nothing to send it
+                self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -62,6 +95,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's signature; uvicorn's narrows it, and a stream server hands it a Transport.
         super().connection_made(cast(asyncio.Transport, transport))
+        self.transport = cast(asyncio.Transport, TurnCoalescingTransport(self.transport, self.loop))
         self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
