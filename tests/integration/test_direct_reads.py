@@ -118,6 +118,7 @@ async def test_direct_reads_return_what_sqlalchemy_returns(engine: AsyncEngine) 
         (_find(DEFAULT_SORT, tags=1), {**base, "tags": ["work"]}),  # an array parameter
         (_find(DEFAULT_SORT, text=True), {**base, "tags": [], "pattern": "%todo 1%"}),
         (_find(by_due, overdue=True), {**base, "tags": []}),
+        (_find(by_due, priorities=True), {**base, "tags": [], "priorities": [0, 3]}),
         (
             _find(DEFAULT_SORT, after_nulls=(False, False)),
             {**base, "tags": [], "after_0": todos[6].created_at, "after_1": todos[6].id},
@@ -139,7 +140,7 @@ async def test_what_direct_reads_cannot_take_is_left_to_sqlalchemy(engine: Async
     direct = DirectReads(engine)
     base = {"owner_id": ada.id, "limit": 5, "now": NOW, "due_before": None, "due_after": None}
     # An IN list expands at execution; a statement that carries its values; no parameters.
-    expanding = _find(DEFAULT_SORT, priorities=True)
+    expanding = _find(DEFAULT_SORT, priorities=True, postgres=False)  # SQLite's IN list
     assert await _direct(direct, expanding, {**base, "tags": [], "priorities": [1, 2]}) is None
     inline = sa.select(todo_sql.todos).where(todo_sql.todos.c.id == todos[0].id)
     assert await _direct(direct, inline, {}) is None

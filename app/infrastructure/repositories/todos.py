@@ -8,6 +8,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from app.application.ports import SortValues, TodoStats
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
@@ -24,6 +25,7 @@ _SORT_COLUMNS: dict[SortField, sa.ColumnElement[Any]] = {
     SortField.TITLE: todos.c.title,
 }
 _NULLABLE = frozenset({SortField.DUE_AT})
+_RANKS = postgresql.ARRAY(sa.SmallInteger())
 # On PostgreSQL a nullable key sorts as COALESCE(key, +infinity) ascending or
 # COALESCE(key, -infinity) descending: nulls last either way, never null, and served by the
 # expression indexes in orm.py. The literal must match the index expression (no parameter).
@@ -171,7 +173,7 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
     if shape.completed:
         conditions.append(c.completed == sa.bindparam("completed"))
     if shape.priorities:
-        conditions.append(c.priority.in_(sa.bindparam("priorities", expanding=True)))
+        conditions.append(_any_priority(postgres=shape.postgres))
     if shape.tags:
         conditions.append(_has_tags(shape.tags, postgres=shape.postgres))
     if shape.text:
@@ -198,6 +200,14 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
         .order_by(*keyset.order_by())
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
+
+
+def _any_priority(*, postgres: bool) -> sa.ColumnElement[bool]:
+    if postgres:
+        # `priority = ANY(:priorities)`: one array parameter (what PostgreSQL makes of an IN
+        # list anyway), so the statement's text does not depend on how many are asked for.
+        return todos.c.priority == sa.any_(sa.bindparam("priorities", type_=_RANKS))
+    return todos.c.priority.in_(sa.bindparam("priorities", expanding=True))
 
 
 def _has_tags(count: int, *, postgres: bool) -> sa.ColumnElement[bool]:
