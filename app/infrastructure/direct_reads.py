@@ -3,7 +3,7 @@ its pool lends the connection, and its type processors convert what needs conver
 Connection, execution context and Result, which cost a one-row read on PostgreSQL more CPU than
 the driver's own work (~120 of ~260 µs per read measured on the bench machine), are skipped.
 
-Only what that skips cannot matter for takes this path: PostgreSQL on psycopg, a SELECT whose
+The path is taken only where what it skips cannot matter: PostgreSQL on psycopg, a SELECT whose
 values are all bound parameters (the repositories' statements built once), no parameter that
 expands at execution (`IN` lists), no cursor-event listeners (tracing) and no echo. Anything
 else, and any fault, goes through SQLAlchemy as before, which then raises, wraps and

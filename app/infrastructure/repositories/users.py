@@ -10,16 +10,13 @@ from app.application.ports import SortValues
 from app.domain.errors import EmailTaken
 from app.domain.users import Role, User, UserFilter
 from app.infrastructure.orm import UserRow
-from app.infrastructure.repositories.base import AnyRow, SqlRepository
+from app.infrastructure.repositories.base import AnyRow, SqlRepository, mapped
 
 users = cast(sa.Table, UserRow.__table__)
 
 
-_COLUMNS = tuple(users.c.keys())
-
-
 def _to_user(row: AnyRow) -> User:
-    values = dict(zip(_COLUMNS, row, strict=True))  # every query here selects the whole row
+    values = mapped(_BY_ID, row)  # every query here selects the whole row, as _BY_ID does
     return User(**{**values, "role": Role(values["role"])})
 
 
