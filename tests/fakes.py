@@ -218,8 +218,8 @@ def _user_matches(user: User, query: UserFilter) -> bool:
     if query.is_active is not None and user.is_active != query.is_active:
         return False
     if query.text:
-        text = query.text.lower()
-        return text in user.email.lower() or text in (user.full_name or "").lower()
+        in_email = (query.email_text or query.text) in user.email
+        return in_email or query.text.lower() in (user.full_name or "").lower()
     return True
 
 

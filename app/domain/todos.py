@@ -8,6 +8,7 @@ from uuid import UUID
 
 from app.domain.common import UNSET, Unset
 from app.domain.errors import InvalidField
+from app.domain.text import clean_text
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 10_000
@@ -36,13 +37,14 @@ _PRIORITY_BY_RANK = {rank: priority for priority, rank in _PRIORITY_RANK.items()
 
 
 def clean_title(title: str) -> str:
-    """A title as stored: without the white space around it."""
-    return title.strip()
+    """A title as stored: clean text (see clean_text) without the white space around it."""
+    return clean_text(title).strip()
 
 
 def clean_tag(tag: str) -> str:
-    """A tag as stored and matched: trimmed and lower-cased, so `Work ` is `work`."""
-    return tag.strip().lower()
+    """A tag as stored and matched: clean text, trimmed and lower-cased, so `Work ` is `work`
+    and `café` is one tag however its accent was sent."""
+    return clean_text(tag.lower()).strip()
 
 
 def normalise_title(title: str) -> str:
@@ -52,7 +54,8 @@ def normalise_title(title: str) -> str:
     return title
 
 
-def check_description(description: str) -> str:
+def normalise_description(description: str) -> str:
+    description = clean_text(description)
     if len(description) > DESCRIPTION_MAX_LENGTH:
         raise InvalidField(
             "description", f"Description must be at most {DESCRIPTION_MAX_LENGTH} characters."
@@ -61,7 +64,7 @@ def check_description(description: str) -> str:
 
 
 def normalise_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    """Trimmed, lower-cased, de-duplicated and sorted, so equal sets compare equal."""
+    """Cleaned, de-duplicated and sorted, so equal sets compare equal."""
     cleaned = {clean_tag(tag) for tag in tags}
     if any(not 1 <= len(tag) <= TAG_MAX_LENGTH for tag in cleaned):
         raise InvalidField("tags", f"Each tag must be 1 to {TAG_MAX_LENGTH} characters.")
@@ -92,7 +95,7 @@ class TodoDraft:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "title", normalise_title(self.title))
-        object.__setattr__(self, "description", check_description(self.description))
+        object.__setattr__(self, "description", normalise_description(self.description))
         object.__setattr__(self, "tags", normalise_tags(self.tags))
         object.__setattr__(self, "due_at", check_aware(self.due_at, "due_at"))
 
@@ -146,7 +149,7 @@ class Todo:
             description=(
                 self.description
                 if changes.description is None
-                else check_description(changes.description)
+                else normalise_description(changes.description)
             ),
             priority=changes.priority or self.priority,
             due_at=(

@@ -1,5 +1,6 @@
 """Users, roles and permissions. A role is nothing but a set of permissions."""
 
+import unicodedata
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -37,8 +38,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 
 def normalise_email(email: str) -> str:
-    """Emails are one account whatever their case (our rule, not RFC 5321's)."""
-    return email.strip().lower()
+    """The one spelling of an email that every comparison, store and rate-limit key uses, so
+    addresses that look alike are one account (our rule, not RFC 5321's): NFKC (a fullwidth `a` is
+    `a`, a decomposed accent is the composed one), case-folded (`A` and `ß` fold to `a` and `ss`),
+    then NFKC again, since folding can decompose (`ǰ`), so the stored form is composed."""
+    folded = unicodedata.normalize("NFKC", email).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
 
 
 def check_password(password: str, *, email: str, common: Container[str], field: str) -> None:
@@ -50,7 +55,7 @@ def check_password(password: str, *, email: str, common: Container[str], field: 
         )
     if password.lower() in common:
         raise InvalidField(field, "This password is too common; choose another.")
-    if password.strip().lower() == normalise_email(email):
+    if normalise_email(password) == normalise_email(email):
         raise InvalidField(field, "The password must not be the email address.")
 
 
@@ -137,7 +142,15 @@ class UserFilter:
 
     role: Role | None = None
     is_active: bool | None = None
-    text: str | None = None
+    text: str | None = None  # a substring of the email or the name
+
+    @property
+    def email_text(self) -> str | None:
+        """The text as a substring of a stored (normalised) email: fullwidth `ADA` finds `ada@…`.
+        White space alone, which normalising would empty, stays as it is and matches none."""
+        if not self.text:
+            return None
+        return normalise_email(self.text) or self.text
 
 
 @dataclass(frozen=True, slots=True)

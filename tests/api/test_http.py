@@ -362,6 +362,18 @@ async def test_the_login_limit_counts_per_address_and_email_on_login_and_token(
 
 
 @pytest.mark.parametrize("route", ["login", "token"])
+async def test_the_login_limit_counts_look_alike_emails_as_one(
+    app_with: Any, make_user: MakeUser, route: str
+) -> None:
+    await make_user("caf\u00e9@x.io")
+    limited = await app_with(rate_limit_enabled=True, rate_limit_login="2/hour")
+    for look_alike in ("\uff43af\u00e9@x.io", "CAFE\u0301@x.io"):  # fullwidth c; decomposed
+        assert (await log_in(limited, route, look_alike, "wrong password")).status_code == 401
+    refused = await log_in(limited, route, "caf\u00e9@x.io", PASSWORD)
+    assert_problem(refused, 429, "rate_limited")
+
+
+@pytest.mark.parametrize("route", ["login", "token"])
 async def test_the_login_ip_limit_counts_every_email_on_login_and_token(
     app_with: Any, client: AsyncClient, route: str
 ) -> None:

@@ -358,3 +358,46 @@ def test_unknown_sort_field_is_refused_naming_sort(spec: str) -> None:
 def test_repeated_sort_field_is_refused(spec: str) -> None:
     with pytest.raises(InvalidField, match="twice"):
         parse_sort(spec)
+
+
+# Look-alike text: NFC, zero-width and bidirectional controls removed
+
+
+@pytest.mark.parametrize("title", ["\u200b", "\u200b\u200d\ufeff", " \u2060 ", "\u202e\u202c"])
+def test_a_title_of_invisible_characters_alone_is_refused_naming_title(title: str) -> None:
+    with pytest.raises(InvalidField) as raised:
+        TodoDraft(title=title)
+    assert raised.value.field == "title"
+    with pytest.raises(InvalidField) as raised:
+        a_todo().apply(TodoChanges(title=title), LATER)
+    assert raised.value.field == "title"
+
+
+def test_bidirectional_overrides_are_stripped_from_title_and_description() -> None:
+    draft = TodoDraft(title="Pay \u202einvoice\u202c", description="\u2067see\u2069 \u200fthis")
+    assert (draft.title, draft.description) == ("Pay invoice", "see this")
+    changed = a_todo().apply(TodoChanges(title="\u202dNew", description="a\u202eb"), LATER)
+    assert (changed.title, changed.description) == ("New", "ab")
+
+
+def test_title_and_description_are_stored_composed() -> None:
+    draft = TodoDraft(title="Cafe\u0301", description="cre\u0300me bru\u0302le\u0301e")
+    assert draft.title == "Caf\u00e9"
+    assert draft.description == "cr\u00e8me br\u00fbl\u00e9e"
+
+
+def test_tags_that_differ_only_in_composition_or_invisible_characters_are_one() -> None:
+    tags = ("caf\u00e9", "cafe\u0301", "CAFE\u0301", "wo\u200brk", "work", "\u2066work\u2069")
+    assert normalise_tags(tags) == ("caf\u00e9", "work")
+
+
+def test_a_tag_of_invisible_characters_alone_is_refused_naming_tags() -> None:
+    with pytest.raises(InvalidField) as raised:
+        normalise_tags(("home", "\u200b\u00ad"))
+    assert raised.value.field == "tags"
+
+
+def test_the_length_limits_count_the_cleaned_text() -> None:
+    title = "x" * TITLE_MAX_LENGTH + "\u200b" * 10
+    assert normalise_title(title) == "x" * TITLE_MAX_LENGTH
+    assert normalise_tags(["t" * TAG_MAX_LENGTH + "\u200b"]) == ("t" * TAG_MAX_LENGTH,)

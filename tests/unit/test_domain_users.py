@@ -1,5 +1,6 @@
 """Users, roles and permissions: the rules in app/domain/users.py."""
 
+import unicodedata
 from datetime import timedelta
 from uuid import uuid4
 
@@ -14,6 +15,7 @@ from app.domain.users import (
     Permission,
     Role,
     UserChanges,
+    UserFilter,
     check_password,
     normalise_email,
 )
@@ -126,3 +128,55 @@ def test_actor_permissions_are_explicit_never_inferred_from_the_role_name() -> N
     actor = Actor(user_id=uuid4(), role=Role.ADMIN)
 
     assert not actor.can(Permission.TODOS_READ)
+
+
+# Look-alike emails are one account: NFKC and case folding
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@x.io",
+        "A@X.IO",
+        "\uff41@x.io",  # fullwidth a
+        "\uff21\uff20x.io",  # fullwidth A and fullwidth @
+        " a@x.io\u3000",  # ideographic space around it
+    ],
+)
+def test_look_alike_emails_normalise_to_one(email: str) -> None:
+    assert normalise_email(email) == "a@x.io"
+
+
+def test_a_decomposed_email_normalises_to_the_composed_one() -> None:
+    composed = "caf\u00e9@x.io"
+    assert normalise_email("cafe\u0301@x.io") == normalise_email("CAF\u00c9@x.io") == composed
+
+
+def test_case_folding_goes_beyond_lower_casing() -> None:
+    assert normalise_email("Stra\u00dfe@x.io") == normalise_email("STRASSE@x.io") == "strasse@x.io"
+    assert normalise_email("\u212a@x.io") == "k@x.io"  # the Kelvin sign
+
+
+def test_the_normalised_email_is_composed_and_normalises_to_itself() -> None:
+    for email in ("\u01f0@x.io", "\u0390@x.io", "\ufb01@x.io", "cafe\u0301@X.io"):
+        once = normalise_email(email)
+        assert normalise_email(once) == once
+        assert unicodedata.is_normalized("NFKC", once)
+
+
+def test_password_equal_to_a_look_alike_of_the_email_is_refused() -> None:
+    with pytest.raises(InvalidField, match="email"):
+        check_password("\uff41da@example.io", email="ada@example.io", common=(), field="password")
+
+
+def test_a_user_search_matches_stored_emails_in_their_normal_form() -> None:
+    assert UserFilter(text="\uff21DA").email_text == "ada"
+    assert UserFilter(text=" ").email_text == " "  # nothing to normalise to: matches no email
+    assert UserFilter().email_text is None
+
+
+def test_an_email_change_is_stored_normalised() -> None:
+    user = a_user(email="ada@x.io")
+    changed = user.apply(UserChanges(email="\uff22OB@x.io"), user.updated_at + timedelta(1))
+    assert changed.email == "bob@x.io"
+    assert user.apply(UserChanges(email="\uff21DA@X.io"), user.updated_at) is user  # no change

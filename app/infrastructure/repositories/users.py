@@ -76,7 +76,7 @@ class SqlAlchemyUserRepository(SqlRepository):
         if query.text:
             statement = statement.where(
                 sa.or_(
-                    users.c.email.icontains(query.text, autoescape=True),
+                    users.c.email.icontains(query.email_text, autoescape=True),
                     users.c.full_name.icontains(query.text, autoescape=True),
                 )
             )

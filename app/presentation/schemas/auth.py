@@ -1,9 +1,9 @@
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.domain.users import FULL_NAME_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
-from app.presentation.schemas.common import NO_NUL
+from app.presentation.schemas.common import NO_NUL, Email
 
 Password = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 
@@ -21,7 +21,7 @@ class RegisterRequest(BaseModel):
         }
     )
 
-    email: EmailStr
+    email: Email
     password: str = Password
     full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
 

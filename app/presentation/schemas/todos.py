@@ -14,6 +14,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from app.application.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from app.domain.text import clean_text
 from app.domain.todos import (
     DESCRIPTION_MAX_LENGTH,
     MAX_TAGS,
@@ -30,8 +31,9 @@ from app.presentation.schemas.common import NO_NUL, RequestDatetime, normalised_
 
 # White space as Python's str.strip() (which the domain trims with) sees it: Unicode's, and
 # \x1c-\x1f. A title or tag needs something else, and no NUL (see NO_NUL), so the schema, and
-# clients generated from it, know that "  " is no title. The domain trims (and lower-cases a
-# tag) before the lengths and the pattern are checked.
+# clients generated from it, know that "  " is no title. The domain cleans the text (NFC, no
+# zero-width or bidirectional controls) and trims it (and lower-cases a tag) before the lengths
+# and the pattern are checked, so a title of zero-width spaces alone is no title either.
 _WHITE_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = rf"^[^\x00]*[^\x00{_WHITE_SPACE}][^\x00]*$"
 Title = Annotated[
@@ -39,15 +41,27 @@ Title = Annotated[
     StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH, pattern=NOT_BLANK),
     normalised_by(clean_title),
 ]
-Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH, pattern=NO_NUL)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH, pattern=NO_NUL),
+    normalised_by(clean_text),
+]
 Tag = Annotated[
     str,
     StringConstraints(min_length=1, max_length=TAG_MAX_LENGTH, pattern=NOT_BLANK),
     normalised_by(clean_tag),
 ]
+# A `q` search, cleaned like the text it searches so that it finds what was stored.
+SearchText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL), normalised_by(clean_text)
+]
 Tags = Annotated[
     list[Tag],
-    Field(max_length=MAX_TAGS, description="Trimmed, lower-cased, de-duplicated; sorted."),
+    Field(
+        max_length=MAX_TAGS,
+        description="NFC, without zero-width or bidirectional controls, trimmed, lower-cased, "
+        "de-duplicated; sorted.",
+    ),
 ]
 
 # Only the known fields, so the schema itself tells a client (and a generator) what may be sent.
@@ -128,12 +142,10 @@ class TodoListParams(BaseModel):
     completed: bool | None = None
     priority: list[Priority] = Field(default=[], description="Any of these priorities.")
     tag: list[Tag] = Field(default=[], max_length=MAX_TAGS, description="Has all of these tags.")
-    q: str | None = Field(
+    q: SearchText | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
-        pattern=NO_NUL,
-        description="Case-insensitive substring.",
+        description="Case-insensitive substring, cleaned like the text it searches (NFC, "
+        "without zero-width or bidirectional controls); nothing left is a 422.",
     )
     due_before: RequestDatetime | None = Field(default=None, description="Due strictly before.")
     due_after: RequestDatetime | None = Field(default=None, description="Due strictly after.")

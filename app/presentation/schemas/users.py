@@ -1,7 +1,7 @@
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pydantic.json_schema import SkipJsonSchema
 
 from app.application.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -12,7 +12,7 @@ from app.domain.users import (
     Permission,
     Role,
 )
-from app.presentation.schemas.common import NO_NUL, not_null
+from app.presentation.schemas.common import NO_NUL, Email, not_null
 
 
 class UserRead(BaseModel):
@@ -34,7 +34,7 @@ class MeRead(UserRead):
 class MeUpdate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"full_name": "Ada Lovelace"}]})
 
-    email: EmailStr | SkipJsonSchema[None] = None
+    email: Email | SkipJsonSchema[None] = None
     full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
 
     _not_null = not_null("email")
