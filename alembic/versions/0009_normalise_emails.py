@@ -5,8 +5,8 @@ would no longer be found by a login. Only rows with a non-ASCII character can di
 ASCII the two rules agree), so only those are read. A row whose new form is another account's
 email, or the new form of more than one row, is left as it was and named in a warning: two
 accounts cannot be merged by a migration, an operator decides (the one still stored in the old
-form cannot log in until its email is changed). Nothing to undo on downgrade: the old rule
-reads the new forms as well as it read the old ones.
+form cannot log in until its email is changed). Downgrade leaves the emails as they are: the
+old spellings cannot be told back from the new ones.
 
 Revision ID: 0009
 Revises: 0006
@@ -50,7 +50,8 @@ def upgrade() -> None:
     rows = bind.execute(
         sa.select(users.c.id, users.c.email).where(_non_ascii(bind.dialect.name == "postgresql"))
     ).all()
-    renamed = {id_: normalise_email(email) for id_, email in rows if normalise_email(email) != email}
+    normal = {id_: (email, normalise_email(email)) for id_, email in rows}
+    renamed = {id_: new for id_, (old, new) in normal.items() if new != old}
     claims = Counter(renamed.values())
     for id_, email in renamed.items():
         taken = bind.execute(sa.select(users.c.id).where(users.c.email == email)).first()
