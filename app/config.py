@@ -15,6 +15,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
+# Vite's and Create React App's / Next.js's dev servers, the origins a frontend starts on.
+LOCAL_FRONTEND_ORIGINS = (
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+)
 
 
 class Settings(BaseSettings):
@@ -29,7 +36,8 @@ class Settings(BaseSettings):
     jwt_audience: str = "todo-api"
     access_token_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
-    cors_origins: Annotated[list[str], NoDecode] = []
+    # Unset: the usual local frontend dev servers in development, none elsewhere (allowed_origins).
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -57,6 +65,14 @@ class Settings(BaseSettings):
     password_hash_memory_kib: int = Field(default=19 * 1024, ge=1024)
     # Hashes at once: half the cores, so a burst of logins never starves the other requests.
     password_hash_concurrency: int = Field(default=max(1, (os.cpu_count() or 2) // 2), ge=1)
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """The origins CORS allows: CORS_ORIGINS when set (empty allows none); else the local
+        frontend dev servers in development, and none in test or production."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return list(LOCAL_FRONTEND_ORIGINS) if self.environment == "development" else []
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -40,6 +40,11 @@ def lifespan(container: Container) -> Lifespan:
                 "PostgreSQL" if not settings.is_sqlite else "SQLite",
                 "Redis" if container.redis else "in-process stores",
             )
+            if settings.environment == "development" and settings.cors_origins is None:
+                log.info(
+                    "CORS: allowing the local frontend dev servers %s (set CORS_ORIGINS to change)",
+                    ", ".join(settings.allowed_origins),
+                )
             tune_garbage_collector()
             yield
         finally:  # after uvicorn's graceful shutdown: every request has finished or was cut

@@ -129,22 +129,24 @@ def install_middleware(app: FastAPI, container: Container) -> None:
     settings = container.settings
     # Added innermost first: the edge wraps everything, so even a 413 or 500 has a request id.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:
-        app.add_middleware(
-            ProblemCORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "If-Match",
-                "If-None-Match",
-                "Idempotency-Key",
-                "X-Request-ID",
-            ],
-            expose_headers=EXPOSED_HEADERS,
-            max_age=600,
-        )
+    # Always installed, so a preflight from an origin not allowed (any, with none allowed) is
+    # a 400 `cors_refused` that says so, never a 405 that reads like a wrong route.
+    app.add_middleware(
+        ProblemCORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            "Last-Event-ID",
+            "X-Request-ID",
+        ],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
     if container.tracer_provider is not None:
         app.add_middleware(tracing.RequestIdAttribute)
     app.add_middleware(

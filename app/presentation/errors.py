@@ -39,7 +39,7 @@ DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
 }
 
 HTTP_CODES = {
-    400: "bad_request",
+    400: "invalid_request",
     401: "not_authenticated",
     403: "forbidden",
     404: "not_found",
@@ -87,10 +87,23 @@ def problem(
         body["errors"] = errors
     headers = dict(headers or {})
     if status == 401:
-        headers.setdefault("WWW-Authenticate", "Bearer")
+        headers.setdefault("WWW-Authenticate", _bearer_challenge(request))
     if request_id:
         headers["X-Request-ID"] = request_id
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _bearer_challenge(request: Request) -> str:
+    """RFC 6750 §3: a request that sent a Bearer token learns it was refused (`invalid_token`);
+    one that sent some other or an empty Authorization, that it was malformed
+    (`invalid_request`); one that sent none, only the scheme."""
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return "Bearer"
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return 'Bearer error="invalid_token"'
+    return 'Bearer error="invalid_request"'
 
 
 def _field(location: tuple[Any, ...]) -> str:
@@ -101,7 +114,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(domain.DomainError, exc)
     status, code = next(
         (entry for kind, entry in DOMAIN_ERRORS.items() if isinstance(exc, kind)),
-        (400, "bad_request"),
+        (400, "invalid_request"),
     )
     errors = None
     if isinstance(exc, domain.InvalidField):
@@ -158,17 +171,40 @@ def _without_null_branches(errors: Sequence[Any]) -> list[Any]:
     return tidy
 
 
+def _json_position(document: object, offset: int) -> str:
+    """`line L, column C` (both from 1) of a character offset in the JSON document."""
+    text = document if isinstance(document, str) else ""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def invalid_json(request: Request, detail: str) -> JSONResponse:
+    return problem(request, 400, "invalid_json", detail)
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
+    found = _without_null_branches(exc.errors())
+    syntax = next((error for error in found if error["type"] == "json_invalid"), None)
+    if syntax is not None:
+        # FastAPI names the failing character offset as if it were a field (`body.14`).
+        where = _json_position(exc.body, int(syntax["loc"][-1]))
+        reason = syntax.get("ctx", {}).get("error", "JSON decode error")
+        return invalid_json(request, f"The body is not valid JSON: {reason} at {where}.")
     errors = [
         {
             "field": _field(error["loc"]),
-            "message": error["msg"].removeprefix("Value error, "),
-            "type": error["type"],
+            "message": "This field is not part of the request."
+            if error["type"] == "extra_forbidden"
+            else error["msg"].removeprefix("Value error, "),
+            "type": "unknown_field" if error["type"] == "extra_forbidden" else error["type"],
         }
-        for error in _without_null_branches(exc.errors())
+        for error in found
     ]
     fields = ", ".join(sorted({e["field"] for e in errors}))
+    if all(error["type"] == "unknown_field" for error in errors):
+        return problem(request, 422, "unknown_field", f"Unknown fields: {fields}.", errors=errors)
     return problem(request, 422, "validation_error", f"Invalid input: {fields}.", errors=errors)
 
 
@@ -182,10 +218,8 @@ def _allowed_methods(request: Request, fallback: str) -> str:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
     if exc.status_code == 400 and exc.__cause__ is not None:
-        # FastAPI's answer to a body it cannot decode at all (not UTF-8): like any other
-        # malformed JSON, which FastAPI reports as a 422 `json_invalid`.
-        error = {"field": "body", "message": "The body is not UTF-8 JSON.", "type": "json_invalid"}
-        return problem(request, 422, "validation_error", "Invalid input: body.", errors=[error])
+        # FastAPI's answer to a body it cannot decode at all (not UTF-8): malformed JSON too.
+        return invalid_json(request, "The body is not valid JSON: it is not UTF-8 text.")
     code = HTTP_CODES.get(
         exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
     )

@@ -273,4 +273,4 @@ async def test_logout_with_a_revoked_token_is_401(client: AsyncClient, make_user
     again = await client.post(f"{API}/auth/logout", headers=ada.headers)
 
     assert_problem(again, 401, "invalid_token")
-    assert again.headers["www-authenticate"] == "Bearer"
+    assert again.headers["www-authenticate"] == 'Bearer error="invalid_token"'

@@ -85,14 +85,14 @@ async def test_bodies_over_one_mebibyte_are_413_before_parsing(
     assert (await client.get(f"{API}/todos", headers=ada.headers)).json()["items"] == []
 
 
-async def test_malformed_json_is_422(client: AsyncClient, make_user: MakeUser) -> None:
+async def test_malformed_json_is_400_invalid_json(client: AsyncClient, make_user: MakeUser) -> None:
     ada = await make_user()
     response = await client.post(
         f"{API}/todos",
         content=b'{"title": ',
         headers={**ada.headers, "Content-Type": "application/json"},
     )
-    assert_problem(response, 422, "validation_error")
+    assert "line 1, column 11" in assert_problem(response, 400, "invalid_json")["detail"]
 
 
 async def test_unexpected_errors_are_500_without_internals(
@@ -162,7 +162,7 @@ async def test_authenticated_responses_are_private_and_revalidated_by_etag(
     me = await client.get(f"{API}/users/me", headers=ada.headers)
     for response in (created, fetched, unchanged, listed, me):
         assert response.headers["cache-control"] == "private, no-cache"
-        assert response.headers["vary"] == "Authorization"
+        assert "Authorization" in response.headers["vary"].split(", ")
     assert "cache-control" not in (await client.get("/health")).headers
 
 

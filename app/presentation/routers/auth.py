@@ -42,7 +42,7 @@ def _pair(pair: TokenPair) -> TokenPairRead:
     status_code=status.HTTP_201_CREATED,
     operation_id="register",
     dependencies=[rate_limit("register"), JsonOnly],
-    responses=problems(409, 415, 422, 429, 503),
+    responses=problems(400, 409, 415, 422, 429, 503),
 )
 async def register(body: RegisterRequest, auth: AuthServiceDep) -> UserRead:
     """Create an account with role `user`."""
@@ -54,7 +54,7 @@ async def register(body: RegisterRequest, auth: AuthServiceDep) -> UserRead:
     "/login",
     operation_id="login",
     dependencies=[JsonOnly],
-    responses=problems(401, 403, 415, 422, 429, 503),
+    responses=problems(400, 401, 403, 415, 422, 429, 503),
 )
 async def login(credentials: JsonLogin, auth: AuthServiceDep) -> TokenPairRead:
     """Exchange email and password for an access and a refresh token."""
@@ -64,7 +64,7 @@ async def login(credentials: JsonLogin, auth: AuthServiceDep) -> TokenPairRead:
 @router.post(
     "/token",
     operation_id="token",
-    responses=problems(401, 403, 422, 429, 503),
+    responses=problems(400, 401, 403, 422, 429, 503),
 )
 async def token(credentials: FormLogin, auth: AuthServiceDep) -> TokenPairRead:
     """OAuth2 password grant (form-encoded), for Swagger UI's Authorize button."""
@@ -75,7 +75,7 @@ async def token(credentials: FormLogin, auth: AuthServiceDep) -> TokenPairRead:
     "/refresh",
     operation_id="refresh",
     dependencies=[rate_limit("refresh"), JsonOnly],
-    responses=problems(401, 415, 422, 429, 503),
+    responses=problems(400, 401, 415, 422, 429, 503),
 )
 async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPairRead:
     """Spend a refresh token for a new pair; a spent token presented again ends its login."""

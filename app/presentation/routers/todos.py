@@ -7,7 +7,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import TypeAdapter
 
 from app.application import pagination
+from app.application.todos import TodoService
 from app.domain.todos import Todo, TodoChanges, TodoDraft, TodoFilter, normalise_tags
+from app.domain.users import Actor
 from app.presentation.deps import (
     API_PREFIX,
     CurrentActor,
@@ -15,6 +17,8 @@ from app.presentation.deps import (
     TodoReaderDep,
     TodoServiceDep,
 )
+from app.presentation.errors import HTTPProblem
+from app.presentation.preconditions import TAG_LIST_PATTERN, expected_version, none_match
 from app.presentation.query import query_model, query_parameters
 from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, problems
 from app.presentation.schemas.todos import (
@@ -32,7 +36,9 @@ IfMatch = Annotated[
     Header(
         alias="If-Match",
         max_length=200,
-        description='The ETag you last saw (`"3"`), or `*`; a stale one is refused with 412.',
+        description='The ETag you last saw (`"3"`), or `*`; a stale one is refused with 412, '
+        "an unquoted one with 400 `invalid_precondition`.",
+        json_schema_extra={"pattern": TAG_LIST_PATTERN},
     ),
 ]
 IdempotencyKey = Annotated[
@@ -55,15 +61,16 @@ def etag(todo: Todo) -> str:
     return f'"{todo.version}"'
 
 
-def expected_version(if_match: str | None) -> int | None:
-    """The version If-Match demands; None for no header or `*`; -1 (never matches) for a tag
-    we did not issue, since If-Match compares strongly."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    tag = if_match.strip()
-    if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
-        return int(tag[1:-1])
-    return -1
+async def _version_demanded(
+    if_match: str | None, todos: TodoService, actor: Actor, todo_id: UUID
+) -> int | None:
+    """If-Match's version; a malformed header is a 400, but a todo the caller cannot see is
+    still a 404 first (a 404 outranks a 400)."""
+    try:
+        return expected_version(if_match)
+    except HTTPProblem:
+        await todos.get(actor, todo_id)
+        raise
 
 
 # The routes return domain objects: FastAPI reads them into the declared response model in one
@@ -179,9 +186,7 @@ async def get_todo(
 ) -> Response:
     """One todo, with its ETag; answers 304 when `If-None-Match` holds the current tag."""
     todo = await todos.get(actor, todo_id)
-    if_none_match = request.headers.get("if-none-match", "")
-    seen = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    if etag(todo) in seen or "*" in seen:
+    if none_match(request.headers.get("if-none-match"), etag(todo)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(todo)})
     return _todo_json(todo)
 
@@ -210,7 +215,8 @@ async def update_todo(
         tags=None if body.tags is None else tuple(body.tags),
         completed=body.completed,
     )
-    todo = await todos.update(actor, todo_id, changes, expected_version=expected_version(if_match))
+    expected = await _version_demanded(if_match, todos, actor, todo_id)
+    todo = await todos.update(actor, todo_id, changes, expected_version=expected)
     return _read(todo, response)
 
 
@@ -230,9 +236,8 @@ async def delete_todo(
     if_match: IfMatch = None,
 ) -> None:
     """Move a todo to the trash, or delete it for good with `permanent=true`."""
-    await todos.delete(
-        actor, todo_id, permanent=permanent, expected_version=expected_version(if_match)
-    )
+    expected = await _version_demanded(if_match, todos, actor, todo_id)
+    await todos.delete(actor, todo_id, permanent=permanent, expected_version=expected)
 
 
 @router.post(

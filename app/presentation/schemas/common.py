@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +16,7 @@ from pydantic import (
     EmailStr,
     Field,
     field_validator,
+    model_validator,
 )
 
 from app.domain.common import UNSET, Unset
@@ -49,6 +50,27 @@ def _in_utc(value: datetime) -> datetime:
 
 # Every datetime a request sends: ISO 8601 text with an offset (a naive one is a 422), in UTC.
 RequestDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), AfterValidator(_in_utc)]
+
+
+class RequestBody(BaseModel):
+    """A JSON request body. A field it does not declare is refused (`unknown_field`), so a typo
+    is never a silent no-op; the fields of the resource's response shape that the body does not
+    take (`read_only`) are dropped instead, so a client may send back what it read."""
+
+    model_config = ConfigDict(extra="forbid")
+    read_only: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.read_only:
+            return {name: value for name, value in data.items() if name not in cls.read_only}
+        return data
+
+
+def read_only_of(response: type[BaseModel], body: type[BaseModel]) -> frozenset[str]:
+    """The response shape's fields that the request body does not take."""
+    return frozenset(response.model_fields) - frozenset(body.model_fields)
 
 
 class FieldError(BaseModel):

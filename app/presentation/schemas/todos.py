@@ -27,7 +27,14 @@ from app.domain.todos import (
     clean_title,
     parse_sort,
 )
-from app.presentation.schemas.common import NO_NUL, RequestDatetime, normalised_by, not_null
+from app.presentation.schemas.common import (
+    NO_NUL,
+    RequestBody,
+    RequestDatetime,
+    normalised_by,
+    not_null,
+    read_only_of,
+)
 
 # White space as Python's str.strip() (which the domain trims with) sees it: Unicode's, and
 # \x1c-\x1f. A title or tag needs something else, and no NUL (see NO_NUL), so the schema, and
@@ -77,18 +84,18 @@ _EXAMPLE: dict[str, JsonValue] = {
 }
 
 
-class TodoCreate(BaseModel):
+class TodoCreate(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
     title: Title
     description: Description = ""
     priority: Priority = Priority.MEDIUM
     due_at: RequestDatetime | None = None
-    tags: Tags = []
+    tags: Tags = Field(default=[])
     completed: StrictBool = False
 
 
-class TodoUpdate(BaseModel):
+class TodoUpdate(RequestBody):
     """Only the fields sent change; `due_at: null` clears the due date."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"completed": True}]})
@@ -118,7 +125,12 @@ class TodoRead(BaseModel):
     tags: list[str]
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = Field(description="When it went to the trash; null if live.")
     version: int
+
+
+TodoCreate.read_only = read_only_of(TodoRead, TodoCreate)
+TodoUpdate.read_only = read_only_of(TodoRead, TodoUpdate)
 
 
 class PriorityCounts(BaseModel):

@@ -12,7 +12,7 @@ from app.domain.users import (
     Permission,
     Role,
 )
-from app.presentation.schemas.common import NO_NUL, Email, not_null
+from app.presentation.schemas.common import NO_NUL, Email, RequestBody, not_null, read_only_of
 
 
 class UserRead(BaseModel):
@@ -31,7 +31,7 @@ class MeRead(UserRead):
     permissions: list[Permission]
 
 
-class MeUpdate(BaseModel):
+class MeUpdate(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"full_name": "Ada Lovelace"}]})
 
     email: Email | SkipJsonSchema[None] = None
@@ -40,7 +40,7 @@ class MeUpdate(BaseModel):
     _not_null = not_null("email")
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -56,7 +56,7 @@ class PasswordChange(BaseModel):
     new_password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 
 
-class UserAdminUpdate(BaseModel):
+class UserAdminUpdate(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"role": "guest"}]})
 
     role: Role | SkipJsonSchema[None] = None
@@ -64,6 +64,10 @@ class UserAdminUpdate(BaseModel):
     full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
 
     _not_null = not_null("role", "is_active")
+
+
+MeUpdate.read_only = read_only_of(MeRead, MeUpdate)
+UserAdminUpdate.read_only = read_only_of(UserRead, UserAdminUpdate)
 
 
 class UserListParams(BaseModel):
