@@ -163,10 +163,6 @@ async def get_current_actor(request: Request) -> Actor:
     return await _authenticate(request, bearer_token(request), uow)
 
 
-# What docs.py documents as the security of every route that takes one of these.
-AUTHENTICATING = (get_current_actor, get_bearer_token)
-
-
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]
 
 
