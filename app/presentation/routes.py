@@ -22,7 +22,7 @@ def _methods_by_template(app: FastAPI) -> dict[str, frozenset[str]]:
     for route in app.routes:
         template = route_template(route)
         if isinstance(route, APIRoute) and template is not None:
-            methods.setdefault(template, set()).update(route.methods)
+            methods.setdefault(template, set()).update(route.methods or ())
     return {template: frozenset(names) for template, names in methods.items()}
 
 

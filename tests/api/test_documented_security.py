@@ -19,8 +19,7 @@ async def test_declared_security_matches_which_routes_read_the_token(
         for method, operation in operations.items():
             response = await client.request(method.upper(), concrete)
             asks_for_token = (
-                response.status_code == 401
-                and response.json()["code"] == "not_authenticated"
+                response.status_code == 401 and response.json()["code"] == "not_authenticated"
             )
             assert asks_for_token == ("security" in operation), (method, path, response.text)
             checked += 1
