@@ -1,5 +1,5 @@
-"""Every library is used through its public, documented surface: a static scan of app/ that fails on
-surfaces only"): a static scan of app/ that fails on
+"""Every library is used through its public, documented surface: a static scan of app/ that
+fails on
 
 - an import of another package's private module (`pkg._x`) or of `sqlalchemy.util`;
 - an import of another package's underscore name (`from pkg import _x`);
