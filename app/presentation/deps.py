@@ -83,8 +83,8 @@ async def get_todo_service(request: Request) -> AsyncIterator[TodoService]:
 
 
 # A safe method's (GET's) service reads through a read-only unit of work, which holds no
-# connection and so has nothing to give back: a plain dependency, which FastAPI solves for a
-# third of what a generator's exit costs it.
+# connection and so has nothing to give back: a plain dependency, which FastAPI solves for
+# less than a generator's exit costs it (docs/performance.md).
 async def get_user_reader(request: Request) -> UserService:
     services = services_of(request)
     return services.user_service(services.unit_of_work(read_only=True))

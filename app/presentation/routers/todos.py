@@ -75,8 +75,9 @@ def _read(todo: Todo, response: Response) -> Todo:
 
 # GET of one todo, the hottest read, writes its body itself, through the very model its
 # response_model documents: FastAPI's way there (validation, serialisation, then a second
-# response whose headers are merged in) cost it about a tenth of its CPU (a page of todos, whose
-# items cost more than the way, gained nothing measurable: it keeps FastAPI's).
+# response whose headers are merged in) was a large share of its CPU (docs/performance.md; a
+# page of todos, whose items cost more than the way, gained nothing measurable: it keeps
+# FastAPI's).
 _TODO_JSON = TypeAdapter(TodoRead)
 
 
