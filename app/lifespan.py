@@ -74,9 +74,9 @@ async def ensure_first_admin(container: Container, *, email: str, password: str)
 def tune_garbage_collector() -> None:
     """A request allocates thousands of objects: at Python's default threshold (700) the
     collector ran several times per request, and a full collection walked every module, model
-    and compiled statement, a pause of tens of milliseconds on whichever request was unlucky.
-    What exists at start-up lives as long as the process, so it is frozen out of the
-    collector's sight, and young collections run less often. Measured with bench/http: list
-    p99 at 32 connections from about 180 ms to about 60 ms, and some 40 % more requests."""
+    and compiled statement, a long pause on whichever request was unlucky. What exists at
+    start-up lives as long as the process, so it is frozen out of the collector's sight, and
+    young collections run less often (the gain, measured with bench/http, is in
+    docs/performance.md)."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)

@@ -46,10 +46,9 @@ def configure_logging(level: str, fmt: str) -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
         )
-    # Every record would otherwise walk the stack for its caller and look up the thread and
-    # process: fields neither format prints, paid on every request's access line (the logging
-    # HOWTO's "Optimization" section names these switches).
-    logging._srcfile = None
+    # Every record would otherwise look up the thread and process: fields neither format
+    # prints, paid on every request's access line (the logging HOWTO's "Optimization" section
+    # names these switches; its caller lookup has only a private one, so it stays on).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -145,6 +145,16 @@ def chart(report: Report, path: Path) -> None:
     plt.close(figure)
 
 
+def write_results(report: Report, out: Path) -> list[Path]:
+    """The run's results, all in `out` (bench/results/, or a temp directory for --smoke):
+    docs/performance.md links them; no run rewrites the README or the docs."""
+    written = [out / "http.json", out / "http.md", out / "http.png"]
+    write_json(report, written[0])
+    written[1].write_text(markdown(report), encoding="utf-8")
+    chart(report, written[2])
+    return written
+
+
 def _git(*args: str) -> str:
     done = subprocess.run(  # noqa: S603 - git, with our own arguments, no shell
         ["git", *args],  # noqa: S607 - whichever git is on PATH
@@ -159,7 +169,7 @@ def _git(*args: str) -> str:
 def head() -> dict[str, Any]:
     """The code as it is now: the commit, and whether tracked files differ from it (a run's
     own outputs, written over by every run, do not count)."""
-    outputs = (":(exclude)bench/results", ":(exclude)docs/bench-http.png")
+    outputs = (":(exclude)bench/results",)
     return {
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs)),

@@ -5,8 +5,8 @@ scenario on the service, then at once on the floor.
     bench/http [--duration 10] [--warmup 2] [--million] [--soak SECONDS] [--smoke]
 
 Seeds PostgreSQL (BENCH_HTTP_DATABASE_URL), logs every user in through the API, runs the
-scenarios and writes bench/results/http.{json,md} and docs/bench-http.png (--smoke: into a
-temp directory, and exits 1 on any failed request). See bench/README.md.
+scenarios and writes bench/results/http.{json,md,png} (--smoke: into a temp directory, and
+exits 1 on any failed request). See bench/README.md.
 """
 
 import argparse
@@ -26,7 +26,7 @@ from types import FrameType
 from bench import http_servers as servers
 from bench import http_wrk as wrk
 from bench.common import ROOT
-from bench.http_report import Report, Row, chart, machine, markdown, scan_log, table, write_json
+from bench.http_report import Report, Row, machine, scan_log, table, write_results
 from bench.http_scenarios import BY_NAME, SCENARIOS, Bench
 from bench.http_seed import Plan, Seeded, delete_created, flush_redis
 from bench.http_seed import seed as seed_database
@@ -296,11 +296,8 @@ def run(args: argparse.Namespace, out: Path, stack: ExitStack) -> Bench:
     # Another process busy on the machine meanwhile shows here (and moves the numbers).
     report.extra["load_average_after"] = os.getloadavg()
     print("\n" + table(report) + "\n", flush=True)
-    docs = out if args.smoke else ROOT / "docs"
-    write_json(report, out / "http.json")
-    (out / "http.md").write_text(markdown(report), encoding="utf-8")
-    chart(report, docs / "bench-http.png")
-    print(f"wrote {out / 'http.json'}, {out / 'http.md'}, {docs / 'bench-http.png'}", flush=True)
+    written = write_results(report, out)
+    print(f"wrote {', '.join(str(path) for path in written)}", flush=True)
     return bench
 
 

@@ -9,14 +9,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from app.application.ports import SortValues
 from app.domain.errors import InvalidCursor
 
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+
+class DataclassInstance(Protocol):
+    """Any dataclass instance, as `dataclasses.fields` takes it."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
 
 T = TypeVar("T")
 
@@ -87,11 +91,11 @@ class CursorCodec:
 
 
 @cache
-def _field_names(kind: "type[DataclassInstance]") -> tuple[str, ...]:
+def _field_names(kind: type[DataclassInstance]) -> tuple[str, ...]:
     return tuple(field.name for field in fields(kind))
 
 
-def cursor_binding(query: "DataclassInstance", *, sort: Sequence[str] = ()) -> str:
+def cursor_binding(query: DataclassInstance, *, sort: Sequence[str] = ()) -> str:
     """A canonical text of a list query, its filters and its sort, that a cursor is signed
     with: it resumes only the query that made it. Sets bind sorted, so equal queries alike."""
     filters = {

@@ -55,9 +55,9 @@ def _ms(ttl: timedelta) -> int:
 RATE_LIMIT_PREFIX = "LIMITS"
 
 # The access checks that arrive in one turn of the event loop go to Redis as one script call,
-# so that under load the client's work (packing, a round trip, parsing) is shared among them:
-# 65 -> 16 us of client CPU per check with 32 in flight (a micro-benchmark). Each check still
-# runs in Redis, atomically, when its batch does: no answer is older than the request.
+# so that under load the client's work (packing, a round trip, parsing) is shared among them
+# (docs/performance.md). Each check still runs in Redis, atomically, when its batch does: no
+# answer is older than the request.
 # KEYS: the marker, then per check its stamp key, its revoked keys and, given a window, the
 # rate-limit key it counts in (as `limits` counts it: INCR, and the expiry set by the first).
 # ARGV: the stamps' TTL, then per check the number of its revoked keys, the window (0: no hit)

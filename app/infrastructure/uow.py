@@ -64,7 +64,7 @@ class SqlStatements:
                 return rows
         with self._engine.sync_engine.connect() as connection:
             # Rows are plain values once fetched: they outlive the connection, which goes back
-            # to the pool at once (Result.freeze() copies them again: a tenth of a one-row read).
+            # to the pool at once (Result.freeze() would copy them again, on every read).
             return connection.execute(statement, parameters).all()
 
     async def _connect(self) -> AsyncConnection:
@@ -99,8 +99,8 @@ class SqlAlchemyUnitOfWork:
     The repositories refer to the statements, never back to the unit of work: with no cycle
     between them, a unit of work is freed the moment its request is done, by reference
     counting. As a cycle, two a request, they were left to the cycle collector, whose every
-    pass then freed some 50 000 objects at once: a pause of 50-120 ms on the bench machine that
-    stalled every request in flight (their p99).
+    pass then freed a great many objects at once: a pause that stalled every request in flight
+    (their p99; docs/performance.md).
     """
 
     def __init__(

@@ -7,18 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.responses import HTMLResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from starlette.routing import BaseRoute
 
-from app.presentation.deps import API_PREFIX, AUTHENTICATING
+from app.presentation.deps import API_PREFIX
+from app.presentation.schemas.common import BEARER_SCHEMES
 
 # The fastapi-offline package ships swagger-ui-dist 5 (renders OpenAPI 3.1) and ReDoc 2.
 ASSETS = str(files("fastapi_offline") / "static")
@@ -86,15 +84,17 @@ def with_plain_optional_parameters(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-# The two ways /docs and generated clients may send the one token deps.bearer_token reads.
+# The two ways /docs and generated clients may send the one token deps.bearer_token reads;
+# routes require them with schemas.common.TOKEN_REQUIRED.
+OAUTH2, HTTP_BEARER = BEARER_SCHEMES
 SECURITY_SCHEMES = {
-    "OAuth2PasswordBearer": {
+    OAUTH2: {
         "type": "oauth2",
         "description": "Log in with email and password (the OAuth2 password flow) to get a token.",
         "flows": {"password": {"scopes": {}, "tokenUrl": f"{API_PREFIX}/auth/token"}},
     },
     # The same header as the plain bearer scheme: /docs then also takes a token pasted as is.
-    "HTTPBearer": {
+    HTTP_BEARER: {
         "type": "http",
         "description": "An access token from `login`, `token` or `refresh`.",
         "scheme": "bearer",
@@ -103,19 +103,7 @@ SECURITY_SCHEMES = {
 }
 
 
-def _takes(dependant: Dependant, calls: tuple[Any, ...]) -> bool:
-    return any(sub.call in calls or _takes(sub, calls) for sub in dependant.dependencies)
-
-
-def with_security(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, Any]:
-    """The routes that read the caller's token (deps.AUTHENTICATING) require either scheme."""
-    for route in routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        if _takes(route.dependant, AUTHENTICATING):
-            for method in route.methods or ():
-                operation = document["paths"][route.path_format][method.lower()]
-                operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+def with_security_schemes(document: dict[str, Any]) -> dict[str, Any]:
     document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     return document
 
@@ -126,7 +114,7 @@ class DocumentedFastAPI(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         document = with_problem_json(super().openapi())
-        return with_security(with_plain_optional_parameters(document), self.routes)
+        return with_security_schemes(with_plain_optional_parameters(document))
 
 
 def install_docs(app: FastAPI) -> None:

@@ -5,16 +5,14 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
-from fastapi import FastAPI, Request, params
-from fastapi.dependencies.models import Dependant
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.application.ports import ServiceUnavailable
 from app.domain import errors as domain
-from app.presentation.routes import route_templates
+from app.presentation.routes import allowed_methods, parameter_locations, route_template
 
 log = logging.getLogger(__name__)
 
@@ -127,27 +125,10 @@ def _declared_location(request: Request, name: str) -> str:
     """Where the matched route declares `name`, as FastAPI's own error `loc` says it: never
     guessed from what the client happened to send. What is not one of the route's path, query,
     header or cookie parameters is part of its body (FastAPI's rule too)."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    template = route_template(request.scope.get("route"))
+    if template is None:
         return "body"
-    # Parameters a dependency reads itself (query_model) are declared in the OpenAPI extra.
-    for parameter in (route.openapi_extra or {}).get("parameters", ()):
-        if parameter["name"] == name:
-            return str(parameter["in"])
-    pending: list[Dependant] = [route.dependant]
-    while pending:
-        dependant = pending.pop()
-        declared = (
-            *dependant.path_params,
-            *dependant.query_params,
-            *dependant.header_params,
-            *dependant.cookie_params,
-        )
-        for field in declared:
-            if name in (field.name, field.alias) and isinstance(field.field_info, params.Param):
-                return str(field.field_info.in_.value)
-        pending.extend(dependant.dependencies)
-    return "body"
+    return parameter_locations(request.app, template, request.method).get(name, "body")
 
 
 def _without_null_branches(errors: Sequence[Any]) -> list[Any]:
@@ -211,8 +192,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 def _allowed_methods(request: Request, fallback: str) -> str:
     """Every method the path answers. Starlette's own `Allow` names only the first route that
     matched the path, but FastAPI makes one route per method (RFC 9110 §15.5.6 wants them all)."""
-    found = route_templates(request.app).match(request.url.path)
-    return ", ".join(sorted(found[1])) if found else fallback
+    template = route_template(request.scope.get("route"))
+    methods = allowed_methods(request.app, template) if template else frozenset()
+    return ", ".join(sorted(methods)) if methods else fallback
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.logs import request_id_var
 from app.presentation.errors import problem, unexpected_error
 from app.presentation.rate_limit import RateLimitState
-from app.presentation.routes import route_templates
+from app.presentation.routes import route_template
 
 log = logging.getLogger("app.access")
 
@@ -88,7 +88,6 @@ class EdgeMiddleware:
             registry=registry,
         )
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._labels: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,16 +146,9 @@ class EdgeMiddleware:
             request_id_var.reset(token)
 
     def _route_label(self, scope: Scope) -> str:
-        """The documented template of the route that served the request, found once per
-        route (a route has one template, whatever ids its paths carry)."""
-        route = scope.get("route")
-        if route is None:
-            return "unmatched"
-        label = self._labels.get(id(route))  # routes live as long as the app, and hash by id
-        if label is None:
-            found = route_templates(scope["app"]).match(scope["path"])
-            label = self._labels[id(route)] = found[0] if found else "unmatched"
-        return label
+        """The documented template of the route that served the request (the one Starlette's
+        router recorded), whatever ids its path carries."""
+        return route_template(scope.get("route")) or "unmatched"
 
     def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
         key = (method, route, status)

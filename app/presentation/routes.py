@@ -1,34 +1,59 @@
-"""Which documented route template a raw path belongs to, from the OpenAPI paths (the public
-list of routes): for metrics labels and for a 405's complete `Allow` header."""
+"""Which documented route served a request, from the route Starlette's router records in
+`scope["route"]`: for metrics labels, a 405's complete `Allow` header, and where an invalid
+field was declared."""
 
-import re
 from typing import Any
 from weakref import WeakKeyDictionary
 
-
-class RouteTemplates:
-    def __init__(self, paths: dict[str, Any]) -> None:
-        self._compiled: list[tuple[re.Pattern[str], str, frozenset[str]]] = []
-        for template, operations in paths.items():
-            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-            methods = frozenset(method.upper() for method in operations)
-            self._compiled.append((re.compile(pattern), template, methods))
-
-    def match(self, path: str) -> tuple[str, frozenset[str]] | None:
-        """The template and its methods; None for a path no documented route serves."""
-        for pattern, template, methods in self._compiled:
-            if pattern.fullmatch(path):
-                return template, methods
-        return None
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 
-# Compiled once per app, on first use (a 405, or a route's first metrics label). Kept beside
-# the app rather than in its state, which is the container's alone; gone with the app.
-_by_app: WeakKeyDictionary[Any, RouteTemplates] = WeakKeyDictionary()
+def route_template(route: object) -> str | None:
+    """The route's template as the OpenAPI document names it (`/api/v1/todos/{todo_id}`);
+    None for a route the document leaves out (docs pages, assets) or no route at all."""
+    if isinstance(route, APIRoute) and route.include_in_schema:
+        return route.path_format
+    return None
 
 
-def route_templates(app: Any) -> RouteTemplates:
-    templates = _by_app.get(app)
-    if templates is None:
-        templates = _by_app[app] = RouteTemplates(app.openapi()["paths"])
-    return templates
+def _methods_by_template(app: FastAPI) -> dict[str, frozenset[str]]:
+    methods: dict[str, set[str]] = {}
+    for route in app.routes:
+        template = route_template(route)
+        if isinstance(route, APIRoute) and template is not None:
+            methods.setdefault(template, set()).update(route.methods or ())
+    return {template: frozenset(names) for template, names in methods.items()}
+
+
+# Computed once per app, on its first 405. Kept beside the app rather than in its state,
+# which is the container's alone; gone with the app.
+_by_app: WeakKeyDictionary[Any, dict[str, frozenset[str]]] = WeakKeyDictionary()
+
+
+def allowed_methods(app: FastAPI, template: str) -> frozenset[str]:
+    """Every method the app's documented routes answer on this template."""
+    by_template = _by_app.get(app)
+    if by_template is None:
+        by_template = _by_app[app] = _methods_by_template(app)
+    return by_template.get(template, frozenset())
+
+
+Locations = dict[tuple[str, str], dict[str, str]]
+_locations_by_app: WeakKeyDictionary[Any, Locations] = WeakKeyDictionary()
+
+
+def parameter_locations(app: FastAPI, template: str, method: str) -> dict[str, str]:
+    """The operation's parameters by name, each with where it is sent (`path`, `query`,
+    `header`, `cookie`), as the app's OpenAPI document declares them: those a dependency reads
+    itself (`openapi_extra`) included. Read once per app, on its first use."""
+    locations = _locations_by_app.get(app)
+    if locations is None:
+        locations = _locations_by_app[app] = {
+            (path, verb.upper()): {
+                parameter["name"]: parameter["in"] for parameter in operation.get("parameters", ())
+            }
+            for path, operations in app.openapi()["paths"].items()
+            for verb, operation in operations.items()
+        }
+    return locations.get((template, method), {})

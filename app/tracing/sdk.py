@@ -31,9 +31,9 @@ def new_provider() -> TracerProvider:
     # OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES may name the service; else it is ours.
     named = SERVICE_NAME in OTELResourceDetector().detect().attributes
     resource = Resource.create({} if named else {SERVICE_NAME: DEFAULT_SERVICE_NAME})
-    # The SDK's own reading of OTEL_TRACES_SAMPLER (what it does when given no sampler).
-    sampler = WithoutQuery(sampling._get_from_env_or_default())
-    return TracerProvider(resource=resource, sampler=sampler)
+    # The SDK's own reading of OTEL_TRACES_SAMPLER: the sampler of a provider given none.
+    configured = TracerProvider(resource=resource, shutdown_on_exit=False).sampler
+    return TracerProvider(resource=resource, sampler=WithoutQuery(configured))
 
 
 class WithoutQuery(sampling.Sampler):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, status
 
 from app.domain.sessions import TokenPair
 from app.presentation.deps import (
+    API_PREFIX,
     AuthServiceDep,
     BearerToken,
     DefaultRateLimit,
@@ -20,11 +21,11 @@ from app.presentation.schemas.auth import (
     RegisterRequest,
     TokenPairRead,
 )
-from app.presentation.schemas.common import AUTHENTICATED, problems
+from app.presentation.schemas.common import AUTHENTICATED, TOKEN_REQUIRED, problems
 from app.presentation.schemas.users import UserRead
 
 # Every route here counts the default limit too; the others count it as they authenticate.
-router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[DefaultRateLimit])
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], dependencies=[DefaultRateLimit])
 # The answers that carry tokens, which no cache may store.
 TOKEN_PATHS = ("/auth/login", "/auth/token", "/auth/refresh")
 
@@ -88,6 +89,7 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPairRead:
     operation_id="logout",
     dependencies=[JsonOnly],
     responses=problems(*AUTHENTICATED),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def logout(
     token: BearerToken,

@@ -20,7 +20,7 @@ from app.presentation.deps import (
 from app.presentation.errors import HTTPProblem
 from app.presentation.preconditions import TAG_LIST_PATTERN, expected_version, none_match
 from app.presentation.query import query_model, query_parameters
-from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, problems
+from app.presentation.schemas.common import AUTHENTICATED, TOKEN_REQUIRED, Page, if_sent, problems
 from app.presentation.schemas.todos import (
     PriorityCounts,
     TodoCreate,
@@ -30,7 +30,7 @@ from app.presentation.schemas.todos import (
     TodoUpdate,
 )
 
-router = APIRouter(prefix="/todos", tags=["todos"])
+router = APIRouter(prefix=f"{API_PREFIX}/todos", tags=["todos"])
 IfMatch = Annotated[
     str | None,
     Header(
@@ -82,8 +82,9 @@ def _read(todo: Todo, response: Response) -> Todo:
 
 # GET of one todo, the hottest read, writes its body itself, through the very model its
 # response_model documents: FastAPI's way there (validation, serialisation, then a second
-# response whose headers are merged in) cost it about a tenth of its CPU (a page of todos, whose
-# items cost more than the way, gained nothing measurable: it keeps FastAPI's).
+# response whose headers are merged in) was a large share of its CPU (docs/performance.md; a
+# page of todos, whose items cost more than the way, gained nothing measurable: it keeps
+# FastAPI's).
 _TODO_JSON = TypeAdapter(TodoRead)
 
 
@@ -97,7 +98,7 @@ def _todo_json(todo: Todo) -> Response:
     operation_id="list_todos",
     response_model=Page[TodoRead],
     responses=problems(*AUTHENTICATED, 403),
-    openapi_extra=query_parameters(TodoListParams),
+    openapi_extra={**query_parameters(TodoListParams), **TOKEN_REQUIRED},
 )
 async def list_todos(
     params: Annotated[TodoListParams, Depends(query_model(TodoListParams))],
@@ -131,6 +132,7 @@ async def list_todos(
         201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
         **problems(*AUTHENTICATED, 403, 409),
     },
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def create_todo(
     body: TodoCreate,
@@ -155,7 +157,12 @@ async def create_todo(
     return _read(todo, response)
 
 
-@router.get("/stats", operation_id="todo_stats", responses=problems(*AUTHENTICATED, 403))
+@router.get(
+    "/stats",
+    operation_id="todo_stats",
+    responses=problems(*AUTHENTICATED, 403),
+    openapi_extra=TOKEN_REQUIRED,
+)
 async def todo_stats(actor: CurrentActor, todos: TodoReaderDep) -> TodoStatsRead:
     """Counts over your todos (trash excluded), in one query."""
     stats = await todos.stats(actor)
@@ -177,6 +184,7 @@ async def todo_stats(actor: CurrentActor, todos: TodoReaderDep) -> TodoStatsRead
         304: {"description": "Not Modified: your copy (If-None-Match) is current."},
         **problems(*AUTHENTICATED, 404),
     },
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def get_todo(
     todo_id: UUID,
@@ -197,6 +205,7 @@ async def get_todo(
     response_model=TodoRead,
     dependencies=[JsonOnly],
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404, 412)},
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def update_todo(
     todo_id: UUID,
@@ -225,6 +234,7 @@ async def update_todo(
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="delete_todo",
     responses=problems(*AUTHENTICATED, 403, 404, 412),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def delete_todo(
     todo_id: UUID,
@@ -245,6 +255,7 @@ async def delete_todo(
     operation_id="restore_todo",
     response_model=TodoRead,
     responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404)},
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def restore_todo(
     todo_id: UUID, actor: CurrentActor, todos: TodoServiceDep, response: Response

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, status
 from app.application import pagination
 from app.domain.users import User, UserChanges, UserFilter
 from app.presentation.deps import (
+    API_PREFIX,
     AuthServiceDep,
     CurrentActor,
     JsonOnly,
@@ -15,7 +16,7 @@ from app.presentation.deps import (
     UserServiceDep,
 )
 from app.presentation.query import query_model, query_parameters
-from app.presentation.schemas.common import AUTHENTICATED, Page, if_sent, problems
+from app.presentation.schemas.common import AUTHENTICATED, TOKEN_REQUIRED, Page, if_sent, problems
 from app.presentation.schemas.users import (
     MeRead,
     MeUpdate,
@@ -25,7 +26,7 @@ from app.presentation.schemas.users import (
     UserRead,
 )
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"])
 
 
 def _me(user: User) -> MeRead:
@@ -34,7 +35,9 @@ def _me(user: User) -> MeRead:
     )
 
 
-@router.get("/me", operation_id="get_me", responses=problems(*AUTHENTICATED))
+@router.get(
+    "/me", operation_id="get_me", responses=problems(*AUTHENTICATED), openapi_extra=TOKEN_REQUIRED
+)
 async def get_me(actor: CurrentActor, users: UserReaderDep) -> MeRead:
     """Your account, with the permissions your role grants."""
     return _me(await users.me(actor))
@@ -45,6 +48,7 @@ async def get_me(actor: CurrentActor, users: UserReaderDep) -> MeRead:
     operation_id="update_me",
     dependencies=[JsonOnly],
     responses=problems(*AUTHENTICATED, 409),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def update_me(body: MeUpdate, actor: CurrentActor, users: UserServiceDep) -> MeRead:
     """Change your name or email."""
@@ -58,6 +62,7 @@ async def update_me(body: MeUpdate, actor: CurrentActor, users: UserServiceDep) 
     operation_id="change_password",
     dependencies=[JsonOnly],
     responses=problems(*AUTHENTICATED),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def change_password(body: PasswordChange, actor: CurrentActor, auth: AuthServiceDep) -> None:
     """Change your password; every other session of yours is signed out."""
@@ -71,6 +76,7 @@ async def change_password(body: PasswordChange, actor: CurrentActor, auth: AuthS
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="delete_me",
     responses=problems(*AUTHENTICATED, 409),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def delete_me(actor: CurrentActor, users: UserServiceDep) -> None:
     """Delete your account and all your todos."""
@@ -82,7 +88,7 @@ async def delete_me(actor: CurrentActor, users: UserServiceDep) -> None:
     operation_id="list_users",
     response_model=Page[UserRead],
     responses=problems(*AUTHENTICATED, 403),
-    openapi_extra=query_parameters(UserListParams),
+    openapi_extra={**query_parameters(UserListParams), **TOKEN_REQUIRED},
 )
 async def list_users(
     params: Annotated[UserListParams, Depends(query_model(UserListParams))],
@@ -95,7 +101,10 @@ async def list_users(
 
 
 @router.get(
-    "/{user_id:uuid}", operation_id="get_user", responses=problems(*AUTHENTICATED, 403, 404)
+    "/{user_id:uuid}",
+    operation_id="get_user",
+    responses=problems(*AUTHENTICATED, 403, 404),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def get_user(user_id: UUID, actor: CurrentActor, users: UserReaderDep) -> UserRead:
     """One account (admin)."""
@@ -107,6 +116,7 @@ async def get_user(user_id: UUID, actor: CurrentActor, users: UserReaderDep) -> 
     operation_id="update_user",
     dependencies=[JsonOnly],
     responses=problems(*AUTHENTICATED, 403, 404, 409),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def update_user(
     user_id: UUID, body: UserAdminUpdate, actor: CurrentActor, users: UserServiceDep
@@ -125,6 +135,7 @@ async def update_user(
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="delete_user",
     responses=problems(*AUTHENTICATED, 403, 404, 409),
+    openapi_extra=TOKEN_REQUIRED,
 )
 async def delete_user(user_id: UUID, actor: CurrentActor, users: UserServiceDep) -> None:
     """Delete an account and all its todos (admin)."""

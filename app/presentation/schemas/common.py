@@ -128,6 +128,13 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # Errors any authenticated /api/v1 route can answer (400: two Authorization headers).
 AUTHENTICATED = (400, 401, 415, 422, 429, 503)
+# The security schemes app/presentation/docs.py publishes: the two ways /docs and generated
+# clients may send the one token deps.bearer_token reads.
+BEARER_SCHEMES = ("OAuth2PasswordBearer", "HTTPBearer")
+# `openapi_extra=` of every route that reads the caller's token (CurrentActor, BearerToken):
+# either scheme will do. Declared on the route, as its `responses=` are;
+# tests/contract/test_openapi_document.py checks each declaration against the route's answer.
+TOKEN_REQUIRED: dict[str, Any] = {"security": [{name: []} for name in BEARER_SCHEMES]}
 
 
 def _refuse_null(value: object) -> object:
