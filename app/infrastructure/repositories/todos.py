@@ -265,11 +265,16 @@ _OWNED = (
     .where(todos.c.owner_id == sa.bindparam("owner_id", type_=todos.c.owner_id.type))
     .scalar_subquery()
 )
-_INSERT_WITHIN_QUOTA = sa.insert(todos).from_select(
-    [column.name for column in todos.columns],
-    sa.select(
-        *(sa.bindparam(column.name, type_=column.type) for column in todos.columns)
-    ).where(_OWNED < sa.bindparam("max_owned", type_=sa.Integer())),
+# RETURNING says whether it inserted (an INSERT ... SELECT's rowcount is not reported).
+_INSERT_WITHIN_QUOTA = (
+    sa.insert(todos)
+    .from_select(
+        [column.name for column in todos.columns],
+        sa.select(
+            *(sa.bindparam(column.name, type_=column.type) for column in todos.columns)
+        ).where(sa.bindparam("max_owned", type_=sa.Integer()) > _OWNED),
+    )
+    .returning(todos.c.id)
 )
 # Adds for one owner take turns on PostgreSQL: a transaction-scoped advisory lock, taken in a
 # statement of its own, so the count that follows sees every add committed before the turn
@@ -296,7 +301,7 @@ class SqlAlchemyTodoRepository(SqlRepository):
         if self._statements.dialect == "postgresql":
             await self._rows(_LOCK_OWNER, {"lock": _quota_lock_id(todo.owner_id)})
         params = {**_values(todo), "max_owned": max_owned}
-        return await self._write(_INSERT_WITHIN_QUOTA, params) == 1
+        return bool(await self._rows(_INSERT_WITHIN_QUOTA, params))
 
     async def get(self, todo_id: UUID) -> Todo | None:
         row = await self._first(_BY_ID, {"match_id": todo_id})
