@@ -252,8 +252,8 @@ async def measure_search(
                 await explain_json(connection, one)
                 await round_trip(connection, one)
         for one in measured.values():
-            lines = (await connection.execute(Explain(one.statement, "ANALYZE, BUFFERS"))).scalars()
-            one.text_plan = "\n".join(str(line) for line in lines.all())
+            explained = await connection.execute(Explain(one.statement, "ANALYZE, BUFFERS"))
+            one.text_plan = "\n".join(str(line) for line in explained.scalars().all())
     async with engine.connect() as connection:
         for one in measured.values():
             one.generic_plan = await generic_plan(connection, one.statement)
