@@ -92,7 +92,12 @@ class Container:
         )
 
     def todo_service(self, uow: UnitOfWork) -> TodoService:
-        return TodoService(uow, clock=self.clock, cursors=self.cursors)
+        return TodoService(
+            uow,
+            clock=self.clock,
+            cursors=self.cursors,
+            max_todos_per_user=self.settings.max_todos_per_user,
+        )
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(self.engine, read_only=read_only, direct=self.direct_reads)
@@ -102,7 +107,10 @@ class Container:
     @cached_property
     def engine(self) -> AsyncEngine:
         return create_engine(
-            self.settings.database_url, pool_size=self.settings.db_pool_size, autocommit=True
+            self.settings.database_url,
+            pool_size=self.settings.db_pool_size,
+            autocommit=True,
+            statement_timeout_ms=self.settings.db_statement_timeout_ms,
         )
 
     @cached_property

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # Bearer token for /metrics; without one, /metrics is open except in production (404).
     metrics_token: SecretStr | None = None
     db_pool_size: int = Field(default=20, ge=1)
+    # PostgreSQL cancels a statement running longer than this (0: never), which the client
+    # gets as a 503: no request holds a pooled connection for long.
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # Todos a user may own, live and in the trash together; a create past it is a 403.
+    max_todos_per_user: int = Field(default=10_000, ge=1)
     # Argon2id cost; the defaults are OWASP's recommendation (19 MiB, 2 passes).
     password_hash_time_cost: int = Field(default=2, ge=1)
     password_hash_memory_kib: int = Field(default=19 * 1024, ge=1024)

@@ -21,6 +21,10 @@ FILTERED = "completed=false&priority=high&priority=urgent&sort=-priority,due_at&
 # load (the hashing threads run at low priority): a 1 s smoke window can close before the
 # first one does, which would read as a failure.
 MIN_SECONDS = {"list_during_logins": 3}
+# Loads that only add pressure beside the one measured (the logins beside `list`): on a busy
+# machine none of them may finish within the window, which says nothing about the service
+# (the `login` scenario checks logins answer). Their non-2xx answers and errors still count.
+BACKGROUND = {"list_during_logins": frozenset({"login.lua"})}
 
 
 @dataclass(frozen=True)
@@ -113,24 +117,30 @@ class Bench:
     def measure(self, server: LiveServer, name: str, loads: Sequence[wrk.Load]) -> list[wrk.Result]:
         """A warm-up that is not recorded, then the measured run; the loads run at once."""
         log = self.logs / "wrk.log"
+        timeout = self.args.wrk_timeout
         if self.args.warmup > 0:
-            wrk.run(loads, server.url, self.args.warmup, self.env(name), log)
+            wrk.run(loads, server.url, self.args.warmup, self.env(name), log, timeout)
         seconds = max(self.args.duration, MIN_SECONDS.get(name, 0))
-        results = wrk.run(loads, server.url, seconds, self.env(name), log)
+        results = wrk.run(loads, server.url, seconds, self.env(name), log, timeout)
         for load, result in zip(loads, results, strict=True):
-            self.check(server, f"{name} ({load.script} c{load.connections})", result)
+            background = load.script in BACKGROUND.get(name, ())
+            label = f"{name} ({load.script} c{load.connections})"
+            self.check(server, label, result, idle_ok=background)
         if name == "create":
             delete_created(self.database_url)
         return results
 
-    def check(self, server: LiveServer, label: str, result: wrk.Result) -> None:
+    def check(
+        self, server: LiveServer, label: str, result: wrk.Result, *, idle_ok: bool = False
+    ) -> None:
+        """A failure: a non-2xx answer, a socket error, or (unless `idle_ok`) no request."""
         print(
             f"  {server.name:<19} {label:<36} {result.rps:9.1f} rps  p50 {result.p50_ms:7.1f}"
             f"  p99 {result.p99_ms:7.1f} ms  non-2xx {result.non2xx}"
             f"  errors {result.socket_errors}",
             flush=True,
         )
-        if not result.clean:
+        if not (result.clean or (idle_ok and result.answered_well)):
             self.failures.append(f"{server.name} {label}: {result}")
 
     def scenario(self, server: LiveServer, name: str) -> wrk.Result:
@@ -143,7 +153,12 @@ class Bench:
         if self.args.server_warmup > 0:
             load = BY_NAME["list"].load
             wrk.run(
-                [load], server.url, self.args.server_warmup, self.env("list"), self.logs / "wrk.log"
+                [load],
+                server.url,
+                self.args.server_warmup,
+                self.env("list"),
+                self.logs / "wrk.log",
+                self.args.wrk_timeout,
             )
 
     def rss(self, server: LiveServer) -> list[float]:

@@ -1,8 +1,9 @@
 """The HTTP benchmark's data: many users with a realistic list each (bench/seed.py's
 generators), loaded with COPY into a freshly migrated database; Redis emptied.
 
-With `deep_todos`, one more user holds that many todos (a page 50 000 rows deep exists), and
-quiet users, who never log in, fill the table up to `total_at_least` todos.
+With `deep_todos`, one more user holds that many todos (what `q` searches; with --million a
+page 50 000 rows deep exists too), and quiet users, who never log in, fill the table up to
+`total_at_least` todos.
 """
 
 import asyncio
@@ -60,6 +61,7 @@ class Seeded:
     """(email, id) of every user who logs in, in order."""
     deep: tuple[str, UUID] | None
     todos: int
+    deep_todos: int = 0
 
 
 def _users_and_todos(plan: Plan, password_hash: str, seed: int) -> tuple[list[User], list[Todo]]:
@@ -97,6 +99,7 @@ def seed(url: str, plan: Plan, *, seed: int = 20_241_121) -> Seeded:
         users=[(user.email, user.id) for user in users[: plan.users]],
         deep=(DEEP_EMAIL, by_email[DEEP_EMAIL]) if plan.deep_todos else None,
         todos=len(todos),
+        deep_todos=plan.deep_todos,
     )
 
 

@@ -38,16 +38,32 @@ class Result:
     socket_errors: int
 
     @property
+    def answered_well(self) -> bool:
+        """No non-2xx answer and no socket error (timeouts included)."""
+        return self.non2xx == 0 and self.socket_errors == 0
+
+    @property
     def clean(self) -> bool:
-        return self.requests > 0 and self.non2xx == 0 and self.socket_errors == 0
+        return self.requests > 0 and self.answered_well
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
 
-def _start(load: Load, url: str, seconds: int, env: Mapping[str, str]) -> subprocess.Popen[str]:
+DEFAULT_TIMEOUT_SECONDS = 2.0
+"""wrk's own: a request unanswered this long counts as a socket error (a timeout)."""
+
+
+def _start(
+    load: Load,
+    url: str,
+    seconds: int,
+    env: Mapping[str, str],
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> subprocess.Popen[str]:
     script = ROOT / "bench" / "wrk" / load.script
-    argv = [WRK, "-t1", f"-c{load.connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    argv = [WRK, "-t1", f"-c{load.connections}", f"-d{seconds}s", f"--timeout={timeout:g}s"]
+    argv += ["--latency", "-s", str(script)]
     return subprocess.Popen(  # noqa: S603 - wrk with our own arguments, no shell
         [*argv, url],
         cwd=ROOT,  # the scripts dofile() bench/wrk/common.lua from here
@@ -75,10 +91,11 @@ def run(
     seconds: float,
     env: Mapping[str, str],
     log: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> list[Result]:
     """Run the loads at once for `seconds`. wrk only takes whole seconds; a shorter run (a
     warm-up) is a longer one stopped with SIGINT, after which wrk still reports."""
-    processes = [_start(load, url, max(1, math.ceil(seconds)), env) for load in loads]
+    processes = [_start(load, url, max(1, math.ceil(seconds)), env, timeout) for load in loads]
     try:
         if seconds != math.ceil(seconds):
             time.sleep(seconds)
@@ -92,9 +109,15 @@ def run(
                 process.wait()
 
 
-def start(load: Load, url: str, seconds: int, env: Mapping[str, str]) -> subprocess.Popen[str]:
+def start(
+    load: Load,
+    url: str,
+    seconds: int,
+    env: Mapping[str, str],
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> subprocess.Popen[str]:
     """For a caller with its own work to do meanwhile (the soak samples memory)."""
-    return _start(load, url, seconds, env)
+    return _start(load, url, seconds, env, timeout)
 
 
 def finish(process: subprocess.Popen[str], log: Path | None = None) -> Result:

@@ -10,6 +10,10 @@ then wrapped in EXPLAIN and compiled by the same dialect, with the same bound pa
 
 Exits non-zero if the default sort (-created_at) is not an index scan without a Sort on
 both pages, or if the deep page costs more than twice the first page.
+
+Then `q` (SEARCHES: matching nothing, a few, many) on the first page of the same user's
+100 000 todos; exits non-zero if a search that matches nothing is not looked up in the
+trigram indexes (migration 0007).
 """
 
 import argparse
@@ -42,6 +46,10 @@ from bench.common import BENCH_EMAIL, DEEP_ROWS, PAGE_SIZE, SECRET_KEY, SORTS, b
 
 DEFAULT_SORT = "-created_at"
 MAX_RATIO = 2.0
+TRIGRAM_INDEXES = {"ix_todos_title_trgm", "ix_todos_description_trgm"}
+# What `q` costs in 100 000 todos: matching nothing (the search that read them all before
+# 0007), a few (seed titles end in `#<number>`), and many (a seed noun).
+SEARCHES = {"nothing": "zzyzx", "a few": "#10249", "many": "milk"}
 
 
 class Explain(sa.Executable, sa.ClauseElement):
@@ -202,6 +210,80 @@ async def generic_plan(connection: SAConnection, statement: sa.Select[Any]) -> s
     return plans[-1] if plans else ""
 
 
+async def capture_search(engine: AsyncEngine, actor: Actor, text: str) -> sa.Select[Any]:
+    """The SELECT the repository runs for the first page of `GET /todos?q=text`."""
+    captured: list[sa.Select[Any]] = []
+
+    def capture(
+        _conn: object, clause: object, multiparams: Any, params: Any, *_args: object
+    ) -> None:
+        if isinstance(clause, sa.Select) and todos in clause.get_final_froms():
+            values = multiparams[0] if multiparams else params
+            captured.append(clause.params(values) if values else clause)
+
+    event.listen(engine.sync_engine, "before_execute", capture)
+    try:
+        async with SqlAlchemyUnitOfWork(engine) as uow:
+            service = TodoService(
+                uow, clock=SystemClock(), cursors=CursorCodec(SECRET_KEY.encode())
+            )
+            await service.list(
+                actor, TodoFilter(text=text), sort=parse_sort(DEFAULT_SORT), limit=PAGE_SIZE
+            )
+    finally:
+        event.remove(engine.sync_engine, "before_execute", capture)
+    return captured[-1]
+
+
+async def measure_search(
+    engine: AsyncEngine, actor: Actor, runs: int
+) -> tuple[list[str], dict[str, Measured]]:
+    measured = {
+        name: Measured(await capture_search(engine, actor, text), 0)
+        for name, text in SEARCHES.items()
+    }
+    async with engine.connect() as connection:
+        for one in measured.values():
+            await explain_json(connection, one)
+            one.execution_ms.clear()
+            one.planning_ms.clear()
+        for _ in range(runs):
+            for one in measured.values():
+                await explain_json(connection, one)
+                await round_trip(connection, one)
+        for one in measured.values():
+            explained = await connection.execute(Explain(one.statement, "ANALYZE, BUFFERS"))
+            one.text_plan = "\n".join(str(line) for line in explained.scalars().all())
+    async with engine.connect() as connection:
+        for one in measured.values():
+            one.generic_plan = await generic_plan(connection, one.statement)
+            await connection.rollback()
+    lines = ["=== q (first page, sort=-created_at) ===", ""]
+    for name, one in measured.items():
+        lines += [
+            f"--- q={SEARCHES[name]!r} (matches {name}): EXPLAIN (ANALYZE, BUFFERS) ---",
+            one.text_plan,
+            "",
+        ]
+        if one.generic_plan:
+            lines += [f"--- q={SEARCHES[name]!r}: the plan once prepared ---", one.generic_plan, ""]
+    return lines, measured
+
+
+def search_summary(measured: dict[str, Measured]) -> tuple[list[str], bool]:
+    lines = []
+    for name, one in measured.items():
+        lines.append(
+            f"q={SEARCHES[name]!r:<9} ({name:<7}) rows {one.rows:>2}  execution median "
+            f"{one.execution:8.3f} ms  buffers {one.buffers:>5}  rows removed by filter "
+            f"{one.removed_by_filter:>6}  index={','.join(one.indexes) or '-'}"
+        )
+    nothing = measured["nothing"]
+    return lines, bool(TRIGRAM_INDEXES & set(nothing.indexes)) and "Seq Scan" not in (
+        nothing.node_types
+    )
+
+
 def readable_sql(engine: AsyncEngine, statement: sa.Select[Any]) -> str:
     """For reading only: the statement with its parameters rendered inline."""
     compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
@@ -308,7 +390,10 @@ async def run(specs: Sequence[str], runs: int) -> tuple[list[str], bool]:
                     and deep.uses_index_without_sort
                     and ratio <= MAX_RATIO
                 )
-        return [*lines, *summary], ok
+        search_lines, searches = await measure_search(engine, actor, runs)
+        search_lines_summary, search_ok = search_summary(searches)
+        summary += search_lines_summary
+        return [*lines, *search_lines, *summary], ok and search_ok
     finally:
         await engine.dispose()
 
@@ -328,7 +413,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         with open(args.out, "w", encoding="utf-8") as out:
             out.write(text + "\n")
     if not ok:
-        print(f"FAIL: sort={DEFAULT_SORT} is not an index range scan within {MAX_RATIO:g}x")
+        print(
+            f"FAIL: sort={DEFAULT_SORT} is not an index range scan within {MAX_RATIO:g}x, "
+            "or a q that matches nothing is not looked up in the trigram indexes"
+        )
         sys.exit(1)
 
 

@@ -250,10 +250,14 @@ class InMemoryTodoRepository:
     def __init__(self, state: InMemoryState | None = None) -> None:
         self._state = state or InMemoryState()
 
-    async def add(self, todo: Todo) -> None:
+    async def add(self, todo: Todo, *, max_owned: int | None = None) -> bool:
         if todo.id in self._state.todos:
             raise ValueError(f"todo {todo.id} already exists")
+        owned = sum(1 for t in self._state.todos.values() if t.owner_id == todo.owner_id)
+        if max_owned is not None and owned >= max_owned:
+            return False
         self._state.todos[todo.id] = todo
+        return True
 
     async def get(self, todo_id: UUID) -> Todo | None:
         return self._state.todos.get(todo_id)

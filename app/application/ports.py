@@ -20,6 +20,11 @@ class ServiceUnavailable(Exception):
     Not a rule the caller broke, so no DomainError: the presentation answers 503, to retry."""
 
 
+class StatementTimedOut(ServiceUnavailable):
+    """The database cancelled a statement that ran past its time limit (DB_STATEMENT_TIMEOUT_MS):
+    one request never holds a connection the others are waiting for."""
+
+
 @dataclass(frozen=True, slots=True)
 class TodoStats:
     total: int
@@ -54,7 +59,11 @@ class UserRepository(Protocol):
 
 
 class TodoRepository(Protocol):
-    async def add(self, todo: Todo) -> None: ...
+    async def add(self, todo: Todo, *, max_owned: int | None = None) -> bool:
+        """Inserts the todo, unless its owner already owns `max_owned` todos (live and in the
+        trash); False then. Concurrent adds for one owner are counted one after the other, so
+        together they never pass the limit."""
+
     async def get(self, todo_id: UUID) -> Todo | None: ...
     async def save(self, todo: Todo, *, expected_version: int) -> bool:
         """Compare-and-set: writes only if the stored version is still `expected_version`."""

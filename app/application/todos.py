@@ -14,11 +14,13 @@ from app.domain.errors import (
     PermissionDenied,
     PreconditionFailed,
     TodoNotFound,
+    TodoQuotaExceeded,
 )
 from app.domain.todos import SortField, SortKey, Todo, TodoChanges, TodoDraft, TodoFilter
 from app.domain.users import Actor, Permission
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+DEFAULT_MAX_TODOS_PER_USER = 10_000
 _SAVE_ATTEMPTS = 3
 
 
@@ -39,10 +41,18 @@ def _fingerprint(draft: TodoDraft) -> str:
 
 
 class TodoService:
-    def __init__(self, uow: UnitOfWork, *, clock: Clock, cursors: CursorCodec) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        clock: Clock,
+        cursors: CursorCodec,
+        max_todos_per_user: int = DEFAULT_MAX_TODOS_PER_USER,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._cursors = cursors
+        self._max_todos = max_todos_per_user
 
     async def create(
         self, actor: Actor, draft: TodoDraft, *, idempotency_key: str | None = None
@@ -50,7 +60,9 @@ class TodoService:
         """The new todo, and whether it is a replay of an earlier request with the same key.
 
         The key is recorded in the transaction that inserts the todo: a request that dies
-        before its commit leaves neither behind, so its retry simply creates the todo.
+        before its commit leaves neither behind, so its retry simply creates the todo. A replay
+        creates nothing, so it never counts against the quota; a create past the quota
+        (todos owned, live and in the trash) records no key either.
         """
         actor.require(Permission.TODOS_WRITE)
         now = self._clock.now()
@@ -69,7 +81,11 @@ class TodoService:
                 return await self._replay(actor, earlier, record.fingerprint), True
             # Each new key sweeps a batch of expired ones: the table never outgrows a day.
             await self._uow.idempotency_keys.delete_expired(live_since=live_since)
-        await self._uow.todos.add(todo)
+        if not await self._uow.todos.add(todo, max_owned=self._max_todos):
+            raise TodoQuotaExceeded(
+                f"You own {self._max_todos} todos (the trash included), the most allowed; "
+                "delete some for good to add more."
+            )
         await self._uow.commit()
         return todo, False
 

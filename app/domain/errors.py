@@ -43,6 +43,10 @@ class PermissionDenied(DomainError):
     detail = "You do not have permission to do this."
 
 
+class TodoQuotaExceeded(DomainError):
+    detail = "You have reached the maximum number of todos; delete some to add more."
+
+
 class UserNotFound(DomainError):
     detail = "No user with this id."
 

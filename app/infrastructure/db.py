@@ -7,11 +7,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def create_engine(
-    url: str, *, pool_size: int = 20, autocommit: bool = False, echo: bool = False
+    url: str,
+    *,
+    pool_size: int = 20,
+    autocommit: bool = False,
+    echo: bool = False,
+    statement_timeout_ms: int = 0,
 ) -> AsyncEngine:
     """`autocommit`: pooled connections start in autocommit, so a read costs one round trip
     (no BEGIN, no ROLLBACK); a unit of work that writes makes its connection transactional
-    (uow.py). The app's engine; migrations and scripts keep plain transactions."""
+    (uow.py). The app's engine; migrations and scripts keep plain transactions.
+
+    `statement_timeout_ms` (PostgreSQL; 0: none): the server cancels any statement that runs
+    longer, waiting for a lock included. The app's engine only: a migration may take long."""
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("sqlite"):
         # One connection, shared in turn: SQLite allows one writer at a time, and a single
@@ -32,8 +40,11 @@ def create_engine(
         pool_timeout=10,
         # A logged database error never carries emails, hashes or tokens.
         hide_parameters=True,
-        # Timestamps come back in UTC, so reading them needs no conversion.
-        connect_args={"options": "-c timezone=UTC"},
+        # Timestamps come back in UTC, so reading them needs no conversion. The timeout is a
+        # session setting from the connection's start-up packet: no statement spent on it.
+        connect_args={
+            "options": f"-c timezone=UTC -c statement_timeout={statement_timeout_ms}",
+        },
         **options,
     )
 

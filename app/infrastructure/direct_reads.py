@@ -19,7 +19,15 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from app.application.ports import StatementTimedOut
+
 _PLANS_CAPACITY = 4096  # statements built once: a few dozen, plus one per list query shape
+_QUERY_CANCELED = "57014"  # SQLSTATE of a statement the server cancelled (statement_timeout)
+
+
+def cancelled(error: BaseException | None) -> bool:
+    """Whether the driver's error is PostgreSQL cancelling the statement (its time limit)."""
+    return getattr(error, "sqlstate", None) == _QUERY_CANCELED
 
 
 @dataclass(slots=True)
@@ -65,6 +73,9 @@ class DirectReads:
             # A connection in an unknown state is never lent again. A fault is then answered
             # by SQLAlchemy's own attempt (a fresh connection: a read may simply be repeated).
             connection.invalidate(error)
+            if cancelled(error):
+                # Not a fault to retry: the same statement would run out of time again.
+                raise StatementTimedOut("a statement ran past its time limit") from error
             if isinstance(error, Exception):
                 return None
             raise

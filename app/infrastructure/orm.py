@@ -106,6 +106,17 @@ def _keyset_index(*columns: str) -> sa.Index:
     return sa.Index(None, *columns, "id", postgresql_where=LIVE, sqlite_where=LIVE)
 
 
+def _trigram_index(column: str) -> sa.Index:
+    """`q` (ILIKE '%text%' on the title or the description) as an index lookup: pg_trgm."""
+    return sa.Index(
+        f"ix_todos_{column}_trgm",
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+        info=POSTGRESQL_ONLY,
+    ).ddl_if(dialect="postgresql")
+
+
 class TodoRow(Base):
     __tablename__ = "todos"
 
@@ -150,6 +161,8 @@ class TodoRow(Base):
         sa.Index(None, "tags", postgresql_using="gin", info=POSTGRESQL_ONLY).ddl_if(
             dialect="postgresql"
         ),
+        _trigram_index("title"),
+        _trigram_index("description"),
     )
 
 

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from app.infrastructure.direct_reads import DirectReads
+from app.application.ports import StatementTimedOut
+from app.infrastructure.direct_reads import DirectReads, cancelled
 from app.infrastructure.repositories.base import Rows
 from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
@@ -16,6 +17,7 @@ from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenReposit
 from app.infrastructure.repositories.users import SqlAlchemyUserRepository
 
 _WRITES = (sa.Insert, sa.Update, sa.Delete)
+_TIMED_OUT = "a statement ran past DB_STATEMENT_TIMEOUT_MS"
 
 
 class SqlStatements:
@@ -43,18 +45,28 @@ class SqlStatements:
     async def rows(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> Rows:
-        if not self._read_only:
-            return (await (await self._connect()).execute(statement, parameters)).all()
-        if isinstance(statement, _WRITES):
-            raise RuntimeError("a write in a read-only unit of work")
-        return await greenlet_spawn(self._read, statement, parameters)
+        try:
+            if not self._read_only:
+                return (await (await self._connect()).execute(statement, parameters)).all()
+            if isinstance(statement, _WRITES):
+                raise RuntimeError("a write in a read-only unit of work")
+            return await greenlet_spawn(self._read, statement, parameters)
+        except sa.exc.OperationalError as error:
+            if cancelled(error.orig):
+                raise StatementTimedOut(_TIMED_OUT) from error
+            raise
 
     async def write(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> int:
         if self._read_only:
             raise RuntimeError("a write in a read-only unit of work")
-        result = await (await self._connect()).execute(statement, parameters)
+        try:
+            result = await (await self._connect()).execute(statement, parameters)
+        except sa.exc.OperationalError as error:
+            if cancelled(error.orig):
+                raise StatementTimedOut(_TIMED_OUT) from error
+            raise
         return result.rowcount
 
     def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:

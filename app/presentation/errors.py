@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.application.ports import ServiceUnavailable
+from app.application.ports import ServiceUnavailable, StatementTimedOut
 from app.domain import errors as domain
 from app.presentation.routes import allowed_methods, parameter_locations, route_template
 
@@ -27,6 +27,7 @@ DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
     domain.TokenReused: (401, "token_reused"),
     domain.AccountDisabled: (403, "account_disabled"),
     domain.PermissionDenied: (403, "forbidden"),
+    domain.TodoQuotaExceeded: (403, "todo_quota_exceeded"),
     domain.UserNotFound: (404, "user_not_found"),
     domain.TodoNotFound: (404, "todo_not_found"),
     domain.EmailTaken: (409, "email_taken"),
@@ -233,13 +234,12 @@ def service_unavailable(request: Request, exc: Exception) -> JSONResponse:
         "backing service unavailable: %s",
         exc if isinstance(exc, ServiceUnavailable) else type(exc).__name__,
     )
-    return problem(
-        request,
-        503,
-        "service_unavailable",
-        "A backing service is unavailable; try again shortly.",
-        headers={"Retry-After": "5"},
+    detail = (
+        "The query took too long and was cancelled; try again shortly, or narrow it."
+        if isinstance(exc, StatementTimedOut)
+        else "A backing service is unavailable; try again shortly."
     )
+    return problem(request, 503, "service_unavailable", detail, headers={"Retry-After": "5"})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -376,10 +376,10 @@ class GatedTodoRepository(InMemoryTodoRepository):
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def add(self, todo: Todo) -> None:
+    async def add(self, todo: Todo, *, max_owned: int | None = None) -> bool:
         self.entered.set()
         await self.gate.wait()
-        await super().add(todo)
+        return await super().add(todo, max_owned=max_owned)
 
 
 async def test_same_key_while_the_first_is_in_flight_is_idempotency_key_in_flight(
@@ -405,11 +405,11 @@ class FailingOnceTodoRepository(InMemoryTodoRepository):
         super().__init__(state)
         self.failures = 1
 
-    async def add(self, todo: Todo) -> None:
+    async def add(self, todo: Todo, *, max_owned: int | None = None) -> bool:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("the database went away")
-        await super().add(todo)
+        return await super().add(todo, max_owned=max_owned)
 
 
 async def test_failed_first_request_frees_its_key_for_a_retry(

@@ -1,5 +1,6 @@
 """Todos in SQL: filters, multi-key keyset pagination, compare-and-set writes, stats."""
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -256,15 +257,51 @@ def _find_parameters(
 
 # The hot statements, built once (see _find_statement for why).
 _INSERT = sa.insert(todos)
+# The insert, only while the owner owns fewer than `max_owned` todos: one statement, so the
+# count costs no round trip of its own (an index-only count over the owner's todos).
+_OWNED = (
+    sa.select(sa.func.count())
+    .select_from(todos)
+    .where(todos.c.owner_id == sa.bindparam("owner_id", type_=todos.c.owner_id.type))
+    .scalar_subquery()
+)
+# RETURNING says whether it inserted (an INSERT ... SELECT's rowcount is not reported).
+_INSERT_WITHIN_QUOTA = (
+    sa.insert(todos)
+    .from_select(
+        [column.name for column in todos.columns],
+        sa.select(
+            *(sa.bindparam(column.name, type_=column.type) for column in todos.columns)
+        ).where(sa.bindparam("max_owned", type_=sa.Integer()) > _OWNED),
+    )
+    .returning(todos.c.id)
+)
+# Adds for one owner take turns on PostgreSQL: a transaction-scoped advisory lock, taken in a
+# statement of its own, so the count that follows sees every add committed before the turn
+# came (a statement sees what was committed when it began). SQLite's one connection already
+# runs a unit of work at a time.
+_LOCK_OWNER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)))
 _BY_ID = sa.select(todos).where(todos.c.id == sa.bindparam("match_id"))
 _SAVE = sa.update(todos).where(
     todos.c.id == sa.bindparam("match_id"), todos.c.version == sa.bindparam("match_version")
 )
 
 
+def _quota_lock_id(owner_id: UUID) -> int:
+    """The owner as a 64-bit lock id; a collision only makes two owners' adds take turns."""
+    digest = hashlib.blake2b(f"todo-quota:{owner_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 class SqlAlchemyTodoRepository(SqlRepository):
-    async def add(self, todo: Todo) -> None:
-        await self._write(_INSERT, _values(todo))
+    async def add(self, todo: Todo, *, max_owned: int | None = None) -> bool:
+        if max_owned is None:
+            await self._write(_INSERT, _values(todo))
+            return True
+        if self._statements.dialect == "postgresql":
+            await self._rows(_LOCK_OWNER, {"lock": _quota_lock_id(todo.owner_id)})
+        params = {**_values(todo), "max_owned": max_owned}
+        return bool(await self._rows(_INSERT_WITHIN_QUOTA, params))
 
     async def get(self, todo_id: UUID) -> Todo | None:
         row = await self._first(_BY_ID, {"match_id": todo_id})

@@ -131,6 +131,11 @@ async def list_todos(
     responses={
         201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
         **problems(*AUTHENTICATED, 403, 409),
+        403: {
+            **problems(403)[403],
+            "description": "`forbidden` (a guest), or `todo_quota_exceeded`: you already own "
+            "`MAX_TODOS_PER_USER` todos, the trash included.",
+        },
     },
     openapi_extra=TOKEN_REQUIRED,
 )
@@ -141,7 +146,8 @@ async def create_todo(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Todo:
-    """Create a todo; send an `Idempotency-Key` to make retries safe."""
+    """Create a todo; send an `Idempotency-Key` to make retries safe. Todos owned, live and in
+    the trash, are limited to `MAX_TODOS_PER_USER` (403 `todo_quota_exceeded`)."""
     draft = TodoDraft(
         title=body.title,
         description=body.description,

@@ -1,0 +1,125 @@
+"""`q` on PostgreSQL is served by the trigram indexes (migration 0007): the plan of the very
+statement the repository issues for a search in one user's many todos looks the text up in an
+index instead of reading every one of that user's todos."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.domain.todos import DEFAULT_SORT, TodoFilter
+from app.domain.users import Role, User
+from app.infrastructure.db import create_engine
+from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from tests.conftest import empty_stores, on_postgres
+
+pytestmark = on_postgres
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+TODOS = 20_000
+TRIGRAM_INDEXES = {"ix_todos_title_trgm", "ix_todos_description_trgm"}
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    await empty_stores(settings)
+    engine = create_engine(settings.database_url, autocommit=True)
+    yield engine
+    await empty_stores(settings)
+    await engine.dispose()
+
+
+async def _user_with_many_todos(engine: AsyncEngine) -> uuid.UUID:
+    """One user, TODOS todos in a few dozen distinct titles (like a real list: many alike), and
+    four that mention a plumber."""
+    user = User(
+        id=uuid.uuid4(),
+        email="many@x.io",
+        password_hash="hash",
+        full_name=None,
+        role=Role.USER,
+        is_active=True,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    async with SqlAlchemyUnitOfWork(engine) as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                "INSERT INTO todos (id, owner_id, title, description, priority, tags, completed,"
+                " created_at, updated_at, version)"
+                " SELECT gen_random_uuid(), :owner, CASE WHEN n % 5000 = 0"
+                " THEN 'Call the plumber ' || n ELSE 'Buy milk number ' || (n % 50) END,"
+                " CASE WHEN n % 3 = 0 THEN 'Remember the shop first.' ELSE '' END, 1, '{}',"
+                " false, :now - n * interval '1 minute', :now, 1"
+                " FROM generate_series(1, :count) AS n"
+            ),
+            {"owner": user.id, "now": NOW, "count": TODOS},
+        )
+    async with engine.connect() as connection:
+        # What autovacuum does in time: statistics, and the GIN pending list merged into the
+        # indexes (a bulk insert leaves its entries there, which the planner rightly prices).
+        await connection.execute(sa.text("VACUUM ANALYZE todos"))
+    return user.id
+
+
+async def _plan(engine: AsyncEngine, query: TodoFilter) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE) of the SELECT the repository runs for this list, with its values."""
+    captured: list[tuple[sa.Select[Any], dict[str, Any]]] = []
+
+    def capture(
+        _conn: object, clause: object, multiparams: Any, params: Any, _options: object
+    ) -> None:
+        if isinstance(clause, sa.Select):
+            captured.append((clause, dict(multiparams[0] if multiparams else params)))
+
+    # A unit of work that may write runs its reads through SQLAlchemy's Connection, whose
+    # events show the statement and its parameters.
+    event.listen(engine.sync_engine, "before_execute", capture)
+    try:
+        async with SqlAlchemyUnitOfWork(engine) as uow:
+            await uow.todos.find(query, sort=DEFAULT_SORT, after=None, limit=21, now=NOW)
+    finally:
+        event.remove(engine.sync_engine, "before_execute", capture)
+    ((statement, values),) = captured
+    compiled = statement.compile(dialect=engine.dialect)
+    parameters = compiled.construct_params(values)
+    async with engine.connect() as connection:
+        result = await connection.exec_driver_sql(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.string, parameters
+        )
+        plan = result.scalar_one()
+    document = json.loads(plan) if isinstance(plan, str) else plan
+    return dict(document[0]["Plan"])
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+# Matching nothing (the search that read every todo), a few, and LIKE's wildcards taken
+# literally (the escaped pattern is still an index lookup).
+@pytest.mark.parametrize("text", ["zzyzx", "PLUMBER", "50%_off"])
+async def test_a_search_in_many_todos_is_looked_up_in_the_trigram_indexes(
+    engine: AsyncEngine, text: str
+) -> None:
+    owner = await _user_with_many_todos(engine)
+    plan = await _plan(engine, TodoFilter(owner_id=owner, text=text))
+    nodes = list(_nodes(plan))
+    used = {node["Index Name"] for node in nodes if "Index Name" in node}
+    assert used >= TRIGRAM_INDEXES, json.dumps(plan, indent=1)
+    assert not any(node["Node Type"] == "Seq Scan" for node in nodes)
+    # Nothing near the user's todos was read and thrown away one by one.
+    discarded = sum(node.get("Rows Removed by Filter", 0) for node in nodes)
+    assert discarded < TODOS // 10, json.dumps(plan, indent=1)
