@@ -5,9 +5,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from app.domain.errors import AccountGone
 from app.infrastructure.direct_reads import DirectReads
 from app.infrastructure.repositories.base import Rows
 from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
@@ -16,6 +18,16 @@ from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenReposit
 from app.infrastructure.repositories.users import SqlAlchemyUserRepository
 
 _WRITES = (sa.Insert, sa.Update, sa.Delete)
+_FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
+
+
+def _is_foreign_key_violation(exc: IntegrityError) -> bool:
+    """By the driver's error code: psycopg's SQLSTATE, or SQLite's extended result code name."""
+    error = exc.orig
+    return (
+        getattr(error, "sqlstate", None) == _FOREIGN_KEY_VIOLATION
+        or getattr(error, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
+    )
 
 
 class SqlStatements:
@@ -44,7 +56,7 @@ class SqlStatements:
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> Rows:
         if not self._read_only:
-            return (await (await self._connect()).execute(statement, parameters)).all()
+            return (await self._execute(statement, parameters)).all()
         if isinstance(statement, _WRITES):
             raise RuntimeError("a write in a read-only unit of work")
         return await greenlet_spawn(self._read, statement, parameters)
@@ -54,8 +66,20 @@ class SqlStatements:
     ) -> int:
         if self._read_only:
             raise RuntimeError("a write in a read-only unit of work")
-        result = await (await self._connect()).execute(statement, parameters)
+        result = await self._execute(statement, parameters)
         return result.rowcount
+
+    async def _execute(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None
+    ) -> sa.CursorResult[Any]:
+        try:
+            return await (await self._connect()).execute(statement, parameters)
+        except IntegrityError as exc:
+            if _is_foreign_key_violation(exc):
+                # Every foreign key here names the user a row belongs to, and a use case only
+                # writes rows of its caller: the caller's account was deleted meanwhile.
+                raise AccountGone from None
+            raise
 
     def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
         if self._direct is not None:
