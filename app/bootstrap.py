@@ -89,6 +89,7 @@ class Container:
             clock=self.clock,
             cursors=self.cursors,
             common_passwords=self.common_passwords,
+            access_ttl=self.tokens.access_ttl,
         )
 
     def todo_service(self, uow: UnitOfWork) -> TodoService:

@@ -129,7 +129,7 @@ def make_user(client: AsyncClient, container: Container) -> MakeUser:
             async with container.unit_of_work() as uow:
                 user = await uow.users.get_by_email(email)
                 assert user is not None
-                await uow.users.update(replace(user, role=role))
+                await uow.users.update(replace(user, role=role), before=user)
                 await uow.commit()
         return await login(client, email)
 

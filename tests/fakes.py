@@ -175,11 +175,23 @@ class InMemoryUserRepository:
         self._check_email_free(user)
         self._state.users[user.id] = user
 
-    async def update(self, user: User) -> None:
-        if user.id not in self._state.users:
+    async def lock(self, user_id: UUID) -> User | None:
+        # One task at a time runs between awaits: the fake's writes need no lock.
+        return self._state.users.get(user_id)
+
+    async def update(self, user: User, *, before: User) -> None:
+        stored = self._state.users.get(user.id)
+        if stored is None:
             return  # like an UPDATE that matches no row
-        self._check_email_free(user)
-        self._state.users[user.id] = user
+        # Only the fields that changed, as the SQL one writes only the changed columns.
+        changed = {
+            name: getattr(user, name)
+            for name in User.__dataclass_fields__
+            if getattr(user, name) != getattr(before, name)
+        }
+        updated = replace(stored, **changed)
+        self._check_email_free(updated)
+        self._state.users[user.id] = updated
 
     def _check_email_free(self, user: User) -> None:
         if any(u.email == user.email and u.id != user.id for u in self._state.users.values()):
@@ -357,11 +369,16 @@ class InMemoryRefreshTokenRepository:
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
         return next((t for t in self._tokens.values() if t.token_hash == token_hash), None)
 
-    async def spend(self, token_id: UUID, *, now: datetime) -> bool:
-        token = self._tokens.get(token_id)
-        if token is None or token.used_at is not None:
+    async def spend(self, token: RefreshToken, *, now: datetime) -> bool:
+        stored = self._tokens.get(token.id)
+        if stored is None or stored.used_at is not None or stored.revoked_at is not None:
             return False
-        self._tokens[token_id] = replace(token, used_at=now)
+        if any(
+            t.family_id == stored.family_id and t.revoked_at is not None
+            for t in self._tokens.values()
+        ):
+            return False
+        self._tokens[token.id] = replace(stored, used_at=now)
         return True
 
     async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:

@@ -1,8 +1,7 @@
 """Registration, login, refresh-token rotation with reuse detection, logout."""
 
 import hashlib
-from collections.abc import Container
-from contextlib import suppress
+from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -11,12 +10,13 @@ from app.application.ports import (
     Hit,
     PasswordHasher,
     RevocationList,
-    ServiceUnavailable,
     TokenIssuer,
     UnitOfWork,
 )
+from app.application.sessions import commit_change, session_key
 from app.domain.errors import (
     AccountDisabled,
+    AccountGone,
     InvalidCredentials,
     InvalidField,
     InvalidToken,
@@ -29,10 +29,6 @@ from app.domain.users import Actor, Role, User, check_password, normalise_email
 def token_digest(token: str) -> str:
     """Refresh tokens are stored hashed; they are random enough that SHA-256 suffices."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def session_key(session_id: UUID) -> str:
-    return f"sid:{session_id}"
 
 
 async def revocations_in_force(
@@ -107,24 +103,43 @@ class AuthService:
             raise InvalidCredentials
         if not user.is_active:
             raise AccountDisabled
+        # The new session starts under the user's lock, as every change to their sessions: a
+        # password change, email change or deactivation committed since the read above is
+        # seen here, and one that comes later sees (and ends) this session.
+        locked = await self._uow.users.lock(user.id)
+        if locked is None or locked.email != user.email:
+            raise InvalidCredentials
+        if locked.password_hash != user.password_hash and not await self._hasher.verify(
+            password, locked.password_hash
+        ):
+            raise InvalidCredentials
+        if not locked.is_active:
+            raise AccountDisabled
         return await self._issue_pair(user.id, session_id=uuid4())
 
     async def refresh(self, refresh_token: str) -> TokenPair:
+        """Spends the token for a new pair. Runs under the user's lock, as every revocation of
+        their sessions does: a revocation committed first is seen by the spend, which checks
+        the token and its family in the same statement; one that comes later waits for this
+        refresh to commit and then ends the token it issued as well."""
         claims = self._tokens.decode_refresh(refresh_token)
-        stored = await self._uow.refresh_tokens.get_by_hash(token_digest(refresh_token))
+        digest = token_digest(refresh_token)
+        stored = await self._uow.refresh_tokens.get_by_hash(digest)
         if stored is None or stored.user_id != claims.user_id:
             raise InvalidToken
-        now = self._clock.now()
-        if stored.is_spent or not await self._uow.refresh_tokens.spend(stored.id, now=now):
-            # A spent token presented again means it leaked: end the whole login.
-            await self._end_sessions([stored.family_id])
-            raise TokenReused
-        if stored.revoked_at is not None:
-            raise InvalidToken
-        user = await self._uow.users.get(stored.user_id)
+        user = await self._uow.users.lock(stored.user_id)
         if user is None or not user.is_active:
             raise InvalidToken
-        return await self._issue_pair(user.id, session_id=stored.family_id)
+        if await self._uow.refresh_tokens.spend(stored, now=self._clock.now()):
+            return await self._issue_pair(user.id, session_id=stored.family_id)
+        current = await self._uow.refresh_tokens.get_by_hash(digest)  # as committed now
+        if current is None:
+            raise InvalidToken
+        if current.is_spent:
+            # A spent token presented again means it leaked: end the whole login.
+            await self._end_sessions(user.id, [current.family_id])
+            raise TokenReused
+        raise InvalidToken  # its login was ended
 
     async def logout(self, access_token: str, *, refresh_token: str | None) -> None:
         """Ends the access token's login, so the token is refused at once (plus the refresh
@@ -137,7 +152,7 @@ class AuthService:
             stored = await self._uow.refresh_tokens.get_by_hash(token_digest(refresh_token))
             if stored is not None and stored.user_id == claims.user_id:
                 families.append(stored.family_id)
-        await self._end_sessions(families)
+        await self._end_sessions(claims.user_id, families)
 
     async def authenticate(self, access_token: str) -> Actor:
         """The caller behind a bearer token. One look-up answers both "revoked?" and "has the
@@ -175,43 +190,49 @@ class AuthService:
     async def change_password(
         self, actor: Actor, *, current_password: str, new_password: str
     ) -> None:
-        """Sets a new password; every other login of the user ends at once."""
+        """Sets a new password; every other login of the user ends at once, in the same
+        transaction. The slow hashing runs before the user's lock is taken."""
         user = await self._uow.users.get(actor.user_id)
         if user is None:
-            raise InvalidToken
+            raise AccountGone
         if not await self._hasher.verify(current_password, user.password_hash):
-            raise InvalidField("current_password", "The current password is incorrect.")
+            raise _wrong_current_password()
+        if new_password == current_password:
+            raise InvalidField("new_password", "The new password must differ from the current one.")
         check_password(
             new_password, email=user.email, common=self._common_passwords, field="new_password"
         )
-        now = self._clock.now()
         new_hash = await self._hasher.hash(new_password)
-        await self._uow.users.update(user.with_password(new_hash, now))
+        locked = await self._uow.users.lock(actor.user_id)
+        if locked is None:
+            raise AccountGone
+        if locked.password_hash != user.password_hash and not await self._hasher.verify(
+            current_password, locked.password_hash
+        ):
+            raise _wrong_current_password()  # changed meanwhile, by another session
+        now = self._clock.now()
+        await self._uow.users.update(locked.with_password(new_hash, now), before=locked)
         families = await self._uow.refresh_tokens.revoke_user_families(
-            actor.user_id, now=self._clock.now(), keep=actor.session_id
+            actor.user_id, now=now, keep=actor.session_id
         )
-        await self._commit_revoking(families)
+        await self._commit(user_id=actor.user_id, ended=families)
 
-    async def _end_sessions(self, families: list[UUID]) -> None:
+    async def _end_sessions(self, user_id: UUID, families: Sequence[UUID]) -> None:
+        # Under the user's lock, so that no refresh of these sessions commits in between.
+        await self._uow.users.lock(user_id)
         now = self._clock.now()
         for family_id in families:
             await self._uow.refresh_tokens.revoke_family(family_id, now=now)
-        await self._commit_revoking(families)
+        await self._commit(user_id=None, ended=families)
 
-    async def _commit_revoking(self, families: list[UUID]) -> None:
-        """Commits the families' revocation (the record) and puts their sessions on the
-        revocation list, which kills their stateless access tokens: before the commit, so that
-        with Redis down nothing is committed that it would not know (503); after it as well,
-        because a list emptied and refilled in between read the record without this change.
-        If only the second write fails, the change stands: it is committed, and the first
-        write holds unless Redis was also emptied and refilled within these milliseconds."""
-        keys = [session_key(family_id) for family_id in families]
-        if keys:
-            await self._revocations.revoke(*keys, ttl=self._tokens.access_ttl)
-        await self._uow.commit()
-        if keys:
-            with suppress(ServiceUnavailable):
-                await self._revocations.revoke(*keys, ttl=self._tokens.access_ttl)
+    async def _commit(self, *, user_id: UUID | None, ended: Sequence[UUID]) -> None:
+        await commit_change(
+            self._uow,
+            self._revocations,
+            user_id=user_id,
+            ended=ended,
+            access_ttl=self._tokens.access_ttl,
+        )
 
     async def _issue_pair(self, user_id: UUID, *, session_id: UUID) -> TokenPair:
         now = self._clock.now()
@@ -232,3 +253,7 @@ class AuthService:
             refresh_token=refresh_token,
             expires_in=int(self._tokens.access_ttl.total_seconds()),
         )
+
+
+def _wrong_current_password() -> InvalidField:
+    return InvalidField("current_password", "The current password is incorrect.")

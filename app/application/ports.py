@@ -47,15 +47,22 @@ class UserRepository(Protocol):
     async def add(self, user: User) -> None:
         """Raises EmailTaken when the email is in use, even under a race."""
 
-    async def update(self, user: User) -> None:
-        """Raises EmailTaken when the new email is in use."""
+    async def lock(self, user_id: UUID) -> User | None:
+        """The user as committed now, locked until this unit of work ends. Every write to a
+        user and every change to their sessions (login, refresh, revocation) takes it first, so
+        they run one at a time per user, each seeing what the one before it committed."""
+
+    async def update(self, user: User, *, before: User) -> None:
+        """Writes only the columns in which `user` differs from `before`, the row as `lock`
+        read it. Raises EmailTaken when the new email is in use."""
 
     async def delete(self, user_id: UUID) -> None: ...
     async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
         """Newest first; `after` is (created_at, id) of the previous page's last user."""
 
     async def lock_active_admins(self) -> list[UUID]:
-        """The active admins' ids, locked until commit so two demotions cannot race."""
+        """The active admins' ids, locked until commit so two demotions cannot race. Locked in
+        id order; a use case that needs them takes them before the user it changes."""
 
 
 class TodoRepository(Protocol):
@@ -84,8 +91,9 @@ class TodoRepository(Protocol):
 class RefreshTokenRepository(Protocol):
     async def add(self, token: RefreshToken) -> None: ...
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None: ...
-    async def spend(self, token_id: UUID, *, now: datetime) -> bool:
-        """Marks the token used; False if it already was (a concurrent reuse)."""
+    async def spend(self, token: RefreshToken, *, now: datetime) -> bool:
+        """Marks the token used, in one step that also finds it unspent, not revoked and of a
+        family none of whose tokens is revoked; False otherwise (a reuse, or an ended login)."""
 
     async def revoke_family(self, family_id: UUID, *, now: datetime) -> None: ...
     async def revoke_user_families(

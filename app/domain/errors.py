@@ -31,6 +31,13 @@ class InvalidToken(DomainError):
     detail = "The token is invalid, expired or revoked."
 
 
+class AccountGone(InvalidToken):
+    """The caller's own account was deleted while the request ran: answered as the token of a
+    gone user would be on the next request (401 invalid_token), never as a 500."""
+
+    detail = "The account this token belongs to no longer exists."
+
+
 class TokenReused(DomainError):
     detail = "This refresh token was already used; every session of its login is now revoked."
 

@@ -5,10 +5,12 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from app.application.ports import StatementTimedOut
+from app.domain.errors import AccountGone
 from app.infrastructure.direct_reads import DirectReads, cancelled
 from app.infrastructure.repositories.base import Rows
 from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
@@ -18,6 +20,16 @@ from app.infrastructure.repositories.users import SqlAlchemyUserRepository
 
 _WRITES = (sa.Insert, sa.Update, sa.Delete)
 _TIMED_OUT = "a statement ran past DB_STATEMENT_TIMEOUT_MS"
+_FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
+
+
+def _is_foreign_key_violation(exc: IntegrityError) -> bool:
+    """By the driver's error code: psycopg's SQLSTATE, or SQLite's extended result code name."""
+    error = exc.orig
+    return (
+        getattr(error, "sqlstate", None) == _FOREIGN_KEY_VIOLATION
+        or getattr(error, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
+    )
 
 
 class SqlStatements:
@@ -47,7 +59,7 @@ class SqlStatements:
     ) -> Rows:
         try:
             if not self._read_only:
-                return (await (await self._connect()).execute(statement, parameters)).all()
+                return (await self._execute(statement, parameters)).all()
             if isinstance(statement, _WRITES):
                 raise RuntimeError("a write in a read-only unit of work")
             return await greenlet_spawn(self._read, statement, parameters)
@@ -62,12 +74,24 @@ class SqlStatements:
         if self._read_only:
             raise RuntimeError("a write in a read-only unit of work")
         try:
-            result = await (await self._connect()).execute(statement, parameters)
+            result = await self._execute(statement, parameters)
         except sa.exc.OperationalError as error:
             if cancelled(error.orig):
                 raise StatementTimedOut(_TIMED_OUT) from error
             raise
         return result.rowcount
+
+    async def _execute(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None
+    ) -> sa.CursorResult[Any]:
+        try:
+            return await (await self._connect()).execute(statement, parameters)
+        except IntegrityError as exc:
+            if _is_foreign_key_violation(exc):
+                # Every foreign key here names the user a row belongs to, and a use case only
+                # writes rows of its caller: the caller's account was deleted meanwhile.
+                raise AccountGone from None
+            raise
 
     def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
         if self._direct is not None:

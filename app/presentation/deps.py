@@ -20,6 +20,7 @@ from app.presentation.metrics import MetricsAccess
 from app.presentation.rate_limit import RateLimiter, RateLimitState, client_ip
 from app.presentation.schemas.auth import LoginRequest
 from app.presentation.schemas.common import NO_NUL
+from app.presentation.schemas.users import MeUpdate
 
 API_PREFIX = "/api/v1"
 
@@ -216,6 +217,18 @@ async def _form_login(
     await login_rate_limits(request, username)
     return LoginRequest.model_construct(email=username, password=password)
 
+
+async def _me_update(request: Request, body: MeUpdate, actor: CurrentActor) -> MeUpdate:
+    """An email change is counted under RATE_LIMIT_LOGIN, per account: it checks a password,
+    and its 409 tells whether an email is taken, so neither is open to probing at the default
+    rate. Counted before the password is checked, right or wrong."""
+    if body.email is not None:
+        limiter = services_of(request).rate_limiter
+        _keep(request, await limiter.hit("login", f"user:{actor.user_id}"))
+    return body
+
+
+MeUpdateBody = Annotated[MeUpdate, Depends(_me_update)]
 
 # A login's credentials, from a JSON body or the OAuth2 password form, after its rate limits.
 JsonLogin = Annotated[LoginRequest, Depends(_json_login)]

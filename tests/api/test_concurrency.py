@@ -156,7 +156,7 @@ async def test_an_emptied_redis_never_lets_a_stale_user_through(
     async with container.unit_of_work() as uow:
         user = await uow.users.get(UUID(ada_id))
         assert user is not None
-        await uow.users.update(replace(user, role=Role.GUEST))
+        await uow.users.update(replace(user, role=Role.GUEST), before=user)
         await uow.commit()
     redis = Redis.from_url(str(settings.redis_url))
     await redis.flushdb()

@@ -7,6 +7,8 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from uuid import UUID
 
 import pytest
 from httpx import ASGITransport, AsyncClient
@@ -15,7 +17,11 @@ from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from app.application.ports import AccessCheck, Hit, RevocationList
+from app.bootstrap import Container
 from app.config import Settings
+from app.domain.users import Role
+from app.infrastructure.redis import RedisRevocationList
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, empty_stores
 from tests.support import API, PASSWORD, MakeUser, assert_problem, login
@@ -186,3 +192,65 @@ async def _register_and_login(client: AsyncClient) -> dict[str, str]:
     )
     assert response.status_code == 201
     return (await login(client, email)).headers
+
+
+class _RedisLostAfterFirstWrite:
+    """The app's revocation list, whose Redis goes away after the first write of a change
+    (the one before its commit): later writes go to a Redis on a port nobody listens on."""
+
+    def __init__(self, working: RevocationList, lost: RevocationList) -> None:
+        self._working, self._lost = working, lost
+        self._writes = 0
+
+    def _target(self) -> RevocationList:
+        self._writes += 1
+        return self._working if self._writes == 1 else self._lost
+
+    async def revoke(self, *keys: str, ttl: timedelta) -> None:
+        await self._target().revoke(*keys, ttl=ttl)
+
+    async def user_changed(self, user_id: UUID) -> None:
+        await self._target().user_changed(user_id)
+
+    async def check(self, *keys: str, user_id: UUID, hit: Hit | None = None) -> AccessCheck:
+        return await self._working.check(*keys, user_id=user_id, hit=hit)
+
+
+@needs_redis
+async def test_a_change_committed_while_redis_fails_is_answered_as_committed(
+    client: AsyncClient, make_user: MakeUser, container: Container
+) -> None:
+    admin = await make_user(role=Role.ADMIN)
+    ada = await make_user()
+    ada_id = (await client.get(f"{API}/users/me", headers=ada.headers)).json()["id"]
+    closed = Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0", socket_connect_timeout=1)
+
+    async def nothing() -> dict[str, timedelta]:
+        return {}
+
+    def losing_redis() -> None:
+        lost = RedisRevocationList(closed, nothing)
+        container.revocations = _RedisLostAfterFirstWrite(container.revocations, lost)
+
+    working = container.revocations
+    losing_redis()
+    renamed = await client.patch(
+        f"{API}/users/{ada_id}", json={"role": "guest"}, headers=admin.headers
+    )
+    assert renamed.status_code == 200, renamed.text
+    container.revocations = working
+    losing_redis()
+    changed = await client.post(
+        f"{API}/users/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=ada.headers,
+    )
+    assert changed.status_code == 204, changed.text
+    container.revocations = working
+    await closed.aclose()
+
+    stored = await client.get(f"{API}/users/{ada_id}", headers=admin.headers)
+    assert stored.json()["role"] == "guest"
+    assert (await login(client, ada.email, NEW_PASSWORD)).access_token
+    refused = await client.post(f"{API}/todos", json={"title": "a"}, headers=ada.headers)
+    assert refused.status_code == 403  # the stamp retired before the commit holds

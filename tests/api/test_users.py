@@ -35,14 +35,129 @@ async def test_update_me_changes_name_and_email(client: AsyncClient, make_user: 
     ada = await make_user("ada@x.io")
     await make_user("taken@x.io")
     response = await client.patch(
-        f"{API}/users/me", json={"full_name": "Ada L", "email": "New@X.io"}, headers=ada.headers
+        f"{API}/users/me",
+        json={"full_name": "Ada L", "email": "New@X.io", "current_password": PASSWORD},
+        headers=ada.headers,
     )
     assert response.status_code == 200
     assert response.json()["email"] == "new@x.io"
     assert response.json()["full_name"] == "Ada L"
-    taken = await client.patch(f"{API}/users/me", json={"email": "TAKEN@x.io"}, headers=ada.headers)
+    taken = await client.patch(
+        f"{API}/users/me",
+        json={"email": "TAKEN@x.io", "current_password": PASSWORD},
+        headers=ada.headers,
+    )
     assert_problem(taken, 409, "email_taken")
     assert (await login(client, "new@x.io")).access_token
+
+
+@pytest.mark.parametrize(
+    "password", [{}, {"current_password": "not my password"}], ids=["missing", "wrong"]
+)
+async def test_an_email_change_without_the_current_password_is_422_naming_it(
+    client: AsyncClient, make_user: MakeUser, password: dict[str, str]
+) -> None:
+    ada = await make_user("ada@x.io")
+    await make_user("taken@x.io")
+    # A taken email too: without the password, nobody learns that it is taken.
+    for email in ("new@x.io", "taken@x.io"):
+        response = await client.patch(
+            f"{API}/users/me", json={"email": email, **password}, headers=ada.headers
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert [e["field"] for e in body["errors"]] == ["body.current_password"]
+    me = await client.get(f"{API}/users/me", headers=ada.headers)
+    assert me.json()["email"] == "ada@x.io"
+
+
+async def test_an_email_that_normalises_to_the_current_one_is_no_change(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user("ada@x.io")
+    response = await client.patch(
+        f"{API}/users/me", json={"email": "ADA@x.io"}, headers=ada.headers
+    )
+    assert response.status_code == 200
+    assert response.json()["email"] == "ada@x.io"
+
+
+async def test_an_email_change_signs_out_every_other_session(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user("ada@x.io")
+    other = await login(client, "ada@x.io")
+    response = await client.patch(
+        f"{API}/users/me",
+        json={"email": "new@x.io", "current_password": PASSWORD},
+        headers=ada.headers,
+    )
+    assert response.status_code == 200
+    assert (await client.get(f"{API}/users/me", headers=ada.headers)).status_code == 200
+    me = await client.get(f"{API}/users/me", headers=other.headers)
+    assert_problem(me, 401, "invalid_token")
+    refreshed = await client.post(
+        f"{API}/auth/refresh", json={"refresh_token": other.refresh_token}
+    )
+    assert refreshed.status_code == 401
+    assert (
+        await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.refresh_token})
+    ).status_code == 200
+
+
+async def test_email_changes_are_limited_per_account_under_the_login_limit(
+    settings: Settings, make_user: MakeUser
+) -> None:
+    ada = await make_user("ada@x.io")
+    limited = create_app(
+        settings.model_copy(update={"rate_limit_enabled": True, "rate_limit_login": "3/hour"})
+    )
+    async with limited.router.lifespan_context(limited):
+        transport = ASGITransport(app=limited, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://limited") as http:
+            statuses = []
+            for n in range(4):
+                response = await http.patch(
+                    f"{API}/users/me",
+                    json={"email": f"probe{n}@x.io", "current_password": "a guess"},
+                    headers=ada.headers,
+                )
+                statuses.append(response.status_code)
+            renamed = await http.patch(
+                f"{API}/users/me", json={"full_name": "Ada"}, headers=ada.headers
+            )
+    assert statuses == [422, 422, 422, 429]
+    assert_problem(response, 429, "rate_limited")
+    assert renamed.status_code == 200  # a change that is not an email's is not counted
+
+
+async def test_a_new_password_equal_to_the_current_one_is_422_naming_it(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    ada = await make_user("ada@x.io")
+    response = await client.post(
+        f"{API}/users/me/password",
+        json={"current_password": PASSWORD, "new_password": PASSWORD},
+        headers=ada.headers,
+    )
+    body = assert_problem(response, 422, "validation_error")
+    assert [e["field"] for e in body["errors"]] == ["body.new_password"]
+
+
+async def test_a_reactivated_account_has_none_of_its_old_sessions(
+    client: AsyncClient, make_user: MakeUser
+) -> None:
+    admin = await make_user("admin@x.io", role=Role.ADMIN)
+    ada = await make_user("ada@x.io")
+    ada_id = await _user_id(client, ada.headers)
+    for active in (False, True):
+        response = await client.patch(
+            f"{API}/users/{ada_id}", json={"is_active": active}, headers=admin.headers
+        )
+        assert response.status_code == 200
+    assert_problem(await client.get(f"{API}/users/me", headers=ada.headers), 401, "invalid_token")
+    refreshed = await client.post(f"{API}/auth/refresh", json={"refresh_token": ada.refresh_token})
+    assert_problem(refreshed, 401, "invalid_token")
+    assert (await login(client, "ada@x.io")).access_token  # a new login starts afresh
 
 
 async def test_password_change_signs_out_every_other_session(
@@ -267,7 +382,9 @@ async def test_a_restart_never_makes_whoever_took_the_first_admins_old_email_adm
     async with started(configured, caplog) as client:
         root = await login(client, "root@x.io")
         moved = await client.patch(
-            f"{API}/users/me", json={"email": "boss@x.io"}, headers=root.headers
+            f"{API}/users/me",
+            json={"email": "boss@x.io", "current_password": PASSWORD},
+            headers=root.headers,
         )
         assert moved.status_code == 200
         taken = await client.post(

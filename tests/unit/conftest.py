@@ -90,6 +90,7 @@ def users(
     revocations: InMemoryRevocationList,
     clock: FakeClock,
     cursors: CursorCodec,
+    tokens: JwtTokenIssuer,
 ) -> UserService:
     return UserService(
         uow,
@@ -98,6 +99,7 @@ def users(
         clock=clock,
         cursors=cursors,
         common_passwords=COMMON_PASSWORDS,
+        access_ttl=tokens.access_ttl,
     )
 
 

@@ -11,9 +11,9 @@ from app.application.auth import (
     ActorCache,
     AuthService,
     revocations_in_force,
-    session_key,
     token_digest,
 )
+from app.application.sessions import session_key
 from app.application.users import UserService
 from app.domain.errors import (
     AccountDisabled,
@@ -45,7 +45,9 @@ async def _register(auth: AuthService, email: str = EMAIL) -> User:
 
 
 async def _set_user(uow: InMemoryUnitOfWork, user: User) -> None:
-    await uow.users.update(user)
+    before = await uow.users.get(user.id)
+    assert before is not None
+    await uow.users.update(user, before=before)
     await uow.commit()
 
 
@@ -582,3 +584,48 @@ async def test_change_password_applies_the_password_rules_to_the_new_one(
         await auth.change_password(actor, current_password=PASSWORD, new_password=new_password)
 
     assert raised.value.field == "new_password"
+
+
+async def test_a_new_password_equal_to_the_current_one_is_refused_naming_new_password(
+    auth: AuthService, uow: InMemoryUnitOfWork
+) -> None:
+    user = await _register(auth)
+    actor = await auth.authenticate((await auth.login(email=EMAIL, password=PASSWORD)).access_token)
+
+    with pytest.raises(InvalidField) as raised:
+        await auth.change_password(actor, current_password=PASSWORD, new_password=PASSWORD)
+
+    assert raised.value.field == "new_password"
+    assert await uow.users.get(user.id) == user
+
+
+async def test_a_deactivation_ends_sessions_for_good_a_reactivation_revives_none(
+    auth: AuthService, users: UserService
+) -> None:
+    user = await _register(auth)
+    pair = await auth.login(email=EMAIL, password=PASSWORD)
+
+    await users.update(ADMIN, user.id, UserChanges(is_active=False))
+    await users.update(ADMIN, user.id, UserChanges(is_active=True))
+
+    with pytest.raises(InvalidToken):
+        await auth.authenticate(pair.access_token)
+    with pytest.raises(InvalidToken):
+        await auth.refresh(pair.refresh_token)
+    await auth.login(email=EMAIL, password=PASSWORD)  # a new login starts afresh
+
+
+async def test_a_token_of_an_ended_family_is_not_spent_even_if_itself_unrevoked(
+    auth: AuthService, uow: InMemoryUnitOfWork, clock: FakeClock
+) -> None:
+    await _register(auth)
+    pair = await auth.login(email=EMAIL, password=PASSWORD)
+    stored = await uow.refresh_tokens.get_by_hash(token_digest(pair.refresh_token))
+    assert stored is not None
+    # Another token of the family is revoked: the family has ended, whatever this row says.
+    sibling = replace(stored, id=uuid4(), token_hash="sibling", revoked_at=clock.now())
+    await uow.refresh_tokens.add(sibling)
+    await uow.commit()
+
+    with pytest.raises(InvalidToken):
+        await auth.refresh(pair.refresh_token)

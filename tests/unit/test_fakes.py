@@ -1,6 +1,7 @@
 """The fakes keep the promises of the ports they stand in for, or the unit tests mean nothing
 (their signatures: mypy, at the end of tests/fakes.py; their behaviour: here)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -55,7 +56,7 @@ async def test_email_is_unique_on_add_and_update() -> None:
     with pytest.raises(EmailTaken):
         await users.add(a_user(email="ada@x.io"))
     with pytest.raises(EmailTaken):
-        await users.update(a_user(id=bob.id, email="ada@x.io"))
+        await users.update(replace(bob, email="ada@x.io"), before=bob)
 
 
 async def test_save_is_compare_and_set_on_the_version() -> None:
@@ -107,8 +108,8 @@ async def test_refresh_token_is_spent_only_once() -> None:
     )
     await tokens.add(token)
 
-    assert await tokens.spend(token.id, now=NOW)
-    assert not await tokens.spend(token.id, now=NOW)
+    assert await tokens.spend(token, now=NOW)
+    assert not await tokens.spend(token, now=NOW)
 
 
 def test_fake_clock_moves_only_when_told() -> None:

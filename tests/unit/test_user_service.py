@@ -1,7 +1,7 @@
 """UserService: the caller's own account, admin management, and the last-admin rule."""
 
 from datetime import timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -14,6 +14,7 @@ from app.domain.errors import (
     PermissionDenied,
     UserNotFound,
 )
+from app.domain.sessions import RefreshToken
 from app.domain.todos import Todo, TodoDraft
 from app.domain.users import Actor, Role, User, UserChanges, UserFilter
 from tests.fakes import PASSWORD, FakeClock, FakePasswordHasher, InMemoryUnitOfWork, a_user
@@ -249,7 +250,9 @@ async def test_update_me_normalises_a_new_email(
     user = a_user()
     await _add(uow, user)
 
-    updated = await users.update_me(Actor.of(user), UserChanges(email=" New@Example.io "))
+    updated = await users.update_me(
+        Actor.of(user), UserChanges(email=" New@Example.io "), current_password=PASSWORD
+    )
 
     assert updated.email == "new@example.io"
     assert await uow.users.get(user.id) == updated
@@ -262,7 +265,105 @@ async def test_update_me_to_an_email_in_use_is_email_taken(
     await _add(uow, user)
 
     with pytest.raises(EmailTaken):
-        await users.update_me(Actor.of(user), UserChanges(email="ADMIN@example.io"))
+        await users.update_me(
+            Actor.of(user), UserChanges(email="ADMIN@example.io"), current_password=PASSWORD
+        )
+
+
+@pytest.mark.parametrize("password", [None, "not my password"], ids=["missing", "wrong"])
+async def test_an_email_change_without_the_current_password_is_refused_before_anything_else(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User, password: str | None
+) -> None:
+    user = a_user()
+    await _add(uow, user)
+
+    # Even for a taken email: the 409 must not answer someone without the password.
+    for email in ("new@example.io", "admin@example.io"):
+        with pytest.raises(InvalidField) as refused:
+            await users.update_me(
+                Actor.of(user), UserChanges(email=email), current_password=password
+            )
+        assert refused.value.field == "current_password"
+    assert await uow.users.get(user.id) == user
+
+
+async def test_an_email_that_normalises_to_the_current_one_needs_no_password(
+    users: UserService, uow: InMemoryUnitOfWork
+) -> None:
+    user = a_user(email="ada@example.io")
+    await _add(uow, user)
+
+    same = await users.update_me(Actor.of(user), UserChanges(email=" ADA@example.io"))
+
+    assert same == user
+
+
+async def test_an_email_change_signs_out_every_other_session(
+    users: UserService, uow: InMemoryUnitOfWork, clock: FakeClock
+) -> None:
+    user = a_user()
+    await _add(uow, user)
+    mine, other = uuid4(), uuid4()
+    for family in (mine, other):
+        await uow.refresh_tokens.add(_token(user, family, clock))
+    await uow.commit()
+
+    actor = Actor.of(user, session_id=mine)
+    await users.update_me(actor, UserChanges(email="new@example.io"), current_password=PASSWORD)
+
+    revoked = await uow.refresh_tokens.revoked_families(since=clock.now() - timedelta(seconds=1))
+    assert set(revoked) == {other}
+
+
+async def test_a_deactivation_ends_every_session_of_the_account(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User, clock: FakeClock
+) -> None:
+    user = a_user()
+    await _add(uow, user)
+    families = {uuid4(), uuid4()}
+    for family in families:
+        await uow.refresh_tokens.add(_token(user, family, clock))
+    await uow.commit()
+
+    await users.update(Actor.of(admin), user.id, UserChanges(is_active=False))
+    await users.update(Actor.of(admin), user.id, UserChanges(is_active=True))
+
+    revoked = await uow.refresh_tokens.revoked_families(since=clock.now() - timedelta(seconds=1))
+    assert set(revoked) == families
+
+
+async def test_a_write_keeps_what_another_write_committed_meanwhile(
+    users: UserService, uow: InMemoryUnitOfWork, admin: User
+) -> None:
+    user = a_user()
+    await _add(uow, user)
+    # The admin's deactivation lands between the rename's first read and its write.
+    real_get = uow.users.get
+
+    async def get_then_deactivate(user_id: UUID) -> User | None:
+        read = await real_get(user_id)
+        uow.users.get = real_get  # type: ignore[method-assign]
+        await users.update(Actor.of(admin), user.id, UserChanges(is_active=False))
+        return read
+
+    uow.users.get = get_then_deactivate  # type: ignore[method-assign]
+    renamed = await users.update_me(Actor.of(user), UserChanges(full_name="Ada"))
+
+    assert not renamed.is_active
+    stored = await uow.users.get(user.id)
+    assert stored is not None
+    assert (stored.full_name, stored.is_active) == ("Ada", False)
+
+
+def _token(user: User, family: UUID, clock: FakeClock) -> RefreshToken:
+    return RefreshToken(
+        id=uuid4(),
+        user_id=user.id,
+        family_id=family,
+        token_hash=uuid4().hex,
+        created_at=clock.now(),
+        expires_at=clock.now() + timedelta(days=1),
+    )
 
 
 async def test_update_me_can_clear_the_full_name(

@@ -14,6 +14,23 @@ from app.infrastructure.repositories.base import SqlRepository, mapped
 tokens = cast(sa.Table, RefreshTokenRow.__table__)
 
 
+_revoked = tokens.alias("revoked")
+# One statement checks and spends: the token unspent and not revoked, and no token of its
+# family revoked (a family ends as a whole).
+_SPEND = (
+    sa.update(tokens)
+    .where(
+        tokens.c.id == sa.bindparam("token_id"),
+        tokens.c.used_at.is_(None),
+        tokens.c.revoked_at.is_(None),
+        ~sa.exists().where(
+            _revoked.c.family_id == sa.bindparam("family"), _revoked.c.revoked_at.is_not(None)
+        ),
+    )
+    .values(used_at=sa.bindparam("now", type_=tokens.c.used_at.type))
+)
+
+
 class SqlAlchemyRefreshTokenRepository(SqlRepository):
     async def add(self, token: RefreshToken) -> None:
         await self._write(sa.insert(tokens).values(asdict(token)))
@@ -23,13 +40,9 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
         row = await self._first(statement)
         return RefreshToken(**mapped(statement, row)) if row else None
 
-    async def spend(self, token_id: UUID, *, now: datetime) -> bool:
-        statement = (
-            sa.update(tokens)
-            .where(tokens.c.id == token_id, tokens.c.used_at.is_(None))
-            .values(used_at=now)
-        )
-        return await self._write(statement) == 1
+    async def spend(self, token: RefreshToken, *, now: datetime) -> bool:
+        parameters = {"token_id": token.id, "family": token.family_id, "now": now}
+        return await self._write(_SPEND, parameters) == 1
 
     async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:
         await self._write(

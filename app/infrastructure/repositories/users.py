@@ -35,11 +35,17 @@ def _values(user: User) -> dict[str, Any]:
 
 # Read on every request that misses the actor cache: built once.
 _BY_ID = sa.select(users).where(users.c.id == sa.bindparam("match_id"))
+# FOR NO KEY UPDATE on PostgreSQL: it queues the user's writes and session changes, but not
+# the foreign-key checks of rows inserted for the user (todos), which take KEY SHARE.
+# SQLite has no row locks; its one connection runs one transaction at a time (db.py).
+_LOCK = _BY_ID.with_for_update(key_share=True)
 
 
 class SqlAlchemyUserRepository(SqlRepository):
-    async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
-        row = await self._first(sa.select(users).where(condition))
+    async def _one(
+        self, statement: sa.Select[Any], parameters: dict[str, Any] | None = None
+    ) -> User | None:
+        row = await self._first(statement, parameters)
         return _to_user(row) if row else None
 
     async def get(self, user_id: UUID) -> User | None:
@@ -47,15 +53,20 @@ class SqlAlchemyUserRepository(SqlRepository):
         return _to_user(row) if row else None
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self._one(users.c.email == email)
+        return await self._one(sa.select(users).where(users.c.email == email))
 
     async def add(self, user: User) -> None:
         await self._write_unique(sa.insert(users).values(_values(user)))
 
-    async def update(self, user: User) -> None:
-        await self._write_unique(
-            sa.update(users).where(users.c.id == user.id).values(_values(user))
-        )
+    async def lock(self, user_id: UUID) -> User | None:
+        return await self._one(_LOCK, {"match_id": user_id})
+
+    async def update(self, user: User, *, before: User) -> None:
+        # Only what changed: a column this write did not mean to touch is never written back.
+        old = _values(before)
+        changed = {name: value for name, value in _values(user).items() if value != old[name]}
+        if changed:
+            await self._write_unique(sa.update(users).where(users.c.id == user.id).values(changed))
 
     async def _write_unique(self, statement: sa.Executable) -> None:
         try:
@@ -91,6 +102,7 @@ class SqlAlchemyUserRepository(SqlRepository):
         statement = (
             sa.select(users.c.id)
             .where(users.c.role == Role.ADMIN.value, users.c.is_active.is_(True))
+            .order_by(users.c.id)  # one order for every locker: no deadlock between two
             .with_for_update()
         )
         return [user_id for (user_id,) in await self._rows(statement)]

@@ -12,6 +12,7 @@ from app.presentation.deps import (
     AuthServiceDep,
     CurrentActor,
     JsonOnly,
+    MeUpdateBody,
     UserReaderDep,
     UserServiceDep,
 )
@@ -19,7 +20,6 @@ from app.presentation.query import query_model, query_parameters
 from app.presentation.schemas.common import AUTHENTICATED, TOKEN_REQUIRED, Page, if_sent, problems
 from app.presentation.schemas.users import (
     MeRead,
-    MeUpdate,
     PasswordChange,
     UserAdminUpdate,
     UserListParams,
@@ -50,10 +50,13 @@ async def get_me(actor: CurrentActor, users: UserReaderDep) -> MeRead:
     responses=problems(*AUTHENTICATED, 409),
     openapi_extra=TOKEN_REQUIRED,
 )
-async def update_me(body: MeUpdate, actor: CurrentActor, users: UserServiceDep) -> MeRead:
-    """Change your name or email."""
+async def update_me(body: MeUpdateBody, actor: CurrentActor, users: UserServiceDep) -> MeRead:
+    """Change your name or email. An email change needs `current_password` (missing or wrong:
+    422 naming it, checked before anything else; counted under RATE_LIMIT_LOGIN per account,
+    429 when over) and signs out every other session of yours; an email that normalises to
+    your current one is no change."""
     changes = UserChanges(email=body.email, full_name=if_sent(body, "full_name", body.full_name))
-    return _me(await users.update_me(actor, changes))
+    return _me(await users.update_me(actor, changes, current_password=body.current_password))
 
 
 @router.post(
@@ -65,7 +68,8 @@ async def update_me(body: MeUpdate, actor: CurrentActor, users: UserServiceDep) 
     openapi_extra=TOKEN_REQUIRED,
 )
 async def change_password(body: PasswordChange, actor: CurrentActor, auth: AuthServiceDep) -> None:
-    """Change your password; every other session of yours is signed out."""
+    """Change your password; every other session of yours is signed out. A new password equal
+    to the current one is a 422 naming `new_password`."""
     await auth.change_password(
         actor, current_password=body.current_password, new_password=body.new_password
     )
@@ -121,7 +125,8 @@ async def get_user(user_id: UUID, actor: CurrentActor, users: UserReaderDep) -> 
 async def update_user(
     user_id: UUID, body: UserAdminUpdate, actor: CurrentActor, users: UserServiceDep
 ) -> UserRead:
-    """Change an account's role, active flag or name (admin); it bites on their next request."""
+    """Change an account's role, active flag or name (admin); it bites on their next request.
+    Deactivating an account ends every session it has, for good: reactivation revives none."""
     changes = UserChanges(
         role=body.role,
         is_active=body.is_active,

@@ -32,12 +32,24 @@ class MeRead(UserRead):
 
 
 class MeUpdate(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"full_name": "Ada Lovelace"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"full_name": "Ada Lovelace"},
+                {"email": "ada@example.com", "current_password": "correct horse battery"},
+            ]
+        }
+    )
 
     email: Email | SkipJsonSchema[None] = None
     full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_LENGTH, pattern=NO_NUL)
+    current_password: str | SkipJsonSchema[None] = Field(
+        default=None,
+        max_length=PASSWORD_MAX_LENGTH,
+        description="Your current password: required to change the email.",
+    )
 
-    _not_null = not_null("email")
+    _not_null = not_null("email", "current_password")
 
 
 class PasswordChange(RequestBody):
