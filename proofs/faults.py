@@ -418,6 +418,7 @@ async def connection_flood(d: Drill) -> None:
         for answer in held.refused
         if answer.startswith(b"HTTP/1.1 429 ")
         and b"application/problem+json" in answer
+        and b"\r\nretry-after: " in answer.lower()
         and b'"code":"rate_limited"' in answer
     ]
     d.report.check(
@@ -427,7 +428,7 @@ async def connection_flood(d: Drill) -> None:
         f"{limit + PAST_THE_LIMIT} POSTs at once from {HOSTILE_HOST}, bodies never sent: "
         f"in progress (unanswered after {HELD_WAIT:g} s) {held.held}, refused "
         f"{len(held.refused)} ({', '.join(sorted(set(statuses))) or 'none'}), of them 429 "
-        f"rate_limited problem+json {len(refused_429)}",
+        f"rate_limited problem+json with Retry-After {len(refused_429)}",
     )
 
 
