@@ -48,9 +48,12 @@ class Reply:
         return "no answer" if self.status is None else f"{self.status} {self.code or ''}".strip()
 
 
-def client(base_url: str, connections: int = 50) -> httpx.AsyncClient:
+def client(base_url: str, connections: int = 50, *, source: str | None = None) -> httpx.AsyncClient:
+    """`source`: the local address its connections come from (a loopback one, 127.0.0.2: a
+    second host as far as the server can tell)."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, limits=limits)
+    transport = httpx.AsyncHTTPTransport(limits=limits, local_address=source)
+    return httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, transport=transport)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """scripts/faults: the service's worst day, on private PostgreSQL and Redis it starts, stops
 and restarts itself, with the service started by scripts/serve in production settings.
 
-    scripts/faults [--keys 100] [--retry-for 20] [--only a,b,c]
+    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d]
 
 a. 100 concurrent keyed POSTs, the server killed (-9) while they are in flight, restarted, and
    every request retried with its key until answered 201/200: exactly one todo per key.
@@ -9,6 +9,10 @@ b. Redis killed and restarted empty mid-run: no logged-out token honoured, no du
    a keyed retry, no 5xx other than the documented 503.
 c. PostgreSQL stopped (immediate) and restarted mid-run: documented 503s while it is down,
    successes after, and every write acknowledged 201 is in the database at the end.
+d. The documented deployment (nginx on deploy/nginx.conf in front of the service): one host
+   (127.0.0.1) holds 10 000 idle, half-sent connections while another (127.0.0.2) registers,
+   logs in and lists, every request answered 2xx; the first host's requests in progress past
+   nginx's per-client bound are refused 429.
 
 Black-box: HTTP, process control and the database's todos table only, so it runs on any
 version of the service. Prints every check with its counts; exits 1 if any fails.
@@ -16,16 +20,21 @@ version of the service. Prints every check with its counts; exits 1 if any fails
 
 import argparse
 import asyncio
+import re
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from harness import live_server
 from harness.raised_limits import RAISED_LIMITS
 from proofs import db
 from proofs.api import (
     API,
+    PASSWORD,
     Reply,
     Report,
     call,
@@ -37,24 +46,43 @@ from proofs.api import (
     new_user,
     refresh,
     tally,
+    unique_email,
     until_created,
 )
+from proofs.connections import IdleFlood, allow_descriptors, requests_without_bodies
 from proofs.run import run_proof
-from proofs.stack import Service, Stores, Workspace
+from proofs.stack import NGINX_CONF, Nginx, Service, Stores, Workspace
 
 # Time the service gets, once PostgreSQL is back, to replace the pool's dead connections.
 POOL_SETTLE_SECONDS = 1.0
 WRITERS = 4
+# Scenario d: the hostile host, the other one, and the address nginx reaches the service from
+# (the one the service trusts X-Forwarded-For from), all on loopback.
+HOSTILE_HOST = "127.0.0.1"
+OTHER_HOST = "127.0.0.2"
+PROXY_ADDRESS = "127.0.0.3"
+OTHER_CLIENTS = 4
+# Longer than nginx's client_header_timeout: the flood's connections are closed by nginx, and
+# opened again, within it.
+FLOOD_SECONDS = 12.0
+FLOOD_OPEN_SECONDS = 60.0
+# The other host's requests while the flood holds: each answered within this (the defect was
+# connection errors, then answers after the service's 20 s read timeout).
+ANSWERED_WITHIN = 5.0
+PAST_THE_LIMIT = 20
+HELD_WAIT = 3.0
 
 
 @dataclass
 class Drill:
+    space: Workspace
     stores: Stores
     service: Service
     http: httpx.AsyncClient
     report: Report
     keys: int
     retry_for: float
+    idle: int
 
     def restore(self) -> None:
         """Everything up again after a scenario that stopped half-way."""
@@ -277,7 +305,139 @@ async def postgres_restarted(d: Drill) -> None:
     check_5xx(d, "c", load.replies)
 
 
-SCENARIOS = {"a": server_killed, "b": redis_restarted, "c": postgres_restarted}
+@dataclass(frozen=True)
+class Timed:
+    reply: Reply
+    seconds: float
+    flood_open: int
+    """The hostile host's connections open when the answer came."""
+
+
+async def other_host(
+    http: httpx.AsyncClient, flood: IdleFlood | None, seconds: float
+) -> list[Timed]:
+    """OTHER_CLIENTS clients on the other host, for `seconds`: each in turn checks health,
+    registers, logs in and lists its todos."""
+    deadline = time.monotonic() + seconds
+    answers: list[Timed] = []
+
+    async def timed(method: str, path: str, **kwargs: Any) -> Reply:
+        started = time.monotonic()
+        reply = await call(http, method, path, **kwargs)
+        open_now = flood.open if flood else 0
+        answers.append(Timed(reply, time.monotonic() - started, open_now))
+        return reply
+
+    async def one_client() -> None:
+        while time.monotonic() < deadline:
+            await timed("GET", "/health")
+            body = {"email": unique_email("fault-d"), "password": PASSWORD}
+            await timed("POST", f"{API}/auth/register", json=body)
+            logged_in = await timed("POST", f"{API}/auth/login", json=body)
+            token = logged_in.body["access_token"] if logged_in.ok else None
+            await timed("GET", f"{API}/todos", token=token)
+
+    await asyncio.gather(*(one_client() for _ in range(OTHER_CLIENTS)))
+    return answers
+
+
+def latencies(answers: Sequence[Timed]) -> str:
+    if not answers:
+        return "no answers"
+    times = sorted(answer.seconds * 1000 for answer in answers)
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    return f"p50 {statistics.median(times):.0f} ms, p95 {p95:.0f} ms, max {times[-1]:.0f} ms"
+
+
+def nginx_limit_conn() -> int:
+    """The per-client bound the deployment sets: what scenario d expects nginx to enforce."""
+    found = re.search(r"^\s*limit_conn per_client (\d+);", NGINX_CONF.read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no `limit_conn per_client N;` in {NGINX_CONF}")
+    return int(found[1])
+
+
+async def connection_flood(d: Drill) -> None:
+    """d. One host holds thousands of idle connections to the deployment's nginx."""
+    limit = nginx_limit_conn()
+    descriptors = d.idle + limit + PAST_THE_LIMIT + 200
+    if allow_descriptors(descriptors) < descriptors:
+        raise RuntimeError(f"this process may not open {descriptors} descriptors (ulimit -n)")
+    nginx = await asyncio.to_thread(
+        Nginx, d.space, [d.service], name="nginx-d", location=[f"proxy_bind {PROXY_ADDRESS}"]
+    )
+    flood = IdleFlood(live_server.HOST, nginx.port, HOSTILE_HOST, d.idle)
+    during: asyncio.Task[list[Timed]] | None = None
+    try:
+        async with client(nginx.url, OTHER_CLIENTS, source=OTHER_HOST) as http:
+            before = await other_host(http, None, 3.0)
+            flood.start()
+            took = await flood.until_open(FLOOD_OPEN_SECONDS)
+            held_at_start = flood.open
+            during = asyncio.create_task(other_host(http, flood, FLOOD_SECONDS))
+            await asyncio.sleep(2.0)
+            held = await requests_without_bodies(
+                live_server.HOST,
+                nginx.port,
+                HOSTILE_HOST,
+                limit + PAST_THE_LIMIT,
+                f"{API}/todos",
+                HELD_WAIT,
+            )
+            answers = await during
+    finally:
+        if during is not None and not during.done():
+            during.cancel()
+        await flood.stop()
+        await asyncio.to_thread(nginx.stop)
+
+    replies = [answer.reply for answer in answers]
+    slow = [answer for answer in answers if answer.seconds > ANSWERED_WITHIN]
+    open_counts = sorted(answer.flood_open for answer in answers)
+    held_throughout = bool(open_counts) and statistics.median(open_counts) >= 0.9 * d.idle
+    d.report.check(
+        f"d. one host holding {d.idle} idle connections: another host's requests all "
+        f"answered 2xx within {ANSWERED_WITHIN:g} s",
+        held_at_start == d.idle
+        and held_throughout
+        and bool(replies)
+        and all(reply.ok for reply in replies)
+        and not slow,
+        f"{HOSTILE_HOST}: {held_at_start} connections open after {took:.1f} s, each half a "
+        f"request; over {FLOOD_SECONDS:g} s: opened {flood.opened}, closed by nginx "
+        f"{flood.closed_by_server}, failed to connect {flood.failed}; open when the other "
+        f"host's answers came: min {open_counts[0] if open_counts else 0}, median "
+        f"{statistics.median(open_counts) if open_counts else 0:.0f}. {OTHER_HOST}: before "
+        f"the flood {tally(a.reply for a in before)} ({latencies(before)}); during it "
+        f"{tally(replies)} ({latencies(answers)}), slower than {ANSWERED_WITHIN:g} s "
+        f"{len(slow)}",
+    )
+    statuses = [answer.partition(b"\r\n")[0].decode(errors="replace") for answer in held.refused]
+    refused_429 = [
+        answer
+        for answer in held.refused
+        if answer.startswith(b"HTTP/1.1 429 ")
+        and b"application/problem+json" in answer
+        and b"\r\nretry-after: " in answer.lower()
+        and b'"code":"rate_limited"' in answer
+    ]
+    d.report.check(
+        f"d. per-client bound: {HOSTILE_HOST}'s requests in progress past limit_conn "
+        f"({limit}) refused 429 while {OTHER_HOST} is served",
+        held.held == limit and len(refused_429) == PAST_THE_LIMIT == len(held.refused),
+        f"{limit + PAST_THE_LIMIT} POSTs at once from {HOSTILE_HOST}, bodies never sent: "
+        f"in progress (unanswered after {HELD_WAIT:g} s) {held.held}, refused "
+        f"{len(held.refused)} ({', '.join(sorted(set(statuses))) or 'none'}), of them 429 "
+        f"rate_limited problem+json with Retry-After {len(refused_429)}",
+    )
+
+
+SCENARIOS = {
+    "a": server_killed,
+    "b": redis_restarted,
+    "c": postgres_restarted,
+    "d": connection_flood,
+}
 
 
 async def drill(d: Drill, only: Sequence[str]) -> None:
@@ -298,21 +458,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--retry-for", type=float, default=20.0, help="seconds a client retries one key"
     )
-    parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
+    parser.add_argument(
+        "--idle", type=int, default=10_000, help="idle connections one host holds in scenario d"
+    )
+    parser.add_argument("--only", default="a,b,c,d", help="scenarios to run, e.g. a,c")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(SCENARIOS):
         parser.error(f"unknown scenario {sorted(unknown)}")
 
     def prove(space: Workspace, stores: Stores, report: Report) -> None:
-        service = Service(space, "service", {**stores.env, **RAISED_LIMITS})
+        # TRUSTED_PROXIES: the address scenario d's nginx reaches the service from.
+        env = {**stores.env, **RAISED_LIMITS, "TRUSTED_PROXIES": PROXY_ADDRESS}
+        service = Service(space, "service", env)
         postgres, redis = stores.postgres, stores.redis
         print(f"PostgreSQL :{postgres.port}, Redis :{redis.port}, service {service.url}")
         print(f"logs in {space.logs}", flush=True)
 
         async def run() -> None:
             async with client(service.url, connections=args.keys + 20) as http:
-                d = Drill(stores, service, http, report, args.keys, args.retry_for)
+                d = Drill(
+                    space, stores, service, http, report, args.keys, args.retry_for, args.idle
+                )
                 await drill(d, only)
 
         asyncio.run(run())

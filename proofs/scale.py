@@ -46,6 +46,13 @@ from proofs.stack import Nginx, Service, Stores, Workspace
 # headers from it alone: a client on 127.0.0.1 cannot pose as the proxy.
 PROXY_ADDRESS = "127.0.0.2"
 TRUSTED_PROXY = {"TRUSTED_PROXIES": PROXY_ADDRESS}
+# Added to the deployment's `location /`: nginx connects from PROXY_ADDRESS, tries one
+# instance per request, and names in X-Upstream the instance that answered.
+PROOF_LOCATION = (
+    f"proxy_bind {PROXY_ADDRESS}",
+    "proxy_next_upstream off",
+    "add_header X-Upstream $upstream_addr always",
+)
 LOGIN_LIMIT = 5  # the service's default RATE_LIMIT_LOGIN, 5/minute per client and email
 ADMIN_EMAIL = "admin@scale-proof.example.com"
 FORGED = {"X-Forwarded-For": "203.0.113.7"}
@@ -265,7 +272,7 @@ def prove(space: Workspace, stores: Stores, report: Report) -> None:
     # One after the other: the first migrates, the second finds the schema at head.
     a = Service(space, "instance-a", env)
     b = Service(space, "instance-b", env)
-    nginx = Nginx(space, [a, b], proxy_address=PROXY_ADDRESS)
+    nginx = Nginx(space, [a, b], location=PROOF_LOCATION)
     print(
         f"nginx {nginx.url} -> A {a.url}, B {b.url}; PostgreSQL :{stores.postgres.port}, "
         f"Redis :{stores.redis.port}; logs in {space.logs}",

@@ -1,10 +1,12 @@
 """The processes a proof runs on, each private to the run and cleaned up with it: a PostgreSQL
 cluster (initdb in a temp dir, run as the `postgres` OS user when we are root), a Redis server,
-instances of the service started by scripts/serve, and nginx on a generated config. Ports are
+instances of the service started by scripts/serve, and nginx on the deployment's config. Ports are
 free ones on loopback; logs go to artifacts/<run>/ and stay there for a look after a failure."""
 
 import contextlib
 import os
+import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -12,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -209,70 +211,88 @@ class Service:
             self._server.stop(STOP_GRACE_SECONDS)
 
 
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {logs}/nginx.log warn;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    upstream instances {{
-{servers}
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://instances;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # The instances trust forwarded headers from this address only.
-            proxy_bind {proxy_address};
-            proxy_set_header Host $host;
-            # Set, not appended: whatever X-Forwarded-For a client sends is dropped.
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            # One try per request, so the instance named below is the one that answered.
-            proxy_next_upstream off;
-            proxy_max_temp_file_size 0;
-            add_header X-Upstream $upstream_addr always;
-        }}
-    }}
-}}
-"""
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+NGINX_PORT_LINE = re.compile(r"^(\s*)listen 8000( [^;]*)?;.*$", re.MULTILINE)
+NGINX_UPSTREAM_LINE = re.compile(r"^(\s*)server api:8000;.*$", re.MULTILINE)
+NGINX_RLIMIT_LINE = re.compile(r"^worker_rlimit_nofile (\d+);.*$", re.MULTILINE)
+NGINX_ACCESS_LOG = "/var/log/nginx/access.log"
+
+
+def render_nginx_conf(
+    conf: str,
+    *,
+    port: int,
+    upstreams: Sequence[str],
+    files: Path,
+    logs: Path,
+    location: Sequence[str] = (),
+) -> str:
+    """deploy/nginx.conf as this run needs it: the lines marked `proofs:` changed (a loopback
+    port, these upstream addresses, the run's own files, a descriptor limit this machine
+    allows), the rest as deployed; `location` adds directives to `location /`. Fails if the
+    file no longer has a line this expects, rather than prove some other configuration."""
+
+    def once(pattern: re.Pattern[str] | str, replace: Callable[[re.Match[str]], str]) -> None:
+        nonlocal conf
+        regex = re.compile(re.escape(pattern)) if isinstance(pattern, str) else pattern
+        conf, count = regex.subn(replace, conf)
+        if count != 1:
+            raise RuntimeError(f"{NGINX_CONF}: {count} matches for {regex.pattern}, not one")
+
+    once(NGINX_PORT_LINE, lambda m: f"{m[1]}listen 127.0.0.1:{port}{m[2] or ''};")
+    once(NGINX_UPSTREAM_LINE, lambda m: "\n".join(f"{m[1]}server {up};" for up in upstreams))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    allowed = hard if hard != resource.RLIM_INFINITY else None
+    once(
+        NGINX_RLIMIT_LINE, lambda m: f"worker_rlimit_nofile {min(int(m[1]), allowed or int(m[1]))};"
+    )
+    once(NGINX_ACCESS_LOG, lambda _: str(logs / "nginx-access.log"))
+    # Temp files in the run's own directory (the packaged paths may not exist, or be shared).
+    temp = " ".join(
+        f"{kind}_temp_path {files / kind};" for kind in ("client_body", "proxy", "fastcgi")
+    )
+    temp += f" uwsgi_temp_path {files / 'uwsgi'}; scgi_temp_path {files / 'scgi'};"
+    once(re.compile(r"^http \{$", re.MULTILINE), lambda _: f"http {{\n    {temp}")
+    if location:
+        added = "".join(f"\n            {directive};" for directive in location)
+        once("            proxy_pass http://api;", lambda m: m[0] + added)
+    return conf
 
 
 class Nginx:
-    """nginx round-robin over the instances, connecting to them from `proxy_address`; each
-    answer names the instance behind it in `X-Upstream`."""
+    """nginx on deploy/nginx.conf (see render_nginx_conf) over the instances; `location`:
+    directives a proof adds to `location /`."""
 
-    def __init__(self, space: Workspace, upstreams: list[Service], *, proxy_address: str) -> None:
+    def __init__(
+        self,
+        space: Workspace,
+        upstreams: list[Service],
+        *,
+        name: str = "nginx",
+        location: Sequence[str] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        root = space.dir / "nginx"
+        root = space.dir / name
         root.mkdir()
-        servers = "\n".join(f"        server 127.0.0.1:{up.port};" for up in upstreams)
         conf = root / "nginx.conf"
         conf.write_text(
-            NGINX_CONF.format(
-                dir=root,
-                logs=space.logs,
-                servers=servers,
+            render_nginx_conf(
+                NGINX_CONF.read_text(),
                 port=self.port,
-                proxy_address=proxy_address,
+                upstreams=[f"127.0.0.1:{up.port}" for up in upstreams],
+                files=root,
+                logs=space.logs,
+                location=location,
             )
         )
         # -e: the error log from the first line on (before the config is read, too), in the
-        # file its output goes to.
-        log = space.logs / "nginx.log"
+        # file its output goes to; -g: what a container's nginx has from its image.
+        log = space.logs / f"{name}.log"
         command = ["nginx", "-p", str(root), "-c", str(conf), "-e", str(log)]
+        command += ["-g", f"daemon off; pid {root / 'nginx.pid'}; error_log {log} warn;"]
         self._server = live_server.start(
-            "nginx", command=command, env={}, port=self.port, log=log, abandon=_stopping
+            name, command=command, env={}, port=self.port, log=log, abandon=_stopping
         )
         space.callback(self.stop)
 

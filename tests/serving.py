@@ -22,6 +22,8 @@ ARTIFACTS = ROOT / "artifacts"
 SECRET_KEY = "live-server-test-secret-key-long-enough-0123456"
 
 Serve = Callable[..., AbstractContextManager[LiveServer]]
+# Read by scripts/serve or uvicorn itself rather than by the settings.
+SERVE_VARIABLES = {"FORWARDED_ALLOW_IPS", "MAX_CONNECTIONS", "GRACEFUL_SHUTDOWN_SECONDS"}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def _baseline() -> dict[str, str]:
     return {
         name: value
         for name, value in os.environ.items()
-        if name != "FORWARDED_ALLOW_IPS" and name.lower() not in Settings.model_fields
+        if name not in SERVE_VARIABLES and name.lower() not in Settings.model_fields
     }
 
 
