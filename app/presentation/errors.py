@@ -176,7 +176,19 @@ def _allowed_methods(request: Request, fallback: str) -> str:
     """Every method the path answers. Starlette's own `Allow` names only the first route that
     matched the path, but FastAPI makes one route per method (RFC 9110 §15.5.6 wants them all)."""
     found = route_templates(request.app).match(request.url.path)
-    return ", ".join(sorted(found[1])) if found else fallback
+    if not found:
+        return fallback
+    methods = found[1] | {"HEAD"} if "GET" in found[1] else found[1]  # HeadAsGetMiddleware
+    return ", ".join(sorted(methods))
+
+
+def _no_such_route(request: Request) -> str:
+    """A path with a trailing slash is not redirected (the redirect would be built from the
+    Host header): the answer names the path without it, as a path, when a route serves that."""
+    path = request.url.path
+    if path != "/" and path.endswith("/") and route_templates(request.app).match(path.rstrip("/")):
+        return f"No such route; without the trailing slash: {path.rstrip('/')}"
+    return "No such route."
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -192,7 +204,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
     headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
-        detail = "No such route."
+        detail = _no_such_route(request)
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
     return problem(request, exc.status_code, code, detail, headers=headers)
