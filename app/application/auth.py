@@ -6,7 +6,9 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from app.application.audit import record_failed_login
 from app.application.ports import (
+    AuditTrail,
     Clock,
     Hit,
     PasswordHasher,
@@ -74,6 +76,7 @@ class AuthService:
         actors: ActorCache,
         clock: Clock,
         common_passwords: Container[str],
+        audit: AuditTrail,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -82,6 +85,7 @@ class AuthService:
         self._actors = actors
         self._clock = clock
         self._common_passwords = common_passwords
+        self._audit = audit
 
     async def register(self, *, email: str, password: str, full_name: str | None) -> User:
         email = normalise_email(email)
@@ -102,12 +106,17 @@ class AuthService:
         user = await self._uow.users.get_by_email(normalise_email(email))
         if user is None:
             await self._hasher.dummy_verify()
+            record_failed_login(self._audit, email, "unknown_email")
             raise InvalidCredentials
         if not await self._hasher.verify(password, user.password_hash):
+            record_failed_login(self._audit, email, "wrong_password", user.id)
             raise InvalidCredentials
         if not user.is_active:
+            record_failed_login(self._audit, email, "account_disabled", user.id)
             raise AccountDisabled
-        return await self._issue_pair(user.id, session_id=uuid4())
+        pair = await self._issue_pair(user.id, session_id=uuid4())
+        self._audit.record("login.succeeded", actor_id=user.id)
+        return pair
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         claims = self._tokens.decode_refresh(refresh_token)
@@ -191,6 +200,7 @@ class AuthService:
             actor.user_id, now=self._clock.now(), keep=actor.session_id
         )
         await self._commit_revoking(families)
+        self._audit.record("password.changed", actor_id=actor.user_id, subject_id=user.id)
 
     async def _end_sessions(self, families: list[UUID]) -> None:
         now = self._clock.now()

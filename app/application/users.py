@@ -4,8 +4,9 @@ from collections.abc import Container
 from enum import Enum
 from uuid import UUID, uuid4
 
+from app.application.audit import record_user_change
 from app.application.pagination import CursorCodec, Page, cursor_binding, paginate
-from app.application.ports import Clock, PasswordHasher, RevocationList, UnitOfWork
+from app.application.ports import AuditTrail, Clock, PasswordHasher, RevocationList, UnitOfWork
 from app.domain.errors import LastAdmin, UserNotFound
 from app.domain.users import (
     Actor,
@@ -38,6 +39,7 @@ class UserService:
         clock: Clock,
         cursors: CursorCodec,
         common_passwords: Container[str],
+        audit: AuditTrail,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -45,6 +47,7 @@ class UserService:
         self._clock = clock
         self._cursors = cursors
         self._common_passwords = common_passwords
+        self._audit = audit
 
     async def me(self, actor: Actor) -> User:
         return await self._load(actor.user_id)
@@ -53,13 +56,14 @@ class UserService:
         """Your own name and email; your role or active flag only with users:manage."""
         if changes.changes_access:
             actor.require(Permission.USERS_MANAGE)
-        return await self._save(await self._load(actor.user_id), changes)
+        return await self._save(actor, await self._load(actor.user_id), changes)
 
     async def delete_me(self, actor: Actor) -> None:
         user = await self._load(actor.user_id)
         await self._guard_last_admin(user, after=None)
         await self._uow.users.delete(user.id)
         await self._commit_change(user.id)
+        self._audit.record("user.deleted", actor_id=actor.user_id, subject_id=user.id)
 
     async def list(
         self, actor: Actor, query: UserFilter, *, limit: int, cursor: str | None
@@ -82,7 +86,7 @@ class UserService:
 
     async def update(self, actor: Actor, user_id: UUID, changes: UserChanges) -> User:
         actor.require(Permission.USERS_MANAGE)
-        return await self._save(await self._load(user_id), changes)
+        return await self._save(actor, await self._load(user_id), changes)
 
     async def delete(self, actor: Actor, user_id: UUID) -> None:
         actor.require(Permission.USERS_MANAGE)
@@ -90,6 +94,7 @@ class UserService:
         await self._guard_last_admin(user, after=None)
         await self._uow.users.delete(user.id)
         await self._commit_change(user.id)
+        self._audit.record("user.deleted", actor_id=actor.user_id, subject_id=user.id)
 
     async def create_admin(self, *, email: str, password: str) -> User:
         """A new, active admin account. Never changes an existing one: EmailTaken if the email
@@ -128,13 +133,14 @@ class UserService:
             raise UserNotFound
         return user
 
-    async def _save(self, user: User, changes: UserChanges) -> User:
+    async def _save(self, actor: Actor, user: User, changes: UserChanges) -> User:
         updated = user.apply(changes, self._clock.now())
         if updated is user:
             return user  # nothing changes: no write, no new updated_at
         await self._guard_last_admin(user, after=updated)
         await self._uow.users.update(updated)
         await self._commit_change(user.id)
+        record_user_change(self._audit, actor, user, updated)
         return updated
 
     async def _commit_change(self, user_id: UUID) -> None:
