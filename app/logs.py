@@ -72,12 +72,17 @@ def _escaped(value: Any) -> Any:
     return escape_controls(str(value))
 
 
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# What every record has, and what the console formatter adds to it, so neither is an extra.
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+}
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    """The extras a call passed; a set difference, since this runs for every request."""
-    return {key: record.__dict__[key] for key in record.__dict__.keys() - _STANDARD_ATTRS}
+    """The extras a call passed, in the order it passed them."""
+    return {key: value for key, value in record.__dict__.items() if key not in _STANDARD_ATTRS}
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,6 +1,7 @@
 """What reaches the log: one line per event whatever a client sends, every control character
 escaped, in both formats."""
 
+import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -10,8 +11,10 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 
 from app.config import Settings
-from app.logs import ConsoleFormatter, JsonFormatter
+from app.infrastructure.audit import LoggingAuditTrail
+from app.logs import ConsoleFormatter, JsonFormatter, configure_logging
 from app.main import create_app
+from tests.support import restored_logging
 
 # CR LF and a line that looks like the service's own, an ANSI colour, a bidi override (which
 # shows what follows reversed), a zero-width space, a C1 control (NEL, a line break to some).
@@ -99,3 +102,21 @@ def test_exception_messages_and_extras_are_escaped_onto_one_line(
 def test_clean_text_is_logged_as_it_is() -> None:
     line = ConsoleFormatter().format(_record("GET %s 200", "/api/v1/todos/ü-ß"))
     assert line.endswith("GET /api/v1/todos/ü-ß 200")
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_the_audit_trail_is_written_whatever_the_log_level(fmt: str) -> None:
+    stream = io.StringIO()
+    with restored_logging():
+        configure_logging("ERROR", fmt)
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        logging.getLogger("app.access").info("not at ERROR")
+        LoggingAuditTrail().record("login.failed", actor_id=None, email="a@b.io", reason="x")
+    [line] = stream.getvalue().splitlines()
+    if fmt == "json":
+        assert json.loads(line)["action"] == "login.failed"
+    else:
+        assert "app.audit [-] login.failed action=login.failed actor_id=- " in line
+        assert line.endswith("email=a@b.io reason=x")
