@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.application.auth import ActorCache, AuthService, revocations_in_force
 from app.application.pagination import CursorCodec
-from app.application.ports import RevocationList, UnitOfWork
+from app.application.ports import AuditTrail, RevocationList, UnitOfWork
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.config import Settings
+from app.infrastructure.audit import LoggingAuditTrail
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.direct_reads import DirectReads
@@ -79,6 +80,7 @@ class Container:
             actors=self.actors,
             clock=self.clock,
             common_passwords=self.common_passwords,
+            audit=self.audit,
         )
 
     def user_service(self, uow: UnitOfWork) -> UserService:
@@ -90,6 +92,7 @@ class Container:
             cursors=self.cursors,
             common_passwords=self.common_passwords,
             access_ttl=self.tokens.access_ttl,
+            audit=self.audit,
         )
 
     def todo_service(self, uow: UnitOfWork) -> TodoService:
@@ -97,6 +100,7 @@ class Container:
             uow,
             clock=self.clock,
             cursors=self.cursors,
+            audit=self.audit,
             max_todos_per_user=self.settings.max_todos_per_user,
         )
 
@@ -165,6 +169,10 @@ class Container:
     @cached_property
     def actors(self) -> ActorCache:
         return ActorCache()
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        return LoggingAuditTrail()
 
     @cached_property
     def clock(self) -> SystemClock:

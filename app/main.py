@@ -20,6 +20,7 @@ from app.presentation.errors import install_error_handlers, service_unavailable
 from app.presentation.middleware import (
     BodySizeLimitMiddleware,
     EdgeMiddleware,
+    HeadAsGetMiddleware,
     ProblemCORSMiddleware,
 )
 from app.presentation.routers import auth, health, todos, users
@@ -79,6 +80,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_tags=TAGS,
+        # A path with a trailing slash is a 404 like any unknown path, never a redirect: the
+        # redirect's Location would be built from the request's Host header.
+        redirect_slashes=False,
         # Off unless tracing is on: FastAPI's native OpenTelemetry would otherwise look up
         # the global providers on every request.
         telemetry=tracing.fastapi_telemetry(container.tracer_provider),
@@ -116,6 +120,7 @@ def install_middleware(app: FastAPI, container: Container) -> None:
     settings = container.settings
     # Added innermost first: the edge wraps everything, so even a 413 or 500 has a request id.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGetMiddleware)
     # Always installed, so a preflight from an origin not allowed (any, with none allowed) is
     # a 400 `cors_refused` that says so, never a 405 that reads like a wrong route.
     app.add_middleware(

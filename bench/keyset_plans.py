@@ -38,6 +38,7 @@ from app.application.pagination import CursorCodec
 from app.application.todos import TodoService
 from app.domain.todos import SortKey, TodoFilter, parse_sort
 from app.domain.users import Actor
+from app.infrastructure.audit import LoggingAuditTrail
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.repositories.todos import todos
@@ -132,7 +133,10 @@ async def capture_list_queries(
     try:
         async with SqlAlchemyUnitOfWork(engine) as uow:
             service = TodoService(
-                uow, clock=SystemClock(), cursors=CursorCodec(SECRET_KEY.encode())
+                uow,
+                clock=SystemClock(),
+                cursors=CursorCodec(SECRET_KEY.encode()),
+                audit=LoggingAuditTrail(),
             )
             await service.list(actor, TodoFilter(), sort=sort, limit=PAGE_SIZE)
             first = captured[-1]
@@ -225,7 +229,10 @@ async def capture_search(engine: AsyncEngine, actor: Actor, text: str) -> sa.Sel
     try:
         async with SqlAlchemyUnitOfWork(engine) as uow:
             service = TodoService(
-                uow, clock=SystemClock(), cursors=CursorCodec(SECRET_KEY.encode())
+                uow,
+                clock=SystemClock(),
+                cursors=CursorCodec(SECRET_KEY.encode()),
+                audit=LoggingAuditTrail(),
             )
             await service.list(
                 actor, TodoFilter(text=text), sort=parse_sort(DEFAULT_SORT), limit=PAGE_SIZE

@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from app.application.pagination import CursorCodec
 from app.application.ports import (
+    AuditTrail,
     IdempotencyKeyRepository,
     IdempotencyRecord,
     PasswordHasher,
@@ -440,6 +441,34 @@ class InMemoryIdempotencyKeyRepository:
         self._holders.clear()
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    action: str
+    actor_id: UUID | None
+    subject_id: UUID | None
+    details: dict[str, object]
+
+
+class RecordingAuditTrail:
+    """The audit records a use case made, in order, for the test to read."""
+
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+
+    def record(
+        self,
+        action: str,
+        *,
+        actor_id: UUID | None,
+        subject_id: UUID | None = None,
+        **details: object,
+    ) -> None:
+        self.records.append(AuditRecord(action, actor_id, subject_id, details))
+
+    def actions(self) -> list[str]:
+        return [record.action for record in self.records]
+
+
 class InMemoryUnitOfWork:
     """One transaction over in-memory tables.
 
@@ -514,6 +543,7 @@ _KEEP_THEIR_PORTS: tuple[
     type[RefreshTokenRepository],
     type[IdempotencyKeyRepository],
     type[PasswordHasher],
+    type[AuditTrail],
 ] = (
     InMemoryUnitOfWork,
     InMemoryUserRepository,
@@ -521,4 +551,5 @@ _KEEP_THEIR_PORTS: tuple[
     InMemoryRefreshTokenRepository,
     InMemoryIdempotencyKeyRepository,
     FakePasswordHasher,
+    RecordingAuditTrail,
 )

@@ -1,7 +1,9 @@
 """What the test modules share: the API prefix, the one test password, a logged-in session
 (through the app in-process, or through a live server) and the problem+json assertion."""
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,3 +56,15 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["request_id"] == response.headers["x-request-id"]
     assert {"type", "title", "detail", "instance"} <= body.keys()
     return body
+
+
+@contextmanager
+def restored_logging() -> Iterator[None]:
+    """The root logger as it was, after a block that built an app with other log settings."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -5,7 +5,9 @@ from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from app.application.audit import record_failed_login
 from app.application.ports import (
+    AuditTrail,
     Clock,
     Hit,
     PasswordHasher,
@@ -70,6 +72,7 @@ class AuthService:
         actors: ActorCache,
         clock: Clock,
         common_passwords: Container[str],
+        audit: AuditTrail,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -78,6 +81,7 @@ class AuthService:
         self._actors = actors
         self._clock = clock
         self._common_passwords = common_passwords
+        self._audit = audit
 
     async def register(self, *, email: str, password: str, full_name: str | None) -> User:
         email = normalise_email(email)
@@ -98,10 +102,13 @@ class AuthService:
         user = await self._uow.users.get_by_email(normalise_email(email))
         if user is None:
             await self._hasher.dummy_verify()
+            record_failed_login(self._audit, email, "unknown_email")
             raise InvalidCredentials
         if not await self._hasher.verify(password, user.password_hash):
+            record_failed_login(self._audit, email, "wrong_password", user.id)
             raise InvalidCredentials
         if not user.is_active:
+            record_failed_login(self._audit, email, "account_disabled", user.id)
             raise AccountDisabled
         # The new session starts under the user's lock, as every change to their sessions: a
         # password change, email change or deactivation committed since the read above is
@@ -115,7 +122,9 @@ class AuthService:
             raise InvalidCredentials
         if not locked.is_active:
             raise AccountDisabled
-        return await self._issue_pair(user.id, session_id=uuid4())
+        pair = await self._issue_pair(user.id, session_id=uuid4())
+        self._audit.record("login.succeeded", actor_id=user.id)
+        return pair
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Spends the token for a new pair. Runs under the user's lock, as every revocation of
@@ -216,6 +225,7 @@ class AuthService:
             actor.user_id, now=now, keep=actor.session_id
         )
         await self._commit(user_id=actor.user_id, ended=families)
+        self._audit.record("password.changed", actor_id=actor.user_id, subject_id=user.id)
 
     async def _end_sessions(self, user_id: UUID, families: Sequence[UUID]) -> None:
         # Under the user's lock, so that no refresh of these sessions commits in between.

@@ -41,6 +41,21 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+class AuditTrail(Protocol):
+    """The record of who did what to which account or todo. A use case records an action once
+    it is committed (a failed login once it has failed); the adapter adds the request's id and
+    client address. `details` say what changed, and never hold a password, a hash or a token."""
+
+    def record(
+        self,
+        action: str,
+        *,
+        actor_id: UUID | None,
+        subject_id: UUID | None = None,
+        **details: object,
+    ) -> None: ...
+
+
 class UserRepository(Protocol):
     async def get(self, user_id: UUID) -> User | None: ...
     async def get_by_email(self, email: str) -> User | None: ...

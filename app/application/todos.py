@@ -7,8 +7,16 @@ from dataclasses import asdict, replace
 from datetime import timedelta
 from uuid import UUID, uuid4
 
+from app.application.audit import record_todo_write
 from app.application.pagination import CursorCodec, Page, cursor_binding, paginate
-from app.application.ports import Clock, IdempotencyRecord, SortValues, TodoStats, UnitOfWork
+from app.application.ports import (
+    AuditTrail,
+    Clock,
+    IdempotencyRecord,
+    SortValues,
+    TodoStats,
+    UnitOfWork,
+)
 from app.domain.errors import (
     IdempotencyKeyReused,
     PermissionDenied,
@@ -47,12 +55,14 @@ class TodoService:
         *,
         clock: Clock,
         cursors: CursorCodec,
+        audit: AuditTrail,
         max_todos_per_user: int = DEFAULT_MAX_TODOS_PER_USER,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._cursors = cursors
         self._max_todos = max_todos_per_user
+        self._audit = audit
 
     async def create(
         self, actor: Actor, draft: TodoDraft, *, idempotency_key: str | None = None
@@ -135,6 +145,8 @@ class TodoService:
                 updated, expected_version=todo.version
             ):
                 await self._uow.commit()
+                if updated is not todo:
+                    record_todo_write(self._audit, actor, todo, "updated", updated)
                 return updated
             # Someone else wrote between our read and our write.
             if expected_version is not None:
@@ -162,6 +174,7 @@ class TodoService:
         if not done:
             raise PreconditionFailed
         await self._uow.commit()
+        record_todo_write(self._audit, actor, todo, "deleted" if permanent else "trashed")
 
     async def restore(self, actor: Actor, todo_id: UUID) -> Todo:
         """Idempotent: a todo that is not in the trash is returned as it is, unchanged."""
@@ -172,6 +185,7 @@ class TodoService:
         if not await self._uow.todos.save(restored, expected_version=todo.version):
             raise PreconditionFailed
         await self._uow.commit()
+        record_todo_write(self._audit, actor, todo, "restored")
         return restored
 
     async def stats(self, actor: Actor) -> TodoStats:

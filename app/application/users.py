@@ -5,8 +5,9 @@ from datetime import timedelta
 from enum import Enum
 from uuid import UUID, uuid4
 
+from app.application.audit import record_user_change
 from app.application.pagination import CursorCodec, Page, cursor_binding, paginate
-from app.application.ports import Clock, PasswordHasher, RevocationList, UnitOfWork
+from app.application.ports import AuditTrail, Clock, PasswordHasher, RevocationList, UnitOfWork
 from app.application.sessions import commit_change
 from app.domain.errors import AccountGone, DomainError, InvalidField, LastAdmin, UserNotFound
 from app.domain.users import (
@@ -46,6 +47,7 @@ class UserService:
         cursors: CursorCodec,
         common_passwords: Container[str],
         access_ttl: timedelta,
+        audit: AuditTrail,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -54,6 +56,7 @@ class UserService:
         self._cursors = cursors
         self._common_passwords = common_passwords
         self._access_ttl = access_ttl
+        self._audit = audit
 
     async def me(self, actor: Actor) -> User:
         user = await self._uow.users.get(actor.user_id)
@@ -74,6 +77,7 @@ class UserService:
         if _changes_email(user, changes):
             verified = await self._check_password(user, current_password, verified=None)
         return await self._save(
+            actor,
             user,
             changes,
             gone=AccountGone,
@@ -82,7 +86,7 @@ class UserService:
         )
 
     async def delete_me(self, actor: Actor) -> None:
-        await self._delete(await self.me(actor), gone=AccountGone)
+        await self._delete(actor, await self.me(actor), gone=AccountGone)
 
     async def list(
         self, actor: Actor, query: UserFilter, *, limit: int, cursor: str | None
@@ -105,11 +109,13 @@ class UserService:
 
     async def update(self, actor: Actor, user_id: UUID, changes: UserChanges) -> User:
         actor.require(Permission.USERS_MANAGE)
-        return await self._save(await self._load(user_id), changes, gone=UserNotFound, keep=None)
+        return await self._save(
+            actor, await self._load(user_id), changes, gone=UserNotFound, keep=None
+        )
 
     async def delete(self, actor: Actor, user_id: UUID) -> None:
         actor.require(Permission.USERS_MANAGE)
-        await self._delete(await self._load(user_id), gone=UserNotFound)
+        await self._delete(actor, await self._load(user_id), gone=UserNotFound)
 
     async def create_admin(self, *, email: str, password: str) -> User:
         """A new, active admin account. Never changes an existing one: EmailTaken if the email
@@ -161,6 +167,7 @@ class UserService:
 
     async def _save(
         self,
+        actor: Actor,
         user: User,
         changes: UserChanges,
         *,
@@ -190,13 +197,15 @@ class UserService:
                 locked.id, now=now, keep=keep
             )
         await self._commit_change(locked.id, ended=ended)
+        record_user_change(self._audit, actor, locked, updated)
         return updated
 
-    async def _delete(self, user: User, *, gone: type[DomainError]) -> None:
+    async def _delete(self, actor: Actor, user: User, *, gone: type[DomainError]) -> None:
         locked = await self._lock(user, demotes=user.is_active_admin, gone=gone)
         await self._guard_last_admin(locked, after=None)
         await self._uow.users.delete(locked.id)
         await self._commit_change(locked.id)
+        self._audit.record("user.deleted", actor_id=actor.user_id, subject_id=locked.id)
 
     async def _check_password(
         self, user: User, password: str | None, *, verified: str | None

@@ -15,6 +15,7 @@ from app.application.todos import TodoService
 from app.application.users import UserService
 from app.domain.errors import InvalidToken
 from app.domain.users import PASSWORD_MAX_LENGTH, Actor, normalise_email
+from app.logs import request_context
 from app.presentation.errors import HTTPProblem
 from app.presentation.metrics import MetricsAccess
 from app.presentation.rate_limit import RateLimiter, RateLimitState, client_ip
@@ -161,7 +162,11 @@ async def get_current_actor(request: Request) -> Actor:
     # A read-only unit of work of its own: it reaches the database only when the caller's stamp
     # changed, and then for one read.
     uow = services_of(request).unit_of_work(read_only=True)
-    return await _authenticate(request, bearer_token(request), uow)
+    actor = await _authenticate(request, bearer_token(request), uow)
+    context = request_context.get()
+    if context is not None:  # the access line and the audit trail name who asked
+        context.actor_id = actor.user_id
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]

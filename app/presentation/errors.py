@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.application.ports import ServiceUnavailable, StatementTimedOut
 from app.domain import errors as domain
@@ -195,7 +196,26 @@ def _allowed_methods(request: Request, fallback: str) -> str:
     matched the path, but FastAPI makes one route per method (RFC 9110 §15.5.6 wants them all)."""
     template = route_template(request.scope.get("route"))
     methods = allowed_methods(request.app, template) if template else frozenset()
-    return ", ".join(sorted(methods)) if methods else fallback
+    if not methods:
+        return fallback
+    if "GET" in methods:
+        methods = methods | {"HEAD"}  # HeadAsGetMiddleware answers HEAD wherever GET is
+    return ", ".join(sorted(methods))
+
+
+def _serves(request: Request, path: str) -> bool:
+    """Whether one of the app's routes matches `path` (for any method)."""
+    scope = {**request.scope, "path": path}
+    return any(route.matches(scope)[0] is not Match.NONE for route in request.app.routes)
+
+
+def _no_such_route(request: Request) -> str:
+    """A path with a trailing slash is not redirected (the redirect would be built from the
+    Host header): the answer names the path without it, as a path, when a route serves that."""
+    path = request.url.path
+    if path != "/" and path.endswith("/") and _serves(request, path.rstrip("/")):
+        return f"No such route; without the trailing slash: {path.rstrip('/')}"
+    return "No such route."
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -209,7 +229,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
     headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
-        detail = "No such route."
+        detail = _no_such_route(request)
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
     return problem(request, exc.status_code, code, detail, headers=headers)

@@ -1,6 +1,7 @@
-"""Pure ASGI middleware: the edge every response passes (request id, access log, metrics,
-security, caching and rate-limit headers, the last word on unexpected errors), the body size
-limit, and CORS whose refusals are problems like every other error."""
+"""Pure ASGI middleware: the edge every response passes (request id, Host check, access log,
+metrics, security, caching and rate-limit headers, the last word on unexpected errors), HEAD
+answered as GET, the body size limit, and CORS whose refusals are problems like every other
+error."""
 
 import logging
 import random
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import request_id_var
+from app.logs import RequestContext, request_context
 from app.presentation.errors import problem, unexpected_error
 from app.presentation.rate_limit import RateLimitState
 from app.presentation.routes import route_template
@@ -50,8 +51,13 @@ class EdgeMiddleware:
     """Everything every response gets, in one layer (each layer costs every request):
 
     - a request id: a sane incoming X-Request-ID, else a new one, echoed on the response;
+      with the client address, the request's context for every log and audit record;
+    - a 400 for an HTTP/1.1 request without a Host header, or any request with several
+      (RFC 9112 §3.2): which one a proxy, a cache or a log took would be anyone's guess.
+      HTTP/1.0 did not require Host, so a 1.0 request without one is served; nothing here
+      builds a URL from Host anyway (no redirects, relative Locations);
     - one access-log line: method, path (no query, no headers: no token reaches the log),
-      status and duration;
+      status and duration, with the client address and the authenticated actor's id;
     - request counts and latency by route template (never the raw path: ids would explode
       the label set; paths no route serves share one label);
     - the security headers, with a CSP that lets the docs pages run;
@@ -97,7 +103,9 @@ class EdgeMiddleware:
         request_id = _incoming_request_id(scope) or _new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        token = request_id_var.set(request_id)
+        client = scope.get("client")
+        context = RequestContext(request_id, client[0] if client else None)
+        token = request_context.set(context)
         path = scope["path"]
         is_docs = path.startswith(self.docs_paths)
         caching = (
@@ -133,7 +141,13 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            refusal = _host_refusal(scope)
+            if refusal is not None:
+                await problem(Request(scope), 400, "invalid_request", refusal)(
+                    scope, receive, send_with_headers
+                )
+            else:
+                await self.app(scope, receive, send_with_headers)
         except Exception as exc:
             if status:  # too late for another answer: the server closes the connection
                 raise
@@ -142,8 +156,15 @@ class EdgeMiddleware:
             elapsed = time.perf_counter() - started
             status = status or 500
             self._observe(scope["method"], self._route_label(scope), status, elapsed)
-            log.info("%s %s %s %.1fms", scope["method"], path, status, elapsed * 1000)
-            request_id_var.reset(token)
+            log.info(
+                "%s %s %s %.1fms",
+                scope["method"],
+                path,
+                status,
+                elapsed * 1000,
+                extra={"client": context.client, "actor_id": context.actor_id},
+            )
+            request_context.reset(token)
 
     def _route_label(self, scope: Scope) -> str:
         """The documented template of the route that served the request (the one Starlette's
@@ -162,6 +183,16 @@ class EdgeMiddleware:
         series[1].observe(elapsed)
 
 
+def _host_refusal(scope: Scope) -> str | None:
+    """Why the request's Host header(s) cannot be served, if they cannot."""
+    count = sum(1 for name, _ in scope["headers"] if name == b"host")
+    if count > 1:
+        return "Send one Host header, not several."
+    if count == 0 and scope.get("http_version") == "1.1":
+        return "An HTTP/1.1 request must carry a Host header."
+    return None
+
+
 def _new_request_id() -> str:
     # A correlation id, not a secret: 128 random bits without a system call per request.
     return f"{random.getrandbits(128):032x}"
@@ -173,6 +204,39 @@ def _incoming_request_id(scope: Scope) -> str | None:
             text = value.decode("latin-1")
             return text if _SANE_REQUEST_ID.fullmatch(text) else None
     return None
+
+
+class HeadAsGetMiddleware:
+    """HEAD is answered wherever GET is (RFC 9110 §9.3.2): the request runs as a GET, and its
+    response goes out with the same status and headers (Content-Length included) but no body.
+    The application, its routes and its OpenAPI document know only GET."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def send_head(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not finished:
+                # One empty body message ends the response at the GET's first chunk, whatever
+                # the GET streams after it.
+                finished = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        # A copy: the server keeps its own scope's HEAD, and sends no body bytes for it either.
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send_head)
+        finally:
+            if "route" in as_get:  # the route that served it, for the edge's metrics label
+                scope["route"] = as_get["route"]
 
 
 class BodyTooLarge(StarletteHTTPException):

@@ -41,7 +41,7 @@ async def test_a_405_allows_every_method_of_the_path(
     ada = await make_user()
     response = await client.put(path, headers=ada.headers)
     assert response.status_code == 405
-    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"
 
 
 @pytest.mark.parametrize("method", ["PATCH", "DELETE"])
@@ -49,7 +49,7 @@ async def test_stats_is_no_todo_id(client: AsyncClient, make_user: MakeUser, met
     ada = await make_user()
     response = await client.request(method, f"{API}/todos/stats", headers=ada.headers)
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 async def test_a_malformed_todo_id_is_no_route(client: AsyncClient, make_user: MakeUser) -> None:

@@ -16,6 +16,7 @@ from tests.fakes import (
     FakePasswordHasher,
     InMemoryRevocationList,
     InMemoryUnitOfWork,
+    RecordingAuditTrail,
     make_cursor_codec,
     make_token_issuer,
 )
@@ -60,6 +61,11 @@ def revocation_list(
 
 
 @pytest.fixture
+def audit() -> RecordingAuditTrail:
+    return RecordingAuditTrail()
+
+
+@pytest.fixture
 def cursors() -> CursorCodec:
     return make_cursor_codec()
 
@@ -71,6 +77,7 @@ def auth(
     tokens: JwtTokenIssuer,
     revocations: InMemoryRevocationList,
     clock: FakeClock,
+    audit: RecordingAuditTrail,
 ) -> AuthService:
     return AuthService(
         uow,
@@ -80,6 +87,7 @@ def auth(
         actors=ActorCache(),
         clock=clock,
         common_passwords=COMMON_PASSWORDS,
+        audit=audit,
     )
 
 
@@ -91,6 +99,7 @@ def users(
     clock: FakeClock,
     cursors: CursorCodec,
     tokens: JwtTokenIssuer,
+    audit: RecordingAuditTrail,
 ) -> UserService:
     return UserService(
         uow,
@@ -100,9 +109,12 @@ def users(
         cursors=cursors,
         common_passwords=COMMON_PASSWORDS,
         access_ttl=tokens.access_ttl,
+        audit=audit,
     )
 
 
 @pytest.fixture
-def todos(uow: InMemoryUnitOfWork, clock: FakeClock, cursors: CursorCodec) -> TodoService:
-    return TodoService(uow, clock=clock, cursors=cursors)
+def todos(
+    uow: InMemoryUnitOfWork, clock: FakeClock, cursors: CursorCodec, audit: RecordingAuditTrail
+) -> TodoService:
+    return TodoService(uow, clock=clock, cursors=cursors, audit=audit)

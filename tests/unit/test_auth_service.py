@@ -33,6 +33,7 @@ from tests.fakes import (
     FakePasswordHasher,
     InMemoryRevocationList,
     InMemoryUnitOfWork,
+    RecordingAuditTrail,
 )
 from tests.unit.conftest import revocation_list
 
@@ -380,6 +381,7 @@ def restart(
             actors=ActorCache(),
             clock=clock,
             common_passwords=COMMON_PASSWORDS,
+            audit=RecordingAuditTrail(),
         )
 
     return restarted
