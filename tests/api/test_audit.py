@@ -144,7 +144,9 @@ async def test_an_email_change_is_audited_with_both_addresses(
     log.read()
 
     response = await client.patch(
-        f"{API}/users/me", json={"email": "ada@new.example"}, headers=ada.headers
+        f"{API}/users/me",
+        json={"email": "ada@new.example", "current_password": PASSWORD},
+        headers=ada.headers,
     )
 
     assert response.status_code == 200
