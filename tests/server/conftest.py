@@ -1,12 +1,13 @@
 """The service as deployed: `scripts/serve` (migrate, then uvicorn) in a subprocess on a free
 port, driven over real sockets. These tests pin what only the server process shows: which
-peer it trusts, what it buffers, how long it waits, and how it stops."""
+peer it trusts, how it stops, and what a kill leaves behind. (Request heads and read times
+are the reverse proxy's to bound, README, Configuration.)"""
 
 import asyncio
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import psycopg
 import sqlalchemy as sa
@@ -22,14 +23,6 @@ PATIENCE_SECONDS = 30
 
 def connect(server: LiveServer) -> socket.socket:
     return socket.create_connection((server.host, server.port), timeout=PATIENCE_SECONDS)
-
-
-def exchange(connection: socket.socket, request: bytes) -> bytes:
-    """Send raw bytes (the server may cut us off mid-way), then read until it closes."""
-    # Refused before we finished: its answer, if any, is already on our side.
-    with suppress(BrokenPipeError, ConnectionResetError):
-        connection.sendall(request)
-    return read_until_closed(connection)
 
 
 def read_until_closed(connection: socket.socket) -> bytes:
