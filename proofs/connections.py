@@ -145,3 +145,54 @@ async def requests_without_bodies(
     answers = await asyncio.gather(*(one() for _ in range(count)))
     refused = [answer for answer in answers if answer is not None]
     return HeldRequests(refused, count - len(refused))
+
+
+@dataclass(frozen=True)
+class Closed:
+    """What the server did with one connection, after what was sent on it."""
+
+    data: bytes
+    """Everything it answered."""
+    closed: bool
+    """Whether it closed (or reset) the connection within the wait."""
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        line = self.data.partition(b"\r\n")[0].decode(errors="replace").strip()
+        return line or "none"
+
+
+async def until_closed(host: str, port: int, data: bytes, wait: float) -> Closed:
+    """Send `data` (the server may refuse it before it all arrives), then read until the server
+    closes the connection, or `wait` seconds pass."""
+    started = time.monotonic()
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        reader, writer = await asyncio.open_connection(host, port)
+    received = b""
+    closed = False
+    try:
+        with contextlib.suppress(ConnectionError):
+            writer.write(data)
+            await writer.drain()
+        try:
+            async with asyncio.timeout(wait - (time.monotonic() - started)):
+                while chunk := await reader.read(65536):
+                    received += chunk
+            closed = True
+        except ConnectionError:
+            closed = True
+        except TimeoutError:
+            pass
+    finally:
+        reset_on_close(writer)
+    return Closed(received, closed, time.monotonic() - started)
+
+
+def resident_kib(pid: int) -> int:
+    """A process's resident memory (VmRSS), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")

@@ -1,7 +1,7 @@
 """scripts/faults: the service's worst day, on private PostgreSQL and Redis it starts, stops
 and restarts itself, with the service started by scripts/serve in production settings.
 
-    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d]
+    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d,e]
 
 a. 100 concurrent keyed POSTs, the server killed (-9) while they are in flight, restarted, and
    every request retried with its key until answered 201/200: exactly one todo per key.
@@ -13,6 +13,10 @@ d. The documented deployment (nginx on deploy/nginx.conf in front of the service
    (127.0.0.1) holds 10 000 idle, half-sent connections while another (127.0.0.2) registers,
    logs in and lists, every request answered 2xx; the first host's requests in progress past
    nginx's per-client bound are refused 429.
+e. The documented deployment's bounds on request heads and reads: a 64 KiB header and a
+   thousand small ones are each refused 431 problem+json by nginx, never reaching the service
+   (no access line of its own, its memory does not grow); a head that stops half-way and a
+   body that stops half-way each lose their connection within nginx's timeout for them.
 
 Black-box: HTTP, process control and the database's todos table only, so it runs on any
 version of the service. Prints every check with its counts; exits 1 if any fails.
@@ -49,7 +53,13 @@ from proofs.api import (
     unique_email,
     until_created,
 )
-from proofs.connections import IdleFlood, allow_descriptors, requests_without_bodies
+from proofs.connections import (
+    IdleFlood,
+    allow_descriptors,
+    requests_without_bodies,
+    resident_kib,
+    until_closed,
+)
 from proofs.run import run_proof
 from proofs.stack import NGINX_CONF, Nginx, Service, Stores, Workspace
 
@@ -71,6 +81,15 @@ FLOOD_OPEN_SECONDS = 60.0
 ANSWERED_WITHIN = 5.0
 PAST_THE_LIMIT = 20
 HELD_WAIT = 3.0
+# Scenario e: refused heads sent one after another (enough that a service buffering them
+# would show it in its memory), how much its resident memory may move meanwhile for reasons
+# of its own, and how late after nginx's timeout a stalled connection may still be closed.
+REFUSED_HEADS = 50
+BIG_HEADER_BYTES = 64 * 1024
+SMALL_HEADERS = 1000
+RSS_SLACK_KIB = 2048
+TIMEOUT_SLACK = 3.0
+REFUSED_WITHIN = 5.0
 
 
 @dataclass
@@ -432,11 +451,92 @@ async def connection_flood(d: Drill) -> None:
     )
 
 
+def nginx_seconds(directive: str) -> float:
+    """A timeout the deployment sets (`directive Ns;`): what scenario e expects nginx to keep."""
+    found = re.search(rf"^\s*{directive} (\d+)s;", NGINX_CONF.read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no `{directive} Ns;` in {NGINX_CONF}")
+    return float(found[1])
+
+
+def served(service: Service) -> int:
+    """Requests the service has answered: its access lines (one for every request it sees)."""
+    return service.log.read_text(errors="replace").count('"logger":"app.access"')
+
+
+def headers_too_large(answer: bytes) -> bool:
+    return (
+        answer.startswith(b"HTTP/1.1 431 ")
+        and b"application/problem+json" in answer
+        and b'"code":"headers_too_large"' in answer
+    )
+
+
+async def head_bounds(d: Drill) -> None:
+    """e. The deployment's nginx bounds request heads and reads, before the service."""
+    header_timeout = nginx_seconds("client_header_timeout")
+    body_timeout = nginx_seconds("client_body_timeout")
+    nginx = await asyncio.to_thread(Nginx, d.space, [d.service], name="nginx-e")
+    host, port = live_server.HOST, nginx.port
+    big = (f"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * BIG_HEADER_BYTES}\r\n\r\n").encode()
+    many = "".join(f"X-Filler-{i:04d}: v\r\n" for i in range(SMALL_HEADERS))
+    numerous = f"GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n".encode()
+    stalled_head = b"GET /health HTTP/1.1\r\nHost: x\r\n"
+    stalled_body = (
+        f"POST {API}/todos HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        'Content-Length: 64\r\n\r\n{"title": '
+    ).encode()
+    answered_before = served(d.service)
+    try:
+        rss_before = resident_kib(d.service.pid)
+        bigs = [await until_closed(host, port, big, REFUSED_WITHIN) for _ in range(REFUSED_HEADS)]
+        rss_after = resident_kib(d.service.pid)
+        numerous_answer = await until_closed(host, port, numerous, REFUSED_WITHIN)
+        # Both stalls at once: each waits out its own timeout.
+        head_closed, body_closed = await asyncio.gather(
+            until_closed(host, port, stalled_head, header_timeout + TIMEOUT_SLACK),
+            until_closed(host, port, stalled_body, body_timeout + TIMEOUT_SLACK),
+        )
+    finally:
+        await asyncio.to_thread(nginx.stop)
+    reached = served(d.service) - answered_before
+
+    refused = [answer for answer in bigs if headers_too_large(answer.data)]
+    grew = rss_after - rss_before
+    d.report.check(
+        f"e. a {BIG_HEADER_BYTES // 1024} KiB header: 431 headers_too_large problem+json from "
+        "nginx, never reaching the service",
+        len(refused) == REFUSED_HEADS and reached == 0 and grew <= RSS_SLACK_KIB,
+        f"{REFUSED_HEADS} sent: 431 headers_too_large {len(refused)} "
+        f"({', '.join(sorted({a.status for a in bigs}))}); requests the service answered "
+        f"meanwhile (its access lines) {reached}; its RSS {rss_before} KiB before, {rss_after} KiB "
+        f"after ({grew:+d} KiB, allowed {RSS_SLACK_KIB})",
+    )
+    d.report.check(
+        f"e. {SMALL_HEADERS} small headers ({len(numerous)} bytes of head): 431 "
+        "headers_too_large problem+json from nginx",
+        headers_too_large(numerous_answer.data) and reached == 0,
+        f"answered {numerous_answer.status} in {numerous_answer.seconds:.2f} s",
+    )
+    for what, closed, timeout in (
+        ("a head that stops half-way", head_closed, header_timeout),
+        ("a body that stops half-way", body_closed, body_timeout),
+    ):
+        d.report.check(
+            f"e. {what}: its connection closed by nginx within its timeout ({timeout:g} s) "
+            f"+ {TIMEOUT_SLACK:g} s",
+            closed.closed and timeout - 1.0 <= closed.seconds <= timeout + TIMEOUT_SLACK,
+            f"{'closed' if closed.closed else 'still open'} after {closed.seconds:.1f} s, "
+            f"answer {closed.status}",
+        )
+
+
 SCENARIOS = {
     "a": server_killed,
     "b": redis_restarted,
     "c": postgres_restarted,
     "d": connection_flood,
+    "e": head_bounds,
 }
 
 
@@ -461,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=int, default=10_000, help="idle connections one host holds in scenario d"
     )
-    parser.add_argument("--only", default="a,b,c,d", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e", help="scenarios to run, e.g. a,c")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(SCENARIOS):

@@ -201,6 +201,13 @@ class Service:
     def running(self) -> bool:
         return self._server is not None and self._server.running
 
+    @property
+    def pid(self) -> int:
+        """The server process's id (scripts/serve execs uvicorn, one worker: the one process)."""
+        if self._server is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._server.process.pid
+
     def kill(self) -> None:
         """kill -9: no drain, no shutdown hooks; whatever was in flight is cut."""
         if self._server is not None:

@@ -1,5 +1,6 @@
-"""docs/http.md's table of error codes is the service's: every (status, code) the code can
-answer is listed, and nothing else is."""
+"""docs/http.md's table of error codes is the deployment's: every (status, code) the service's
+code or its reverse proxy's configuration (deploy/nginx.conf) can answer is listed, and nothing
+else is."""
 
 import ast
 import re
@@ -9,6 +10,9 @@ from app.presentation.errors import DOMAIN_ERRORS, HTTP_CODES
 from tests.conftest import ROOT
 
 GUIDE = ROOT / "docs" / "http.md"
+PROXY_CONF = ROOT / "deploy" / "nginx.conf"
+# nginx's own answers: `return 431 '{…"code":"headers_too_large"}';`
+_PROXY_PROBLEM = re.compile(r"^\s*return (\d{3}) '\{[^']*\"code\":\"([a-z_]+)\"", re.MULTILINE)
 _ROW = re.compile(r"^\| (\d{3}) \| `([a-z_]+)` \|", re.MULTILINE)
 
 
@@ -37,11 +41,22 @@ def codes_in_code() -> set[tuple[int, str]]:
     return codes
 
 
-def test_the_guide_lists_every_error_code_the_service_answers_and_no_other() -> None:
+def codes_in_proxy() -> set[tuple[int, str]]:
+    return {(int(status), code) for status, code in _PROXY_PROBLEM.findall(PROXY_CONF.read_text())}
+
+
+def test_the_guide_lists_every_error_code_the_deployment_answers_and_no_other() -> None:
     listed = {(int(status), code) for status, code in _ROW.findall(GUIDE.read_text())}
     in_code = codes_in_code()
     assert in_code - listed == set(), "answered by the service, missing from docs/http.md"
-    assert listed - in_code == set(), "in docs/http.md, answered by nothing"
+    in_proxy = codes_in_proxy()
+    assert in_proxy - listed == set(), "answered by deploy/nginx.conf, missing from docs/http.md"
+    assert listed - in_code - in_proxy == set(), "in docs/http.md, answered by nothing"
+
+
+def test_the_scan_finds_codes_the_proxy_answers() -> None:
+    # Guards the scanner itself: the proxy's own refusals must be found.
+    assert {(431, "headers_too_large"), (429, "rate_limited")} <= codes_in_proxy()
 
 
 def test_the_scan_finds_codes_raised_in_the_presentation_layer() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg
 import sqlalchemy as sa
@@ -23,6 +23,14 @@ PATIENCE_SECONDS = 30
 
 def connect(server: LiveServer) -> socket.socket:
     return socket.create_connection((server.host, server.port), timeout=PATIENCE_SECONDS)
+
+
+def exchange(connection: socket.socket, request: bytes) -> bytes:
+    """Send raw bytes (the server may cut us off mid-way), then read until it closes."""
+    # Refused before we finished: its answer, if any, is already on our side.
+    with suppress(BrokenPipeError, ConnectionResetError):
+        connection.sendall(request)
+    return read_until_closed(connection)
 
 
 def read_until_closed(connection: socket.socket) -> bytes:
