@@ -42,8 +42,15 @@ def create_engine(
         hide_parameters=True,
         # Timestamps come back in UTC, so reading them needs no conversion. The timeout is a
         # session setting from the connection's start-up packet: no statement spent on it.
+        # Custom plans only: the driver prepares a statement after a few runs, and PostgreSQL
+        # may then plan it once for any values. One plan cannot serve both a search that
+        # matches nothing (the trigram index) and an owner's newest rows (the
+        # keyset index): the generic plan walked a large owner's every row for such a search.
         connect_args={
-            "options": f"-c timezone=UTC -c statement_timeout={statement_timeout_ms}",
+            "options": (
+                f"-c timezone=UTC -c statement_timeout={statement_timeout_ms}"
+                " -c plan_cache_mode=force_custom_plan"
+            ),
         },
         **options,
     )

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.domain.todos import DEFAULT_SORT, TodoFilter
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
+from app.infrastructure.direct_reads import DirectReads
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from tests.conftest import empty_stores, on_postgres
 
@@ -123,3 +124,60 @@ async def test_a_search_in_many_todos_is_looked_up_in_the_trigram_indexes(
     # Nothing near the user's todos was read and thrown away one by one.
     discarded = sum(node.get("Rows Removed by Filter", 0) for node in nodes)
     assert discarded < TODOS // 10, json.dumps(plan, indent=1)
+
+
+async def test_a_search_run_again_and_again_is_still_planned_for_its_own_text(
+    settings: Settings,
+) -> None:
+    """The driver prepares a statement it runs often, and PostgreSQL may then keep one plan
+    for any values: for a search, the large owner's todos walked in order, every one of them
+    read for a text that matches nothing. The app's connections plan every run anew."""
+    await empty_stores(settings)
+    engine = create_engine(settings.database_url, autocommit=True, pool_size=1)
+    try:
+        # Many other owners, as in any real table: a plan made for any owner then expects a
+        # handful of rows per owner, which is what made the one plan walk them in order.
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO users (id, email, password_hash, role, is_active, created_at,"
+                    " updated_at) SELECT gen_random_uuid(), 'other' || n || '@x.io', 'hash',"
+                    " 'user', true, :now, :now FROM generate_series(1, 500) AS n"
+                ),
+                {"now": NOW},
+            )
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO todos (id, owner_id, title, description, priority, tags,"
+                    " completed, created_at, updated_at, version) SELECT gen_random_uuid(),"
+                    " users.id, 'Other ' || n, '', 1, '{}', false, :now, :now, 1"
+                    " FROM users CROSS JOIN generate_series(1, 20) AS n"
+                ),
+                {"now": NOW},
+            )
+        owner = await _user_with_many_todos(engine)
+        for _ in range(12):  # past the driver's threshold and PostgreSQL's five custom plans
+            # As the app reads: a read-only unit of work, on the direct path where it has one.
+            direct = DirectReads(engine)
+            async with SqlAlchemyUnitOfWork(engine, read_only=True, direct=direct) as uow:
+                await uow.todos.find(
+                    TodoFilter(owner_id=owner, text="zzyzx"),
+                    sort=DEFAULT_SORT,
+                    after=None,
+                    limit=21,
+                    now=NOW,
+                )
+        async with engine.connect() as connection:
+            generic, custom = (
+                await connection.execute(
+                    sa.text(
+                        "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)"
+                        " FROM pg_prepared_statements"
+                    )
+                )
+            ).one()
+        assert custom > 0, "the search was never prepared: the test no longer tests anything"
+        assert generic == 0
+    finally:
+        await engine.dispose()
+        await empty_stores(settings)
