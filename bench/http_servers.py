@@ -12,7 +12,8 @@ from harness import live_server
 from harness.live_server import SERVE, LiveServer
 from harness.raised_limits import RAISED_LIMITS
 
-# The floor's flags. The service gets uvloop too; scripts/serve already names httptools.
+# The floor's flags. The service gets uvloop too, and its protocol from scripts/serve: httptools
+# with bounded request heads (app/server.py), which `--http httptools` would replace.
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
 SERVICE_FLAGS = ("--loop", "uvloop")
 

@@ -316,7 +316,11 @@ class ProblemCORSMiddleware(CORSMiddleware):
     """Starlette's CORS, whose refused preflight (plain text) becomes a problem+json."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or not any(name == b"origin" for name, _ in scope["headers"]):
+            # Not a cross-origin request: nothing to add, and no wrapper around its answer.
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
             headers = Headers(scope=scope)
             if "origin" in headers and "access-control-request-method" in headers:
                 response = self.preflight_response(request_headers=headers)

@@ -1,7 +1,6 @@
 """The service as deployed: `scripts/serve` (migrate, then uvicorn) in a subprocess on a free
 port, driven over real sockets. These tests pin what only the server process shows: which
-peer it trusts, how it stops, and what a kill leaves behind. (Request heads and read times
-are the reverse proxy's to bound, README, Configuration.)"""
+peer it trusts, what it buffers, how long it waits, and how it stops."""
 
 import asyncio
 import socket

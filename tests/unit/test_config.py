@@ -53,6 +53,8 @@ def test_cors_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> No
         ("ENVIRONMENT", "staging"),
         ("TRUSTED_PROXIES", "*"),
         ("TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+        ("MAX_HEADER_BYTES", "10"),
+        ("REQUEST_READ_TIMEOUT_SECONDS", "0"),
         ("DB_STATEMENT_TIMEOUT_MS", "-1"),
         ("MAX_TODOS_PER_USER", "0"),
     ],
