@@ -41,7 +41,9 @@ DEEP_ROUNDS = 3
 # `q` in the deep user's todos: a text no seeded todo holds, and one in a few titles (the
 # seed's titles end in `#<number>`).
 SEARCHES = {"matching nothing": "zzyzx", "matching a few": "#10249"}
-SEARCH_LIMIT = 2.0
+# Not a scan of them all: reading the user's 100 000 todos costs tens of times the first page;
+# an index lookup of the text, over both trigram indexes, a few times it.
+SEARCH_LIMIT = 5.0
 SOAK_SAMPLE_SECONDS = 10
 SMOKE_WRK_TIMEOUT_SECONDS = 60.0
 
