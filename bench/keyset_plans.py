@@ -21,7 +21,8 @@ import asyncio
 import json
 import statistics
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,19 +114,17 @@ def _json_plan(value: object) -> dict[str, Any]:
     return result
 
 
-async def capture_list_queries(
-    engine: AsyncEngine, actor: Actor, sort: Sequence[SortKey]
-) -> tuple[sa.Select[Any], sa.Select[Any]]:
-    """The SELECTs the repository runs for the first page and for the page after row 50 000,
-    each reached the way GET /todos reaches it: through TodoService.list and its cursor."""
+@asynccontextmanager
+async def listing(engine: AsyncEngine) -> AsyncIterator[tuple[TodoService, list[sa.Select[Any]]]]:
+    """A TodoService on `engine`, and the list SELECTs the repository runs meanwhile, as GET
+    /todos runs them. The repository builds a statement once per query shape and passes the
+    values apart: they are bound here, so EXPLAIN runs exactly what the page ran."""
     captured: list[sa.Select[Any]] = []
 
     def capture(
         _conn: object, clause: object, multiparams: Any, params: Any, *_args: object
     ) -> None:
         if isinstance(clause, sa.Select) and todos in clause.get_final_froms():
-            # The repository builds a statement once per query shape and passes the values
-            # apart: bind them, so EXPLAIN runs exactly what the page ran.
             values = multiparams[0] if multiparams else params
             captured.append(clause.params(values) if values else clause)
 
@@ -138,20 +137,29 @@ async def capture_list_queries(
                 cursors=CursorCodec(SECRET_KEY.encode()),
                 audit=LoggingAuditTrail(),
             )
-            await service.list(actor, TodoFilter(), sort=sort, limit=PAGE_SIZE)
-            first = captured[-1]
-            # A page of 50 000: its next_cursor is the cursor after row 50 000.
-            skip = await service.list(actor, TodoFilter(), sort=sort, limit=DEEP_ROWS)
-            assert len(skip.items) == DEEP_ROWS
-            assert skip.next_cursor is not None
-            page = await service.list(
-                actor, TodoFilter(), sort=sort, limit=PAGE_SIZE, cursor=skip.next_cursor
-            )
-            deep = captured[-1]
-            assert len(page.items) == PAGE_SIZE
-            assert {t.id for t in skip.items}.isdisjoint(t.id for t in page.items)
+            yield service, captured
     finally:
         event.remove(engine.sync_engine, "before_execute", capture)
+
+
+async def capture_list_queries(
+    engine: AsyncEngine, actor: Actor, sort: Sequence[SortKey]
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The SELECTs the repository runs for the first page and for the page after row 50 000,
+    each reached the way GET /todos reaches it: through TodoService.list and its cursor."""
+    async with listing(engine) as (service, captured):
+        await service.list(actor, TodoFilter(), sort=sort, limit=PAGE_SIZE)
+        first = captured[-1]
+        # A page of 50 000: its next_cursor is the cursor after row 50 000.
+        skip = await service.list(actor, TodoFilter(), sort=sort, limit=DEEP_ROWS)
+        assert len(skip.items) == DEEP_ROWS
+        assert skip.next_cursor is not None
+        page = await service.list(
+            actor, TodoFilter(), sort=sort, limit=PAGE_SIZE, cursor=skip.next_cursor
+        )
+        deep = captured[-1]
+        assert len(page.items) == PAGE_SIZE
+        assert {t.id for t in skip.items}.isdisjoint(t.id for t in page.items)
     return first, deep
 
 
@@ -216,29 +224,10 @@ async def generic_plan(connection: SAConnection, statement: sa.Select[Any]) -> s
 
 async def capture_search(engine: AsyncEngine, actor: Actor, text: str) -> sa.Select[Any]:
     """The SELECT the repository runs for the first page of `GET /todos?q=text`."""
-    captured: list[sa.Select[Any]] = []
-
-    def capture(
-        _conn: object, clause: object, multiparams: Any, params: Any, *_args: object
-    ) -> None:
-        if isinstance(clause, sa.Select) and todos in clause.get_final_froms():
-            values = multiparams[0] if multiparams else params
-            captured.append(clause.params(values) if values else clause)
-
-    event.listen(engine.sync_engine, "before_execute", capture)
-    try:
-        async with SqlAlchemyUnitOfWork(engine) as uow:
-            service = TodoService(
-                uow,
-                clock=SystemClock(),
-                cursors=CursorCodec(SECRET_KEY.encode()),
-                audit=LoggingAuditTrail(),
-            )
-            await service.list(
-                actor, TodoFilter(text=text), sort=parse_sort(DEFAULT_SORT), limit=PAGE_SIZE
-            )
-    finally:
-        event.remove(engine.sync_engine, "before_execute", capture)
+    async with listing(engine) as (service, captured):
+        await service.list(
+            actor, TodoFilter(text=text), sort=parse_sort(DEFAULT_SORT), limit=PAGE_SIZE
+        )
     return captured[-1]
 
 

@@ -9,19 +9,11 @@ from httpx import ASGITransport, AsyncClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.support import API, MakeUser, Session, assert_problem
+from tests.api.test_todos import create
+from tests.support import API, MakeUser, assert_problem
 
 ORIGIN = "http://localhost:5173"
 PREFLIGHT = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
-
-
-async def new_todo(client: AsyncClient, ada: Session, **fields: Any) -> dict[str, Any]:
-    response = await client.post(
-        f"{API}/todos", json={"title": "Buy milk", **fields}, headers=ada.headers
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_an_unknown_field_on_create_is_422_naming_it_and_creates_nothing(
@@ -47,7 +39,7 @@ async def test_a_typo_in_a_patch_is_422_not_a_silent_no_op(
     client: AsyncClient, make_user: MakeUser
 ) -> None:
     ada = await make_user()
-    todo = await new_todo(client, ada)
+    todo = await create(client, ada, title="Buy milk")
     response = await client.patch(
         f"{API}/todos/{todo['id']}", json={"done": True}, headers=ada.headers
     )
@@ -72,7 +64,7 @@ async def test_what_a_client_read_may_be_sent_back_and_is_ignored(
     client: AsyncClient, make_user: MakeUser
 ) -> None:
     ada = await make_user()
-    todo = await new_todo(client, ada)
+    todo = await create(client, ada, title="Buy milk")
     sent_back = {**todo, "title": "Buy oat milk", "id": "not-even-a-uuid", "version": 99}
     response = await client.patch(f"{API}/todos/{todo['id']}", json=sent_back, headers=ada.headers)
     assert response.status_code == 200, response.text
@@ -130,7 +122,7 @@ async def test_a_malformed_if_match_is_400_invalid_precondition_and_changes_noth
     client: AsyncClient, make_user: MakeUser, header: str
 ) -> None:
     ada = await make_user()
-    todo = await new_todo(client, ada)
+    todo = await create(client, ada, title="Buy milk")
     patched = await client.patch(
         f"{API}/todos/{todo['id']}",
         json={"title": "Changed"},
@@ -150,7 +142,7 @@ async def test_a_malformed_if_match_on_an_unseen_todo_is_still_404(
     client: AsyncClient, make_user: MakeUser
 ) -> None:
     ada, bob = await make_user(), await make_user()
-    todo = await new_todo(client, ada)
+    todo = await create(client, ada, title="Buy milk")
     response = await client.patch(
         f"{API}/todos/{todo['id']}", json={"title": "x"}, headers={**bob.headers, "If-Match": "1"}
     )
@@ -161,7 +153,7 @@ async def test_well_formed_preconditions_still_work(
     client: AsyncClient, make_user: MakeUser
 ) -> None:
     ada = await make_user()
-    todo = await new_todo(client, ada)
+    todo = await create(client, ada, title="Buy milk")
     url = f"{API}/todos/{todo['id']}"
     stale = await client.patch(url, json={"title": "x"}, headers={**ada.headers, "If-Match": '"9"'})
     assert_problem(stale, 412, "precondition_failed")
@@ -193,7 +185,7 @@ async def test_a_trashed_todo_says_when_it_was_trashed(
     client: AsyncClient, make_user: MakeUser
 ) -> None:
     ada = await make_user()
-    todo = await new_todo(client, ada)
+    todo = await create(client, ada, title="Buy milk")
     assert todo["deleted_at"] is None
     assert (
         await client.delete(f"{API}/todos/{todo['id']}", headers=ada.headers)
