@@ -15,7 +15,7 @@ from app.config import Settings, get_settings
 from app.lifespan import lifespan
 from app.logs import configure_logging
 from app.presentation.deps import API_PREFIX, install_services
-from app.presentation.docs import DOCS_PATHS, DocumentedFastAPI, install_docs
+from app.presentation.docs import ASSETS_URL, DOCS_PATHS, DocumentedFastAPI, install_docs
 from app.presentation.errors import install_error_handlers, service_unavailable
 from app.presentation.middleware import (
     BodySizeLimitMiddleware,
@@ -145,6 +145,7 @@ def install_middleware(app: FastAPI, container: Container) -> None:
         EdgeMiddleware,
         registry=container.metrics_registry,
         docs_paths=DOCS_PATHS,
+        assets_path=ASSETS_URL,
         hsts=settings.environment == "production",
         api_prefix=API_PREFIX,
         token_paths=[API_PREFIX + path for path in auth.TOKEN_PATHS],

@@ -14,6 +14,10 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.presentation.deps import API_PREFIX
 from app.presentation.schemas.common import BEARER_SCHEMES
@@ -28,10 +32,36 @@ REDOC_JS_URL = f"{ASSETS_URL}/redoc.standalone.js"
 REDOC_CDN_LOGO = '"https://cdn.redoc.ly/redoc/logo-mini.svg"'
 
 
+# The assets change only with the fastapi-offline package: a browser keeps them a week and then
+# revalidates (StaticFiles answers If-None-Match with a 304).
+ASSETS_CACHE_CONTROL = "public, max-age=604800"
+
+
 @cache
 def offline_redoc_js() -> str:
     shipped = Path(ASSETS, "redoc.standalone.js").read_text("utf-8")
     return shipped.replace(REDOC_CDN_LOGO, '""')
+
+
+class CachedAssets:
+    """The assets' answers, with a long-lived Cache-Control."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_cached(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Cache-Control"] = ASSETS_CACHE_CONTROL
+            await send(message)
+
+        await self.app(scope, receive, send_cached)
+
+
+def assets_app() -> ASGIApp:
+    """The docs' assets, compressed for clients that accept gzip (the Swagger UI bundle is
+    over a megabyte) and cached."""
+    return GZipMiddleware(CachedAssets(StaticFiles(directory=ASSETS)), minimum_size=1024)
 
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -118,12 +148,15 @@ class DocumentedFastAPI(FastAPI):
 
 
 def install_docs(app: FastAPI) -> None:
-    # Before the mount, which would otherwise serve the file as shipped.
-    @app.get(REDOC_JS_URL, include_in_schema=False)
-    async def redoc_js() -> Response:
-        return Response(offline_redoc_js(), media_type="text/javascript")
+    # Before the mount, which would otherwise serve the file as shipped; through the same
+    # compression and caching as the other assets.
+    redoc_js = GZipMiddleware(
+        CachedAssets(Response(offline_redoc_js(), media_type="text/javascript")),
+        minimum_size=1024,
+    )
+    app.router.routes.append(Route(REDOC_JS_URL, redoc_js, include_in_schema=False))
 
-    app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
+    app.mount(ASSETS_URL, assets_app(), name="docs-assets")
     oauth2_redirect = "/docs/oauth2-redirect"
 
     @app.get("/docs", include_in_schema=False)

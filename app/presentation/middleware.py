@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import RequestContext, request_context
@@ -75,12 +76,14 @@ class EdgeMiddleware:
         *,
         registry: CollectorRegistry,
         docs_paths: Iterable[str],
+        assets_path: str,
         hsts: bool,
         api_prefix: str,
         token_paths: Iterable[str],
     ) -> None:
         self.app = app
         self.docs_paths = tuple(docs_paths)
+        self.assets_path = assets_path
         self.hsts = hsts
         self.api_prefix = api_prefix
         self.token_paths = frozenset(token_paths)
@@ -169,7 +172,16 @@ class EdgeMiddleware:
     def _route_label(self, scope: Scope) -> str:
         """The documented template of the route that served the request (the one Starlette's
         router recorded), whatever ids its path carries."""
-        return route_template(scope.get("route")) or "unmatched"
+        route = scope.get("route")
+        template = route_template(route)
+        if template is not None:
+            return template
+        if isinstance(route, Route):  # the docs' pages, which the OpenAPI document leaves out
+            return route.path
+        path: str = scope["path"]
+        if path.startswith(self.assets_path + "/"):  # the docs' assets: one series for all
+            return self.assets_path + "/{path}"
+        return "unmatched"
 
     def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
         key = (method, route, status)

@@ -228,6 +228,33 @@ async def test_redis_down_is_503_for_token_checks_and_readiness_names_it(
     assert_problem(response, 503, "service_unavailable")
 
 
+@pytest.mark.parametrize(
+    "asset", ["/docs-assets/swagger-ui-bundle.js", "/docs-assets/redoc.standalone.js"]
+)
+async def test_docs_assets_are_compressed_and_kept_by_browsers(
+    client: AsyncClient, asset: str
+) -> None:
+    plain = await client.get(asset, headers={"Accept-Encoding": "identity"})
+    zipped = await client.get(asset, headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == zipped.status_code == 200
+    assert "content-encoding" not in plain.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == plain.content  # decompressed by the client
+    assert zipped.num_bytes_downloaded < len(plain.content) // 2
+    for response in (plain, zipped):
+        assert response.headers["cache-control"] == "public, max-age=604800"
+
+
+async def test_metrics_label_the_docs_by_their_route(client: AsyncClient) -> None:
+    for path in ("/docs", "/redoc", "/docs-assets/swagger-ui.css", "/docs-assets/favicon.png"):
+        assert (await client.get(path)).status_code == 200
+    metrics = (await client.get("/metrics")).text
+    for route, count in (("/docs", 1), ("/redoc", 1), ("/docs-assets/{path}", 2)):
+        line = f'http_requests_total{{method="GET",route="{route}",status="200"}} {count}.0'
+        assert line in metrics, metrics
+    assert 'route="unmatched",status="200"' not in metrics
+
+
 async def test_docs_and_openapi_are_served_offline(client: AsyncClient) -> None:
     docs = await client.get("/docs")
     assert docs.status_code == 200
