@@ -1,6 +1,7 @@
 """The unit of work: one database connection per use case, and the one place that commits."""
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -32,6 +33,17 @@ def _is_foreign_key_violation(exc: IntegrityError) -> bool:
     )
 
 
+@contextmanager
+def _timed_out_as_domain() -> Iterator[None]:
+    """A statement PostgreSQL cancelled at DB_STATEMENT_TIMEOUT_MS, as the port's error."""
+    try:
+        yield
+    except sa.exc.OperationalError as error:
+        if cancelled(error.orig):
+            raise StatementTimedOut(_TIMED_OUT) from error
+        raise
+
+
 class SqlStatements:
     """What a unit of work's repositories run their statements on: its connection, taken from
     the pool at the first statement.
@@ -57,35 +69,27 @@ class SqlStatements:
     async def rows(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> Rows:
-        try:
-            if not self._read_only:
-                return (await self._execute(statement, parameters)).all()
-            if isinstance(statement, _WRITES):
-                raise RuntimeError("a write in a read-only unit of work")
+        if not self._read_only:
+            return (await self._execute(statement, parameters)).all()
+        if isinstance(statement, _WRITES):
+            raise RuntimeError("a write in a read-only unit of work")
+        with _timed_out_as_domain():
             return await greenlet_spawn(self._read, statement, parameters)
-        except sa.exc.OperationalError as error:
-            if cancelled(error.orig):
-                raise StatementTimedOut(_TIMED_OUT) from error
-            raise
 
     async def write(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> int:
         if self._read_only:
             raise RuntimeError("a write in a read-only unit of work")
-        try:
-            result = await self._execute(statement, parameters)
-        except sa.exc.OperationalError as error:
-            if cancelled(error.orig):
-                raise StatementTimedOut(_TIMED_OUT) from error
-            raise
+        result = await self._execute(statement, parameters)
         return result.rowcount
 
     async def _execute(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None
     ) -> sa.CursorResult[Any]:
         try:
-            return await (await self._connect()).execute(statement, parameters)
+            with _timed_out_as_domain():
+                return await (await self._connect()).execute(statement, parameters)
         except IntegrityError as exc:
             if _is_foreign_key_violation(exc):
                 # Every foreign key here names the user a row belongs to, and a use case only

@@ -105,18 +105,6 @@ async def test_malformed_json_is_400_invalid_json_with_line_and_column(
     assert "errors" not in body
 
 
-async def test_a_body_that_is_not_utf8_is_400_invalid_json(
-    client: AsyncClient, make_user: MakeUser
-) -> None:
-    ada = await make_user()
-    response = await client.post(
-        f"{API}/todos",
-        content=b'{"title": "\xff"}',
-        headers={**ada.headers, "Content-Type": "application/json"},
-    )
-    assert_problem(response, 400, "invalid_json")
-
-
 @pytest.mark.parametrize("header", ["2", "W/2", '"2', "abc, *"])
 async def test_a_malformed_if_match_is_400_invalid_precondition_and_changes_nothing(
     client: AsyncClient, make_user: MakeUser, header: str

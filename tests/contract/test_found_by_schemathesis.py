@@ -22,9 +22,7 @@ async def test_a_body_that_is_not_utf8_is_a_documented_400_invalid_json(
         content=b'{"title": "\xff\xfe"}',
         headers={**ada.headers, "Content-Type": "application/json"},
     )
-    assert response.status_code == 400
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "invalid_json"
+    assert_problem(response, 400, "invalid_json")
     openapi = (await client.get("/openapi.json")).json()
     for path, operations in openapi["paths"].items():
         for method, operation in operations.items():
