@@ -1,5 +1,7 @@
 """Settings: defaults that just work, and one clear line per bad variable."""
 
+from pathlib import Path
+
 import pytest
 
 from app.config import Settings, load_settings
@@ -69,8 +71,10 @@ def test_a_bad_value_stops_start_up_naming_the_variable(
 
 
 def test_production_refuses_to_start_without_a_strong_secret(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    # Away from the checkout's .env, where scripts/start keeps a development SECRET_KEY.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(SystemExit):
