@@ -32,7 +32,7 @@ from bench.http_scenarios import BY_NAME, SCENARIOS, Bench
 from bench.http_seed import Plan, Seeded, delete_created, flush_redis
 from bench.http_seed import seed as seed_database
 from bench.http_tokens import Client, clients, deep_cursor, login_all, write_lua
-from harness.live_server import LiveServer
+from harness.live_server import LiveServer, free_port
 
 MILLION = 1_000_000
 DEEP_TODOS = 100_000
@@ -290,8 +290,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny and fast, for CI")
     parser.add_argument("--pool-size", type=int, help="the service's DB_POOL_SIZE")
     parser.add_argument("--floor-pool-size", type=int, default=20)
-    parser.add_argument("--port", type=int, default=8100)
-    parser.add_argument("--floor-port", type=int, default=8101)
+    # Free ports by default, so a run never collides with another server on this machine.
+    parser.add_argument("--port", type=int, default=None, help="the service's (default: free)")
+    parser.add_argument("--floor-port", type=int, default=None, help="the floor's (default: free)")
     parser.add_argument(
         "--wrk-timeout",
         type=float,
@@ -299,6 +300,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         f"{wrk.DEFAULT_TIMEOUT_SECONDS:g}, --smoke {SMOKE_WRK_TIMEOUT_SECONDS:g})",
     )
     args = parser.parse_args(argv)
+    args.port = args.port or free_port()
+    while not args.floor_port or args.floor_port == args.port:
+        args.floor_port = free_port()
     if args.smoke:  # CI's budget: a second a scenario, no long extras
         args.duration, args.million, args.soak = 1, False, None
         args.warmup, args.server_warmup = min(args.warmup, 0.5), min(args.server_warmup, 0.5)
