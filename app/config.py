@@ -49,11 +49,9 @@ class Settings(BaseSettings):
     rate_limit_refresh: str = "30/minute"
     rate_limit_default: str = "600/minute"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # The server's edge (app/server.py): a request head past these is a 431; a request that
-    # has not arrived whole within the timeout is a 408 (or, mid-body, a closed connection).
-    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # A request with more header fields than this is a 431. The head's bytes and the time a
+    # request may take to arrive are the reverse proxy's to bound (deploy/nginx.conf).
     max_headers: int = Field(default=100, ge=10)
-    request_read_timeout_seconds: float = Field(default=20, gt=0)
     # Peers whose X-Forwarded-For/-Proto are believed: addresses or networks. None by default,
     # so a client can never choose the address its rate limits are counted against.
     trusted_proxies: Annotated[list[str], NoDecode] = []

@@ -149,6 +149,7 @@ def install_middleware(app: FastAPI, container: Container) -> None:
         hsts=settings.environment == "production",
         api_prefix=API_PREFIX,
         token_paths=[API_PREFIX + path for path in auth.TOKEN_PATHS],
+        max_headers=settings.max_headers,
     )
     if settings.trusted_proxies:
         # Outermost, so the client address is settled before anything reads it. uvicorn's own

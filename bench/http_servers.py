@@ -12,8 +12,8 @@ from harness import live_server
 from harness.live_server import SERVE, LiveServer
 from harness.raised_limits import RAISED_LIMITS
 
-# The floor's flags. The service gets uvloop too, and its protocol from scripts/serve: httptools
-# with bounded request heads (app/server.py), which `--http httptools` would replace.
+# The floor's flags. The service gets uvloop too; the rest of its flags (httptools among them)
+# are scripts/serve's.
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
 SERVICE_FLAGS = ("--loop", "uvloop")
 

@@ -35,6 +35,7 @@ import httpx
 
 from harness import live_server
 from harness.raised_limits import RAISED_LIMITS
+from harness.reverse_proxy import NGINX_CONF
 from proofs import db
 from proofs.api import (
     API,
@@ -61,7 +62,7 @@ from proofs.connections import (
     until_closed,
 )
 from proofs.run import run_proof
-from proofs.stack import NGINX_CONF, Nginx, Service, Stores, Workspace
+from proofs.stack import Nginx, Service, Stores, Workspace
 
 # Time the service gets, once PostgreSQL is back, to replace the pool's dead connections.
 POOL_SETTLE_SECONDS = 1.0

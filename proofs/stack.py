@@ -5,8 +5,6 @@ free ones on loopback; logs go to artifacts/<run>/ and stay there for a look aft
 
 import contextlib
 import os
-import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -21,7 +19,7 @@ from types import FrameType
 
 import redis
 
-from harness import live_server, migrations
+from harness import live_server, migrations, reverse_proxy
 from harness.live_server import LiveServer, free_port
 from harness.migrations import ROOT
 
@@ -218,56 +216,8 @@ class Service:
             self._server.stop(STOP_GRACE_SECONDS)
 
 
-NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-NGINX_PORT_LINE = re.compile(r"^(\s*)listen 8000( [^;]*)?;.*$", re.MULTILINE)
-NGINX_UPSTREAM_LINE = re.compile(r"^(\s*)server api:8000;.*$", re.MULTILINE)
-NGINX_RLIMIT_LINE = re.compile(r"^worker_rlimit_nofile (\d+);.*$", re.MULTILINE)
-NGINX_ACCESS_LOG = "/var/log/nginx/access.log"
-
-
-def render_nginx_conf(
-    conf: str,
-    *,
-    port: int,
-    upstreams: Sequence[str],
-    files: Path,
-    logs: Path,
-    location: Sequence[str] = (),
-) -> str:
-    """deploy/nginx.conf as this run needs it: the lines marked `proofs:` changed (a loopback
-    port, these upstream addresses, the run's own files, a descriptor limit this machine
-    allows), the rest as deployed; `location` adds directives to `location /`. Fails if the
-    file no longer has a line this expects, rather than prove some other configuration."""
-
-    def once(pattern: re.Pattern[str] | str, replace: Callable[[re.Match[str]], str]) -> None:
-        nonlocal conf
-        regex = re.compile(re.escape(pattern)) if isinstance(pattern, str) else pattern
-        conf, count = regex.subn(replace, conf)
-        if count != 1:
-            raise RuntimeError(f"{NGINX_CONF}: {count} matches for {regex.pattern}, not one")
-
-    once(NGINX_PORT_LINE, lambda m: f"{m[1]}listen 127.0.0.1:{port}{m[2] or ''};")
-    once(NGINX_UPSTREAM_LINE, lambda m: "\n".join(f"{m[1]}server {up};" for up in upstreams))
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    allowed = hard if hard != resource.RLIM_INFINITY else None
-    once(
-        NGINX_RLIMIT_LINE, lambda m: f"worker_rlimit_nofile {min(int(m[1]), allowed or int(m[1]))};"
-    )
-    once(NGINX_ACCESS_LOG, lambda _: str(logs / "nginx-access.log"))
-    # Temp files in the run's own directory (the packaged paths may not exist, or be shared).
-    temp = " ".join(
-        f"{kind}_temp_path {files / kind};" for kind in ("client_body", "proxy", "fastcgi")
-    )
-    temp += f" uwsgi_temp_path {files / 'uwsgi'}; scgi_temp_path {files / 'scgi'};"
-    once(re.compile(r"^http \{$", re.MULTILINE), lambda _: f"http {{\n    {temp}")
-    if location:
-        added = "".join(f"\n            {directive};" for directive in location)
-        once("            proxy_pass http://api;", lambda m: m[0] + added)
-    return conf
-
-
 class Nginx:
-    """nginx on deploy/nginx.conf (see render_nginx_conf) over the instances; `location`:
+    """nginx on deploy/nginx.conf (see harness.reverse_proxy) over the instances; `location`:
     directives a proof adds to `location /`."""
 
     def __init__(
@@ -278,29 +228,16 @@ class Nginx:
         name: str = "nginx",
         location: Sequence[str] = (),
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        root = space.dir / name
-        root.mkdir()
-        conf = root / "nginx.conf"
-        conf.write_text(
-            render_nginx_conf(
-                NGINX_CONF.read_text(),
-                port=self.port,
-                upstreams=[f"127.0.0.1:{up.port}" for up in upstreams],
-                files=root,
-                logs=space.logs,
-                location=location,
-            )
+        self._server = reverse_proxy.start(
+            name,
+            upstreams=[up.port for up in upstreams],
+            root=space.dir / name,
+            logs=space.logs,
+            location=location,
+            abandon=_stopping,
         )
-        # -e: the error log from the first line on (before the config is read, too), in the
-        # file its output goes to; -g: what a container's nginx has from its image.
-        log = space.logs / f"{name}.log"
-        command = ["nginx", "-p", str(root), "-c", str(conf), "-e", str(log)]
-        command += ["-g", f"daemon off; pid {root / 'nginx.pid'}; error_log {log} warn;"]
-        self._server = live_server.start(
-            name, command=command, env={}, port=self.port, log=log, abandon=_stopping
-        )
+        self.port = self._server.port
+        self.url = self._server.url
         space.callback(self.stop)
 
     def stop(self) -> None:

@@ -57,6 +57,9 @@ class EdgeMiddleware:
       (RFC 9112 §3.2): which one a proxy, a cache or a log took would be anyone's guess.
       HTTP/1.0 did not require Host, so a 1.0 request without one is served; nothing here
       builds a URL from Host anyway (no redirects, relative Locations);
+    - a 431 for a request with more than `max_headers` header fields (RFC 6585 §5), before
+      anything reads them. The head's size is bounded before it is read, by the reverse
+      proxy (deploy/nginx.conf): nginx bounds a head's bytes, not its number of fields;
     - one access-log line: method, path (no query, no headers: no token reaches the log),
       status and duration, with the client address and the authenticated actor's id;
     - request counts and latency by route template (never the raw path: ids would explode
@@ -80,8 +83,10 @@ class EdgeMiddleware:
         hsts: bool,
         api_prefix: str,
         token_paths: Iterable[str],
+        max_headers: int,
     ) -> None:
         self.app = app
+        self.max_headers = max_headers
         self.docs_paths = tuple(docs_paths)
         self.assets_path = assets_path
         self.hsts = hsts
@@ -144,8 +149,12 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            refusal = _host_refusal(scope)
-            if refusal is not None:
+            if len(scope["headers"]) > self.max_headers:
+                detail = f"Send at most {self.max_headers} header fields."
+                await problem(Request(scope), 431, "headers_too_large", detail)(
+                    scope, receive, send_with_headers
+                )
+            elif (refusal := _host_refusal(scope)) is not None:
                 await problem(Request(scope), 400, "invalid_request", refusal)(
                     scope, receive, send_with_headers
                 )

@@ -1,5 +1,6 @@
 """What the edge does before any route: the Host header (never trusted to build a URL, refused
-when missing or doubled), HEAD answered wherever GET is, and no redirect on a trailing slash."""
+when missing or doubled), the number of header fields bounded, HEAD answered wherever GET is,
+and no redirect on a trailing slash."""
 
 from typing import Any
 
@@ -63,6 +64,24 @@ async def test_two_host_headers_are_a_400(app: Any, http_version: str) -> None:
     status, _, body = await asgi_request(app, "GET", "/health", hosts, http_version=http_version)
     assert status == 400
     assert b'"invalid_request"' in body
+
+
+def fields(count: int) -> Headers:
+    """A Host header and filler fields: `count` in all."""
+    return [(b"host", b"test"), *((f"x-{n}".encode(), b"1") for n in range(count - 1))]
+
+
+async def test_more_header_fields_than_max_headers_are_a_431(app: Any) -> None:
+    status, headers, body = await asgi_request(app, "GET", "/health", fields(101))  # default 100
+    assert status == 431
+    assert headers[b"content-type"] == b"application/problem+json"
+    assert b'"headers_too_large"' in body
+    assert b"x-request-id" in headers
+
+
+async def test_max_headers_fields_are_served(app: Any) -> None:
+    status, _, body = await asgi_request(app, "GET", "/health", fields(100))
+    assert (status, body) == (200, b'{"status":"ok"}')
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import ast
 import re
 from pathlib import Path
 
-from app import server
 from app.presentation.errors import DOMAIN_ERRORS, HTTP_CODES
 from tests.conftest import ROOT
 
@@ -37,7 +36,6 @@ def _literal_problems(source: Path) -> set[tuple[int, str]]:
 
 def codes_in_code() -> set[tuple[int, str]]:
     codes = set(DOMAIN_ERRORS.values()) | set(HTTP_CODES.items())
-    codes |= {(status, code) for status, (code, _) in server.REFUSALS.items()}
     for source in (ROOT / "app").rglob("*.py"):
         codes |= _literal_problems(source)
     return codes

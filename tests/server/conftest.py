@@ -1,23 +1,66 @@
 """The service as deployed: `scripts/serve` (migrate, then uvicorn) in a subprocess on a free
-port, driven over real sockets. These tests pin what only the server process shows: which
-peer it trusts, what it buffers, how long it waits, and how it stops."""
+port, driven over real sockets, and where the deployment's reverse proxy does the job
+(`proxied`), through nginx on deploy/nginx.conf. These tests pin what only the server
+processes show: which peer it trusts, what it buffers, how long it waits, and how it stops."""
 
 import asyncio
+import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 
 from app.infrastructure.db import create_engine
+from harness import reverse_proxy
 from harness.live_server import LiveServer
 from harness.migrations import libpq_url
+from tests.serving import ARTIFACTS
 
 # How long a test waits for something it expects to happen at once: a guard against a hang
 # (the old server waited forever), not a measurement.
 PATIENCE_SECONDS = 30
+
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@contextmanager
+def proxied(server: LiveServer, **directives: str) -> Iterator[LiveServer]:
+    """The deployment's nginx in front of `server`, with `directives` (any deploy/nginx.conf
+    sets) at other values: timeouts a test need not wait out. Its error and access logs go to
+    artifacts/nginx-<port>/."""
+    if reverse_proxy.nginx_binary() is None:
+        if IN_CI:
+            pytest.fail(f"CI=true but {reverse_proxy.INSTALL_HINT}")
+        pytest.skip(f"{reverse_proxy.INSTALL_HINT}; CI installs it")
+    root = Path(tempfile.mkdtemp(prefix="todo-nginx-"))  # beside /tmp: its workers can reach it
+    try:
+        nginx = reverse_proxy.start(
+            f"nginx-{server.port}",
+            upstreams=[server.port],
+            root=root,
+            logs=ARTIFACTS / f"nginx-{server.port}",
+            directives=directives,
+        )
+        try:
+            yield nginx
+        finally:
+            nginx.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def proxy_access_log(proxy: LiveServer) -> str:
+    """What nginx logged of the requests it answered itself (deploy/nginx.conf logs no other)."""
+    path = proxy.log.parent / "nginx-access.log"
+    return path.read_text() if path.exists() else ""
 
 
 def connect(server: LiveServer) -> socket.socket:
