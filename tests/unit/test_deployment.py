@@ -10,6 +10,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no types; schemathesis brings it
 from fastapi.routing import APIRoute
 
+from app.config import Settings
 from app.presentation.routers import health
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,11 @@ def _documented_variables() -> set[str]:
             first_cell = line.split("|")[1]
             names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", first_cell))
     return names
+
+
+def test_the_readme_documents_every_setting() -> None:
+    settings = {name.upper() for name in Settings.model_fields}
+    assert settings | SERVE_VARIABLES <= _documented_variables()
 
 
 def test_every_documented_setting_reaches_the_api_containers() -> None:
