@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from alembic import context
 from app.config import get_settings
 from app.infrastructure.db import create_engine
+from app.infrastructure.migration_lock import migration_lock
 from app.infrastructure.orm import Base
 
 config = context.config
@@ -63,16 +64,18 @@ def _compare_server_default(
 
 
 def _configure(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        include_object=_include_object,
-        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
-        compare_type=True,
-        compare_server_default=_compare_server_default,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    # Replicas started together migrate one after the other: the later ones find it done.
+    with migration_lock(connection):
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            include_object=_include_object,
+            render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most
+            compare_type=True,
+            compare_server_default=_compare_server_default,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 async def _run_online() -> None:

@@ -1,3 +1,3 @@
-"""Black-box proofs over HTTP on real processes: the fault suite (scripts/faults) and the
-two-instance scale-out proof (scripts/scale-proof). See README.md, "Fault suite" and
-"Scale-out"."""
+"""Black-box proofs over HTTP on real processes: the fault suite (scripts/faults), the
+two-instance scale-out proof (scripts/scale-proof) and the compose stack with three replicas
+(scripts/compose-proof). See docs/operations.md."""

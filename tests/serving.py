@@ -23,7 +23,12 @@ SECRET_KEY = "live-server-test-secret-key-long-enough-0123456"
 
 Serve = Callable[..., AbstractContextManager[LiveServer]]
 # Read by scripts/serve or uvicorn itself rather than by the settings.
-SERVE_VARIABLES = {"FORWARDED_ALLOW_IPS", "MAX_CONNECTIONS", "GRACEFUL_SHUTDOWN_SECONDS"}
+SERVE_VARIABLES = {
+    "FORWARDED_ALLOW_IPS",
+    "MAX_CONNECTIONS",
+    "GRACEFUL_SHUTDOWN_SECONDS",
+    "WEB_CONCURRENCY",
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,13 @@ def serve(migrated: str) -> Serve:
 
 
 @contextmanager
-def serving(database_url: str, *, fresh: bool = True, **variables: str) -> Iterator[LiveServer]:
+def serving(
+    database_url: str,
+    *,
+    fresh: bool = True,
+    startup_seconds: float = live_server.STARTUP_SECONDS,
+    **variables: str,
+) -> Iterator[LiveServer]:
     """scripts/serve with `variables` over the test baseline, on emptied stores (`fresh=False`:
     on what the last server left), stopped when the block ends."""
     if fresh:
@@ -55,7 +66,14 @@ def serving(database_url: str, *, fresh: bool = True, **variables: str) -> Itera
     }
     port = live_server.free_port()
     log = ARTIFACTS / f"server-{port}.log"
-    server = live_server.start("scripts/serve", env=env, port=port, log=log, baseline=_baseline())
+    server = live_server.start(
+        "scripts/serve",
+        env=env,
+        port=port,
+        log=log,
+        baseline=_baseline(),
+        startup_seconds=startup_seconds,
+    )
     try:
         yield server
     finally:
