@@ -22,7 +22,7 @@ from app.config import Settings
 from app.infrastructure.audit import LoggingAuditTrail
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
-from app.infrastructure.direct_reads import DirectReads
+from app.infrastructure.driver_reads import DriverReads
 from app.infrastructure.passwords import common_passwords
 from app.infrastructure.redis import (
     RATE_LIMIT_PREFIX,
@@ -105,7 +105,7 @@ class Container:
         )
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
-        return SqlAlchemyUnitOfWork(self.engine, read_only=read_only, direct=self.direct_reads)
+        return SqlAlchemyUnitOfWork(self.engine, read_only=read_only, reads=self.driver_reads)
 
     # The adapters.
 
@@ -119,8 +119,14 @@ class Container:
         )
 
     @cached_property
-    def direct_reads(self) -> DirectReads:
-        return DirectReads(self.engine)
+    def driver_reads(self) -> DriverReads | None:
+        """Read-only units of work read through psycopg itself on PostgreSQL, except while
+        tracing: its SQL spans come from SQLAlchemy's execute events, which then see every
+        statement because every statement goes through SQLAlchemy's Connection."""
+        engine = self.engine
+        if self.tracer_provider is not None or engine.dialect.driver != "psycopg":
+            return None
+        return DriverReads(engine, pool_size=self.settings.db_pool_size)
 
     @cached_property
     def redis(self) -> Redis | None:

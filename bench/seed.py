@@ -26,8 +26,8 @@ from psycopg import sql
 from app.domain.todos import Priority, Todo
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
-from app.infrastructure.repositories.todos import _values as todo_columns
-from app.infrastructure.repositories.users import _values as user_columns
+from app.infrastructure.repositories.todos import TODOS
+from app.infrastructure.repositories.users import USERS
 from app.infrastructure.security import Argon2PasswordHasher
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from bench.common import (
@@ -172,13 +172,13 @@ def copy_rows(url: str, table: str, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def copy_users(url: str, users: Iterable[User]) -> None:
-    """COPY in the row layout the user repository itself writes (its `_values`)."""
-    copy_rows(url, "users", (user_columns(user) for user in users))
+    """COPY in the row layout the user repository itself writes (its column list)."""
+    copy_rows(url, "users", (USERS.values(user) for user in users))
 
 
 def copy_todos(url: str, todos: Iterable[Todo]) -> None:
-    """COPY in the row layout the repository itself writes (its `_values`), then analyse."""
-    copy_rows(url, "todos", (todo_columns(todo) for todo in todos))
+    """COPY in the row layout the repository itself writes (its column list), then analyse."""
+    copy_rows(url, "todos", (TODOS.values(todo) for todo in todos))
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) todos")
         connection.execute("ANALYZE users")

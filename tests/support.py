@@ -1,6 +1,8 @@
 """What the test modules share: the API prefix, the one test password, a logged-in session
-(through the app in-process, or through a live server) and the problem+json assertion."""
+(through the app in-process, or through a live server), the problem+json assertion, and
+PostgreSQL ending every other connection to the test database."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -8,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
+
+from harness.migrations import libpq_url
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -68,3 +73,20 @@ def restored_logging() -> Iterator[None]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+async def terminate_other_backends(database_url: str) -> int:
+    """PostgreSQL ends every connection to the database but this one's (pools included, as a
+    restart or a failover would); how many it ended, once they are all gone."""
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(database_url), autocommit=True
+    ) as connection:
+        cursor = await connection.execute(f"SELECT count(pg_terminate_backend(pid)) {others}")
+        (ended,) = await cursor.fetchone() or (0,)
+        for _ in range(200):  # a backend ends asynchronously
+            cursor = await connection.execute(f"SELECT count(*) {others}")
+            if await cursor.fetchone() == (0,):
+                break
+            await asyncio.sleep(0.05)
+    return int(ended)

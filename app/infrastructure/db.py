@@ -1,9 +1,17 @@
-"""The async engine for DATABASE_URL."""
+"""The async engine for DATABASE_URL, and what its driver's errors mean."""
 
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+TIMED_OUT = "a statement ran past DB_STATEMENT_TIMEOUT_MS"
+_QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement it cancelled
+
+
+def cancelled(error: BaseException | None) -> bool:
+    """Whether the driver's error is PostgreSQL cancelling a statement (its time limit)."""
+    return getattr(error, "sqlstate", None) == _QUERY_CANCELED
 
 
 def create_engine(
@@ -16,11 +24,16 @@ def create_engine(
 ) -> AsyncEngine:
     """`autocommit`: pooled connections start in autocommit, so a read costs one round trip
     (no BEGIN, no ROLLBACK); a unit of work that writes makes its connection transactional
-    (uow.py). The app's engine; migrations and scripts keep plain transactions.
+    (uow.py), and ends that transaction itself. So nothing is left to reset when a connection
+    goes back to the pool: no rollback on return, which also lets a read give back the raw
+    connection it borrowed without another pass through SQLAlchemy (driver_reads.py). The
+    app's engine; migrations and scripts keep plain transactions.
 
     `statement_timeout_ms` (PostgreSQL; 0: none): the server cancels any statement that runs
     longer, waiting for a lock included. The app's engine only: a migration may take long."""
-    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    options: dict[str, Any] = (
+        {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    )
     if url.startswith("sqlite"):
         # One connection, shared in turn: SQLite allows one writer at a time, and a single
         # connection turns lock errors under concurrency into an orderly queue.
@@ -33,8 +46,9 @@ def create_engine(
         url,
         echo=echo,
         # A fixed pool: overflow connections opened and closed under load cost more than they
-        # serve. No pre-ping (a round trip per checkout): a connection the database dropped
-        # fails its request with a 503 and SQLAlchemy then recycles the whole pool.
+        # serve. No pre-ping, a round trip on every checkout: a connection the database closed
+        # is found by the statement that uses it, and replaced; the statement runs again where
+        # that is safe (a read, or a transaction's first statement: uow.py).
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,

@@ -1,26 +1,28 @@
 """The unit of work: one database connection per use case, and the one place that commits."""
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from app.application.ports import StatementTimedOut
 from app.domain.errors import AccountGone
-from app.infrastructure.direct_reads import DirectReads, cancelled
+from app.infrastructure.db import TIMED_OUT, cancelled
+from app.infrastructure.driver_reads import DriverReads
 from app.infrastructure.repositories.base import Rows
 from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
 from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenRepository
 from app.infrastructure.repositories.users import SqlAlchemyUserRepository
 
+log = logging.getLogger(__name__)
+
 _WRITES = (sa.Insert, sa.Update, sa.Delete)
-_TIMED_OUT = "a statement ran past DB_STATEMENT_TIMEOUT_MS"
 _FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
 
 
@@ -40,8 +42,21 @@ def _timed_out_as_domain() -> Iterator[None]:
         yield
     except sa.exc.OperationalError as error:
         if cancelled(error.orig):
-            raise StatementTimedOut(_TIMED_OUT) from error
+            raise StatementTimedOut(TIMED_OUT) from error
         raise
+
+
+def _found_closed(error: DBAPIError) -> bool:
+    """Whether SQLAlchemy found the connection closed (by the server, a proxy, a failover)
+    and has invalidated it, with every pooled connection as old: the next checkout is a
+    fresh connection."""
+    if error.connection_invalidated:
+        log.warning("a pooled connection was closed by the server; running the statement again")
+    return error.connection_invalidated
+
+
+def _by_name(result: sa.CursorResult[Any]) -> Rows:
+    return [dict(row) for row in result.mappings()]
 
 
 class SqlStatements:
@@ -50,19 +65,24 @@ class SqlStatements:
 
     Pooled connections are in autocommit (see db.py); one that may write is turned
     transactional. `read_only` ones hold no connection at all: reads in autocommit share no
-    snapshot, so each takes a connection for itself and gives it back in the same step, in one
-    pass through SQLAlchemy's synchronous core (one greenlet, where the async API spends three:
-    connect, execute, close), or directly on the driver's cursor when `direct` can take the
-    statement (direct_reads.py). A write or a commit() there is an error, so a write can never
-    slip through unseen.
+    snapshot, so each takes a connection for itself and gives it back in the same step,
+    through psycopg itself where `reads` is given (driver_reads.py), through SQLAlchemy's
+    Connection otherwise. A write or a commit() there is an error, so a write can never slip
+    through unseen.
+
+    A connection the server closed while it sat in the pool fails the statement that finds
+    it. That statement runs again on a fresh connection when nothing of it can have
+    committed: a read, or the first statement of a transaction (the transaction dies with its
+    connection, uncommitted). A later statement, or a commit, is never run again: the
+    transaction's earlier work is gone, or may have committed, and the use case fails (503).
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, read_only: bool, direct: DirectReads | None = None
+        self, engine: AsyncEngine, *, read_only: bool, reads: DriverReads | None = None
     ) -> None:
         self._engine = engine
         self._read_only = read_only
-        self._direct = direct
+        self._reads = reads
         self._connection: AsyncConnection | None = None
         self.dialect = engine.dialect.name
 
@@ -70,11 +90,18 @@ class SqlStatements:
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> Rows:
         if not self._read_only:
-            return (await self._execute(statement, parameters)).all()
+            return _by_name(await self._execute(statement, parameters))
         if isinstance(statement, _WRITES):
             raise RuntimeError("a write in a read-only unit of work")
+        if self._reads is not None:
+            return await self._reads.rows(statement, parameters)
         with _timed_out_as_domain():
-            return await greenlet_spawn(self._read, statement, parameters)
+            try:
+                return await self._read(statement, parameters)
+            except DBAPIError as error:
+                if not _found_closed(error):
+                    raise
+            return await self._read(statement, parameters)
 
     async def write(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
@@ -84,11 +111,24 @@ class SqlStatements:
         result = await self._execute(statement, parameters)
         return result.rowcount
 
+    async def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
+        async with self._engine.connect() as connection:
+            # Rows are plain values once fetched: they outlive the connection, which goes back
+            # to the pool at once.
+            return _by_name(await connection.execute(statement, parameters))
+
     async def _execute(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None
     ) -> sa.CursorResult[Any]:
+        first = self._connection is None
         try:
             with _timed_out_as_domain():
+                try:
+                    return await (await self._connect()).execute(statement, parameters)
+                except DBAPIError as error:
+                    if not (first and _found_closed(error)):
+                        raise
+                await self.close()
                 return await (await self._connect()).execute(statement, parameters)
         except IntegrityError as exc:
             if _is_foreign_key_violation(exc):
@@ -96,16 +136,6 @@ class SqlStatements:
                 # writes rows of its caller: the caller's account was deleted meanwhile.
                 raise AccountGone from None
             raise
-
-    def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
-        if self._direct is not None:
-            rows = self._direct.rows(statement, parameters)
-            if rows is not None:
-                return rows
-        with self._engine.sync_engine.connect() as connection:
-            # Rows are plain values once fetched: they outlive the connection, which goes back
-            # to the pool at once (Result.freeze() would copy them again, on every read).
-            return connection.execute(statement, parameters).all()
 
     async def _connect(self) -> AsyncConnection:
         if self._connection is None:
@@ -144,9 +174,9 @@ class SqlAlchemyUnitOfWork:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, read_only: bool = False, direct: DirectReads | None = None
+        self, engine: AsyncEngine, *, read_only: bool = False, reads: DriverReads | None = None
     ) -> None:
-        self._statements = statements = SqlStatements(engine, read_only=read_only, direct=direct)
+        self._statements = statements = SqlStatements(engine, read_only=read_only, reads=reads)
         self.users = SqlAlchemyUserRepository(statements)
         self.todos = SqlAlchemyTodoRepository(statements)
         self.refresh_tokens = SqlAlchemyRefreshTokenRepository(statements)

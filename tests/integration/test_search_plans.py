@@ -17,7 +17,7 @@ from app.config import Settings
 from app.domain.todos import DEFAULT_SORT, TodoFilter
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
-from app.infrastructure.direct_reads import DirectReads
+from app.infrastructure.driver_reads import DriverReads
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from tests.conftest import empty_stores, on_postgres
 
@@ -92,12 +92,10 @@ async def _plan(engine: AsyncEngine, query: TodoFilter) -> dict[str, Any]:
     finally:
         event.remove(engine.sync_engine, "before_execute", capture)
     ((statement, values),) = captured
-    compiled = statement.compile(dialect=engine.dialect)
-    parameters = compiled.construct_params(values)
+    # Every value of the statement is a parameter (the app's reads take no other kind).
+    sql = str(statement.compile(dialect=engine.dialect))
     async with engine.connect() as connection:
-        result = await connection.exec_driver_sql(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.string, parameters
-        )
+        result = await connection.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, values)
         plan = result.scalar_one()
     document = json.loads(plan) if isinstance(plan, str) else plan
     return dict(document[0]["Plan"])
@@ -157,9 +155,9 @@ async def test_a_search_run_again_and_again_is_still_planned_for_its_own_text(
             )
         owner = await _user_with_many_todos(engine)
         for _ in range(12):  # past the driver's threshold and PostgreSQL's five custom plans
-            # As the app reads: a read-only unit of work, on the direct path where it has one.
-            direct = DirectReads(engine)
-            async with SqlAlchemyUnitOfWork(engine, read_only=True, direct=direct) as uow:
+            # As the app reads: a read-only unit of work, through the driver.
+            reads = DriverReads(engine, pool_size=1)
+            async with SqlAlchemyUnitOfWork(engine, read_only=True, reads=reads) as uow:
                 await uow.todos.find(
                     TodoFilter(owner_id=owner, text="zzyzx"),
                     sort=DEFAULT_SORT,

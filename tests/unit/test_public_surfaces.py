@@ -22,14 +22,6 @@ from tests.conftest import ROOT
 
 APP = ROOT / "app"
 
-# Being replaced, each by a public way of its own (issue "Public surfaces only"): until then
-# their findings are known and not repeated here. Empty this once the replacements have
-# landed (the test below says when an entry is no longer needed); add nothing to it.
-ALLOWED = {
-    "app/infrastructure/direct_reads.py",  # SQLAlchemy's compiler and pool internals
-    "app/infrastructure/uow.py",  # sqlalchemy.util.greenlet_spawn for direct_reads.py's path
-}
-
 # Undocumented internals without an underscore: SQLAlchemy's compiled-statement plumbing,
 # uvicorn's protocol state, FastAPI's resolved dependency graph. Read as attributes or
 # imported by name, each is a finding.
@@ -160,17 +152,8 @@ def test_no_module_in_app_reaches_into_a_librarys_internals() -> None:
     report = []
     for path in modules():
         name = path.relative_to(ROOT).as_posix()
-        if name in ALLOWED:
-            continue
         report += [f"{name} {finding}" for finding in findings(path.read_text("utf-8"))]
     assert not report, "Library internals used (use the public API):\n" + "\n".join(report)
-
-
-def test_the_allow_list_names_only_files_that_exist_and_still_need_it() -> None:
-    for name in ALLOWED:
-        path = ROOT / name
-        if path.exists():  # replaced files leave: then the entry goes too
-            assert findings(path.read_text("utf-8")), f"{name} is clean: take it off ALLOWED"
 
 
 @pytest.mark.parametrize(

@@ -1,19 +1,19 @@
 """What every SQL repository shares: its statements run on its unit of work's connection."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-# A row is its values in the statement's column order: a SQLAlchemy Row, or the driver's tuple
-# when the read ran directly (direct_reads.py). Names come from the statement (`mapped`).
-AnyRow = Sequence[Any]
-Rows = Sequence[AnyRow]
+# A row is a fresh dict by column name, the caller's to keep or change (rows.py turns it into
+# a domain object in place). Never read by position: columns are matched by name.
+Row = dict[str, Any]
+Rows = list[Row]
 
 
-def mapped(statement: sa.Select[Any], row: AnyRow) -> dict[str, Any]:
-    """A row by column name."""
-    return dict(zip(statement.selected_columns.keys(), row, strict=True))
+def like_escaped(text: str) -> str:
+    """`text` with LIKE's wildcards taken literally, for a pattern that says ESCAPE '/'."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 class Statements(Protocol):
@@ -39,7 +39,7 @@ class SqlRepository:
 
     async def _first(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
-    ) -> AnyRow | None:
+    ) -> Row | None:
         rows = await self._rows(statement, parameters)
         return rows[0] if rows else None
 

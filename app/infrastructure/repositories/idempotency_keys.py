@@ -1,7 +1,6 @@
 """Idempotency keys in SQL, claimed in the transaction of the create they guard."""
 
 import hashlib
-from dataclasses import asdict
 from datetime import datetime
 from typing import cast
 
@@ -11,9 +10,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.application.ports import IdempotencyRecord
 from app.domain.errors import IdempotencyKeyInFlight
 from app.infrastructure.orm import IdempotencyKeyRow
-from app.infrastructure.repositories.base import SqlRepository, mapped
+from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.rows import RowMapper
 
 keys = cast(sa.Table, IdempotencyKeyRow.__table__)
+KEYS = RowMapper(keys, IdempotencyRecord)
 _SWEEP_BATCH = 100
 
 
@@ -27,7 +28,7 @@ def _claim(statement: postgresql.Insert | sqlite.Insert) -> sa.Executable:
 
 
 _CLAIM = {"postgresql": _claim(postgresql.insert(keys)), "sqlite": _claim(sqlite.insert(keys))}
-_BY_KEY = sa.select(keys).where(
+_BY_KEY = KEYS.select().where(
     keys.c.user_id == sa.bindparam("match_user_id"), keys.c.key == sa.bindparam("match_key")
 )
 # Oldest first through the created_at index; SKIP LOCKED: a sweep never waits for another.
@@ -43,7 +44,9 @@ _SWEEP = sa.delete(keys).where(sa.tuple_(keys.c.user_id, keys.c.key).in_(_EXPIRE
 # A duplicate then answers 409 at once instead of queueing behind the first request on the
 # unique index, and the lock ends with the transaction, or with its connection when the
 # process holding it dies, so nothing a crashed request held can block its retry.
-_TRY_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)))
+_TRY_LOCK = sa.select(
+    sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)).label("locked")
+)
 
 
 def _lock_id(record: IdempotencyRecord) -> int:
@@ -60,15 +63,15 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
         # SQLite needs no lock: its engine has one connection, held by a unit of work to its
         # end, so a duplicate waits its turn and then sees the first one's commit, or nothing.
         if dialect == "postgresql":
-            ((locked,),) = await self._rows(_TRY_LOCK, {"lock": _lock_id(record)})
-            if not locked:
+            (row,) = await self._rows(_TRY_LOCK, {"lock": _lock_id(record)})
+            if not row["locked"]:
                 # The holder may be another replay of a finished request: that one is
                 # committed, and answers this retry too. Only an unfinished one is in flight.
                 earlier = await self._committed(record, live_since=live_since)
                 if earlier is None:
                     raise IdempotencyKeyInFlight
                 return earlier
-        values = {**asdict(record), "live_since": live_since}
+        values = {**KEYS.values(record), "live_since": live_since}
         if await self._first(_CLAIM[dialect], values) is not None:
             return None
         return await self._committed(record, live_since=None)
@@ -80,7 +83,7 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
         row = await self._first(_BY_KEY, params)
         if row is None:
             return None
-        record = IdempotencyRecord(**mapped(_BY_KEY, row))
+        record = KEYS.load(row)
         return None if live_since is not None and record.created_at <= live_since else record
 
     async def delete_expired(self, *, live_since: datetime) -> None:

@@ -14,7 +14,8 @@ from sqlalchemy.dialects import postgresql
 from app.application.ports import SortValues, TodoStats
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
 from app.infrastructure.orm import TAG_ARRAY, TodoRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import SqlRepository, like_escaped
+from app.infrastructure.repositories.rows import RowMapper
 
 todos = cast(sa.Table, TodoRow.__table__)
 
@@ -36,37 +37,12 @@ _NULLS_LAST: dict[bool, sa.ColumnElement[Any]] = {
 }
 
 
-def _to_todo(row: Sequence[Any]) -> Todo:
-    # Positional, in the table's column order (SELECT todos.*): this runs for every row.
-    (id_, owner_id, title, description, priority, due_at, tags, *rest) = row
-    return Todo(
-        id_,
-        owner_id,
-        title,
-        description,
-        Priority.from_rank(priority),
-        due_at,
-        tuple(tags or ()),
-        *rest,
-    )
-
-
-def _values(todo: Todo) -> dict[str, Any]:
-    return {
-        "id": todo.id,
-        "owner_id": todo.owner_id,
-        "title": todo.title,
-        "description": todo.description,
-        "priority": todo.priority.rank,
-        "due_at": todo.due_at,
-        "tags": list(todo.tags),
-        "completed": todo.completed,
-        "completed_at": todo.completed_at,
-        "created_at": todo.created_at,
-        "updated_at": todo.updated_at,
-        "deleted_at": todo.deleted_at,
-        "version": todo.version,
-    }
+TODOS = RowMapper(
+    todos,
+    Todo,
+    stored={"priority": lambda priority: priority.rank, "tags": list},
+    loaded={"priority": Priority.from_rank, "tags": tuple},
+)
 
 
 class _Keyset:
@@ -196,7 +172,7 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
     if shape.after_nulls is not None:
         conditions.append(keyset.after(shape.after_nulls))
     return (
-        sa.select(todos)
+        TODOS.select()
         .where(*conditions)
         .order_by(*keyset.order_by())
         .limit(sa.bindparam("limit", type_=sa.Integer()))
@@ -229,8 +205,7 @@ def _has_tags(count: int, *, postgres: bool) -> sa.ColumnElement[bool]:
 
 def _like_pattern(text: str) -> str:
     """A case-insensitive substring, with LIKE's wildcards taken literally (escape `/`)."""
-    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return f"%{escaped}%"
+    return f"%{like_escaped(text)}%"
 
 
 def _find_parameters(
@@ -269,9 +244,9 @@ _OWNED = (
 _INSERT_WITHIN_QUOTA = (
     sa.insert(todos)
     .from_select(
-        [column.name for column in todos.columns],
+        TODOS.names,
         sa.select(
-            *(sa.bindparam(column.name, type_=column.type) for column in todos.columns)
+            *(sa.bindparam(column.name, type_=column.type) for column in TODOS.columns)
         ).where(sa.bindparam("max_owned", type_=sa.Integer()) > _OWNED),
     )
     .returning(todos.c.id)
@@ -280,11 +255,28 @@ _INSERT_WITHIN_QUOTA = (
 # statement of its own, so the count that follows sees every add committed before the turn
 # came (a statement sees what was committed when it began). SQLite's one connection already
 # runs a unit of work at a time.
-_LOCK_OWNER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)))
-_BY_ID = sa.select(todos).where(todos.c.id == sa.bindparam("match_id"))
+_LOCK_OWNER = sa.select(
+    sa.func.pg_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)).label("locked")
+)
+_BY_ID = TODOS.select().where(todos.c.id == sa.bindparam("match_id"))
 _SAVE = sa.update(todos).where(
     todos.c.id == sa.bindparam("match_id"), todos.c.version == sa.bindparam("match_version")
 )
+
+_STATS = sa.select(
+    sa.func.count().label("total"),
+    sa.func.count().filter(todos.c.completed.is_(True)).label("completed"),
+    sa.func.count()
+    .filter(
+        todos.c.completed.is_(False),
+        todos.c.due_at < sa.bindparam("now", type_=todos.c.due_at.type),
+    )
+    .label("overdue"),
+    *(
+        sa.func.count().filter(todos.c.priority == sa.literal_column(str(p.rank))).label(p.value)
+        for p in Priority
+    ),
+).where(todos.c.owner_id == sa.bindparam("owner_id"), todos.c.deleted_at.is_(None))
 
 
 def _quota_lock_id(owner_id: UUID) -> int:
@@ -296,21 +288,21 @@ def _quota_lock_id(owner_id: UUID) -> int:
 class SqlAlchemyTodoRepository(SqlRepository):
     async def add(self, todo: Todo, *, max_owned: int | None = None) -> bool:
         if max_owned is None:
-            await self._write(_INSERT, _values(todo))
+            await self._write(_INSERT, TODOS.values(todo))
             return True
         if self._statements.dialect == "postgresql":
             await self._rows(_LOCK_OWNER, {"lock": _quota_lock_id(todo.owner_id)})
-        params = {**_values(todo), "max_owned": max_owned}
+        params = {**TODOS.values(todo), "max_owned": max_owned}
         return bool(await self._rows(_INSERT_WITHIN_QUOTA, params))
 
     async def get(self, todo_id: UUID) -> Todo | None:
         row = await self._first(_BY_ID, {"match_id": todo_id})
-        return _to_todo(row) if row else None
+        return TODOS.load(row) if row else None
 
     async def save(self, todo: Todo, *, expected_version: int) -> bool:
         # The version check is part of the UPDATE itself: of two writers holding the same
         # version, the database lets exactly one match.
-        params = {**_values(todo), "match_id": todo.id, "match_version": expected_version}
+        params = {**TODOS.values(todo), "match_id": todo.id, "match_version": expected_version}
         return await self._write(_SAVE, params) == 1
 
     async def delete(self, todo_id: UUID, *, expected_version: int | None) -> bool:
@@ -347,23 +339,13 @@ class SqlAlchemyTodoRepository(SqlRepository):
         )
         params = _find_parameters(query, after=after, limit=limit, now=now, postgres=postgres)
         rows = await self._rows(_find_statement(shape), params)
-        return [_to_todo(row) for row in rows]
+        return [TODOS.load(row) for row in rows]
 
     async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats:
-        overdue = sa.and_(todos.c.completed.is_(False), todos.c.due_at < now)
-        counts = [
-            sa.func.count(),
-            sa.func.count().filter(todos.c.completed.is_(True)),
-            sa.func.count().filter(overdue),
-            *(sa.func.count().filter(todos.c.priority == p.rank) for p in Priority),
-        ]
-        statement = sa.select(*counts).where(
-            todos.c.owner_id == owner_id, todos.c.deleted_at.is_(None)
-        )
-        ((total, completed, overdue_count, *by_rank),) = await self._rows(statement)
+        (row,) = await self._rows(_STATS, {"owner_id": owner_id, "now": now})
         return TodoStats(
-            total=total,
-            completed=completed,
-            overdue=overdue_count,
-            by_priority=dict(zip(Priority, by_rank, strict=True)),
+            total=row["total"],
+            completed=row["completed"],
+            overdue=row["overdue"],
+            by_priority={priority: row[priority.value] for priority in Priority},
         )

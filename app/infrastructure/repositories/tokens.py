@@ -1,6 +1,5 @@
 """Refresh tokens in SQL, stored as hashes and grouped in families (one per login)."""
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import cast
 from uuid import UUID
@@ -9,9 +8,11 @@ import sqlalchemy as sa
 
 from app.domain.sessions import RefreshToken
 from app.infrastructure.orm import RefreshTokenRow
-from app.infrastructure.repositories.base import SqlRepository, mapped
+from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.rows import RowMapper
 
 tokens = cast(sa.Table, RefreshTokenRow.__table__)
+TOKENS = RowMapper(tokens, RefreshToken)
 
 
 _revoked = tokens.alias("revoked")
@@ -29,16 +30,22 @@ _SPEND = (
     )
     .values(used_at=sa.bindparam("now", type_=tokens.c.used_at.type))
 )
+_BY_HASH = TOKENS.select().where(tokens.c.token_hash == sa.bindparam("match_hash"))
+# A range of the partial index on revoked_at: as cheap as the revocations are few.
+_REVOKED_SINCE = (
+    sa.select(tokens.c.family_id, sa.func.max(tokens.c.revoked_at).label("revoked_at"))
+    .where(tokens.c.revoked_at > sa.bindparam("since", type_=tokens.c.revoked_at.type))
+    .group_by(tokens.c.family_id)
+)
 
 
 class SqlAlchemyRefreshTokenRepository(SqlRepository):
     async def add(self, token: RefreshToken) -> None:
-        await self._write(sa.insert(tokens).values(asdict(token)))
+        await self._write(sa.insert(tokens).values(TOKENS.values(token)))
 
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
-        statement = sa.select(tokens).where(tokens.c.token_hash == token_hash)
-        row = await self._first(statement)
-        return RefreshToken(**mapped(statement, row)) if row else None
+        row = await self._first(_BY_HASH, {"match_hash": token_hash})
+        return TOKENS.load(row) if row else None
 
     async def spend(self, token: RefreshToken, *, now: datetime) -> bool:
         parameters = {"token_id": token.id, "family": token.family_id, "now": now}
@@ -58,15 +65,10 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
         if keep is not None:
             live = sa.and_(live, tokens.c.family_id != keep)
         statement = sa.select(tokens.c.family_id).where(live).distinct()
-        families = [family for (family,) in await self._rows(statement)]
+        families = [row["family_id"] for row in await self._rows(statement)]
         await self._write(sa.update(tokens).where(live).values(revoked_at=now))
         return families
 
     async def revoked_families(self, *, since: datetime) -> dict[UUID, datetime]:
-        # A range of the partial index on revoked_at: as cheap as the revocations are few.
-        statement = (
-            sa.select(tokens.c.family_id, sa.func.max(tokens.c.revoked_at))
-            .where(tokens.c.revoked_at > since)
-            .group_by(tokens.c.family_id)
-        )
-        return {row[0]: row[1] for row in await self._rows(statement)}
+        rows = await self._rows(_REVOKED_SINCE, {"since": since})
+        return {row["family_id"]: row["revoked_at"] for row in rows}

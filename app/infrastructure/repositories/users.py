@@ -1,5 +1,6 @@
 """Users in SQL."""
 
+from functools import lru_cache
 from typing import Any, cast
 from uuid import UUID
 
@@ -10,35 +11,51 @@ from app.application.ports import SortValues
 from app.domain.errors import EmailTaken
 from app.domain.users import Role, User, UserFilter
 from app.infrastructure.orm import UserRow
-from app.infrastructure.repositories.base import AnyRow, SqlRepository, mapped
+from app.infrastructure.repositories.base import SqlRepository, like_escaped
+from app.infrastructure.repositories.rows import RowMapper
 
 users = cast(sa.Table, UserRow.__table__)
 
 
-def _to_user(row: AnyRow) -> User:
-    values = mapped(_BY_ID, row)  # every query here selects the whole row, as _BY_ID does
-    return User(**{**values, "role": Role(values["role"])})
-
-
-def _values(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "password_hash": user.password_hash,
-        "full_name": user.full_name,
-        "role": user.role.value,
-        "is_active": user.is_active,
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    }
+USERS = RowMapper(users, User, stored={"role": lambda role: role.value}, loaded={"role": Role})
 
 
 # Read on every request that misses the actor cache: built once.
-_BY_ID = sa.select(users).where(users.c.id == sa.bindparam("match_id"))
+_BY_ID = USERS.select().where(users.c.id == sa.bindparam("match_id"))
+_BY_EMAIL = USERS.select().where(users.c.email == sa.bindparam("match_email"))
 # FOR NO KEY UPDATE on PostgreSQL: it queues the user's writes and session changes, but not
 # the foreign-key checks of rows inserted for the user (todos), which take KEY SHARE.
 # SQLite has no row locks; its one connection runs one transaction at a time (db.py).
 _LOCK = _BY_ID.with_for_update(key_share=True)
+
+
+@lru_cache(maxsize=16)
+def _find_statement(*, role: bool, is_active: bool, text: bool, after: bool) -> sa.Select[Any]:
+    """Built once per combination of filters; newest first, the id breaking ties."""
+    c = users.c
+    statement = USERS.select()
+    if role:
+        statement = statement.where(c.role == sa.bindparam("role"))
+    if is_active:
+        statement = statement.where(c.is_active == sa.bindparam("is_active"))
+    if text:
+        statement = statement.where(
+            sa.or_(
+                c.email.icontains(sa.bindparam("email_text", type_=sa.String()), escape="/"),
+                c.full_name.icontains(sa.bindparam("name_text", type_=sa.String()), escape="/"),
+            )
+        )
+    if after:
+        statement = statement.where(
+            sa.tuple_(c.created_at, c.id)
+            < sa.tuple_(
+                sa.bindparam("after_created_at", type_=c.created_at.type),
+                sa.bindparam("after_id", type_=c.id.type),
+            )
+        )
+    return statement.order_by(c.created_at.desc(), c.id.desc()).limit(
+        sa.bindparam("limit", type_=sa.Integer())
+    )
 
 
 class SqlAlchemyUserRepository(SqlRepository):
@@ -46,25 +63,24 @@ class SqlAlchemyUserRepository(SqlRepository):
         self, statement: sa.Select[Any], parameters: dict[str, Any] | None = None
     ) -> User | None:
         row = await self._first(statement, parameters)
-        return _to_user(row) if row else None
+        return USERS.load(row) if row else None
 
     async def get(self, user_id: UUID) -> User | None:
-        row = await self._first(_BY_ID, {"match_id": user_id})
-        return _to_user(row) if row else None
+        return await self._one(_BY_ID, {"match_id": user_id})
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self._one(sa.select(users).where(users.c.email == email))
+        return await self._one(_BY_EMAIL, {"match_email": email})
 
     async def add(self, user: User) -> None:
-        await self._write_unique(sa.insert(users).values(_values(user)))
+        await self._write_unique(sa.insert(users).values(USERS.values(user)))
 
     async def lock(self, user_id: UUID) -> User | None:
         return await self._one(_LOCK, {"match_id": user_id})
 
     async def update(self, user: User, *, before: User) -> None:
         # Only what changed: a column this write did not mean to touch is never written back.
-        old = _values(before)
-        changed = {name: value for name, value in _values(user).items() if value != old[name]}
+        old = USERS.values(before)
+        changed = {name: value for name, value in USERS.values(user).items() if value != old[name]}
         if changed:
             await self._write_unique(sa.update(users).where(users.c.id == user.id).values(changed))
 
@@ -79,24 +95,23 @@ class SqlAlchemyUserRepository(SqlRepository):
         await self._write(sa.delete(users).where(users.c.id == user_id))
 
     async def find(self, query: UserFilter, *, after: SortValues | None, limit: int) -> list[User]:
-        statement = sa.select(users)
+        parameters: dict[str, Any] = {"limit": limit}
         if query.role is not None:
-            statement = statement.where(users.c.role == query.role.value)
+            parameters["role"] = query.role.value
         if query.is_active is not None:
-            statement = statement.where(users.c.is_active == query.is_active)
+            parameters["is_active"] = query.is_active
         if query.text:
-            statement = statement.where(
-                sa.or_(
-                    users.c.email.icontains(query.email_text, autoescape=True),
-                    users.c.full_name.icontains(query.text, autoescape=True),
-                )
-            )
+            parameters["email_text"] = like_escaped(query.email_text or query.text)
+            parameters["name_text"] = like_escaped(query.text)
         if after is not None:
-            statement = statement.where(
-                sa.tuple_(users.c.created_at, users.c.id) < sa.tuple_(*after)
-            )
-        statement = statement.order_by(users.c.created_at.desc(), users.c.id.desc()).limit(limit)
-        return [_to_user(row) for row in await self._rows(statement)]
+            parameters["after_created_at"], parameters["after_id"] = after
+        statement = _find_statement(
+            role=query.role is not None,
+            is_active=query.is_active is not None,
+            text=bool(query.text),
+            after=after is not None,
+        )
+        return [USERS.load(row) for row in await self._rows(statement, parameters)]
 
     async def lock_active_admins(self) -> list[UUID]:
         statement = (
@@ -105,4 +120,4 @@ class SqlAlchemyUserRepository(SqlRepository):
             .order_by(users.c.id)  # one order for every locker: no deadlock between two
             .with_for_update()
         )
-        return [user_id for (user_id,) in await self._rows(statement)]
+        return [row["id"] for row in await self._rows(statement)]
