@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -129,6 +130,64 @@ class _OneRunPerUser:
             del self._running[user_id]
 
 
+@dataclass(slots=True)
+class _Call:
+    script: str
+    keys: list[str]
+    args: list[Any]
+    answer: "asyncio.Future[Any]"
+
+
+class _Pipelined:
+    """The script calls made in one turn of the event loop go to Redis as one pipeline, so
+    that under load the client's work (a round trip, a connection from the pool, the socket's
+    waits) is shared among them (docs/performance.md). Each call is still a script of its own
+    on one user's keys, run atomically when its pipeline arrives: a cluster's pipeline sends
+    each to the node of its slot. EVAL, not EVALSHA: redis-py's cluster pipelines refuse
+    EVALSHA, and Redis keeps a script it was sent compiled, by its digest."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._pending: list[_Call] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def __call__(self, script: str, keys: list[str], args: list[Any]) -> "asyncio.Future[Any]":
+        """The script's answer, once the pipeline it joins has run."""
+        loop = asyncio.get_running_loop()
+        if not self._pending:
+            loop.call_soon(self._send_pending)
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(_Call(script, keys, args, answer))
+        return answer
+
+    def _send_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._send(pending))
+        self._in_flight.add(task)  # a task nothing holds may be collected mid-run
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _send(self, calls: list[_Call]) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    pipe.eval(call.script, len(call.keys), *call.keys, *call.args)
+                answers = await pipe.execute(raise_on_error=False)
+            for call, answer in zip(calls, answers, strict=True):
+                if call.answer.done():  # its request has gone
+                    continue
+                if isinstance(answer, Exception):  # this call's own error
+                    call.answer.set_exception(answer)
+                else:
+                    call.answer.set_result(answer)
+        except Exception as exc:  # the pipeline's: every call in it failed
+            for call in calls:
+                if not call.answer.done():
+                    call.answer.set_exception(exc)
+        finally:  # cancelled (the loop is closing): no request waits for ever
+            for call in calls:
+                call.answer.cancel()
+
+
 class RedisRevocationList:
     """A check that finds none of a user's revocations (no marker) refills them from the
     database first, one refill per user at a time in a process (that user's other checks
@@ -137,10 +196,8 @@ class RedisRevocationList:
     def __init__(self, redis: RedisClient, source: RevocationSource) -> None:
         self._redis = redis
         self._source = source
-        self._check = redis.register_script(_CHECK)
-        self._count = redis.register_script(_COUNT)
-        self._mark = redis.register_script(_REFILL)
         self._refill = _OneRunPerUser(self._refill_user)
+        self._pipelined = _Pipelined(redis)
 
     async def revoke(self, user_id: UUID, *session_ids: UUID, ttl: timedelta) -> None:
         keys = UserKeys(user_id)
@@ -163,7 +220,9 @@ class RedisRevocationList:
     async def count(self, user_id: UUID, counter: str, *, window: int) -> int:
         """Counts once on the user's `counter` (as `check_counting` does); the count."""
         async with _redis_errors():
-            return int(await self._count([UserKeys(user_id).counter(counter)], [window]))
+            return int(
+                await self._pipelined(_COUNT, [UserKeys(user_id).counter(counter)], [window])
+            )
 
     async def _checked(
         self, user_id: UUID, session_id: UUID, counter: str | None, window: int
@@ -174,7 +233,8 @@ class RedisRevocationList:
             names.append(keys.counter(counter))
         for _ in range(3):  # a refill that an emptying overtook is tried once more
             async with _redis_errors():
-                answer = await self._check(names, [_ms(USER_STAMP_TTL), _new_stamp(), window])
+                args = [_ms(USER_STAMP_TTL), _new_stamp(), window]
+                answer = await self._pipelined(_CHECK, names, args)
             if answer is not None:
                 revoked, stamp, count = answer
                 return AccessCheck(revoked=bool(revoked), user_stamp=stamp.decode()), count
@@ -193,7 +253,7 @@ class RedisRevocationList:
             revocations = await self._source(user_id)
             names = [began, keys.loaded, *(keys.revoked(sid) for sid in revocations)]
             ttls = [_ms(LOADED_TTL), *(_ms(ttl) for ttl in revocations.values())]
-            await self._mark(names, ttls)
+            await self._redis.eval(_REFILL, len(names), *names, *ttls)
 
     async def user_changed(self, user_id: UUID) -> None:
         async with _redis_errors():

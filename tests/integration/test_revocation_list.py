@@ -7,6 +7,7 @@ leaves the check refused, and every key of a call names one user (so, on a clust
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -188,3 +189,49 @@ async def test_a_cluster_node_emptied_costs_a_refill_of_its_own_users_only(
     assert 0 < len(on_emptied) < len(users)
     await cluster_client.flushdb()
     await cluster_client.aclose()
+
+
+async def test_checks_made_together_go_as_one_pipeline_and_each_gets_its_own_answer(
+    redis: Redis | RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revocations = RedisRevocationList(redis, Record({BOB: {ENDED: TTL}}))
+    for user in (ADA, BOB):
+        await revocations.check(user, LIVE)  # each user's revocations refilled first
+    await redis.set(UserKeys(ADA).stamp, "ada's stamp")
+    opened = 0
+    pipeline = redis.pipeline
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # the real pipeline, counted
+        nonlocal opened
+        opened += 1
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "pipeline", counted)
+
+    answers = await asyncio.gather(
+        revocations.check_counting(ADA, LIVE, "default/0", window=60),
+        revocations.check(BOB, ENDED),
+        revocations.count(ADA, "default/0", window=60),
+        revocations.check_counting(BOB, LIVE, "default/0", window=60),
+    )
+
+    assert opened == 1
+    (ada, ada_count), bob_ended, ada_again, (bob, bob_count) = answers
+    assert (ada.user_stamp, ada.revoked, ada_count, ada_again) == ("ada's stamp", False, 1, 2)
+    assert (bob_ended.revoked, bob.revoked, bob_count) == (True, False, 1)
+
+
+async def test_a_call_that_fails_in_a_pipeline_fails_alone(redis: Redis | RedisCluster) -> None:
+    revocations = RedisRevocationList(redis, Record())
+    for user in (ADA, BOB):
+        await revocations.check(user, LIVE)
+    await redis.delete(UserKeys(ADA).stamp)
+    await redis.lpush(UserKeys(ADA).stamp, "not a stamp")  # the script's SET fails on it
+
+    ada, bob = await asyncio.gather(
+        revocations.check(ADA, LIVE), revocations.check(BOB, LIVE), return_exceptions=True
+    )
+
+    assert isinstance(ada, ServiceUnavailable)
+    assert not isinstance(bob, BaseException)
+    assert not bob.revoked
