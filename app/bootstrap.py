@@ -6,10 +6,12 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+from uuid import UUID
 
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,15 +26,11 @@ from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.driver_reads import DriverReads
 from app.infrastructure.passwords import common_passwords
-from app.infrastructure.redis import (
-    RATE_LIMIT_PREFIX,
-    InMemoryRevocationList,
-    RedisRevocationList,
-)
+from app.infrastructure.redis import InMemoryRevocationList, RedisRevocationList
 from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from app.presentation.metrics import MetricsAccess
-from app.presentation.rate_limit import RateLimiter
+from app.presentation.rate_limit import CountingRevocationList, RateLimiter
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
     from opentelemetry.sdk.trace import TracerProvider
@@ -71,12 +69,14 @@ class Container:
 
     # The services, on the caller's unit of work: their argument lists are written only here.
 
-    def auth_service(self, uow: UnitOfWork) -> AuthService:
+    def auth_service(
+        self, uow: UnitOfWork, *, revocations: RevocationList | None = None
+    ) -> AuthService:
         return AuthService(
             uow,
             hasher=self.hasher,
             tokens=self.tokens,
-            revocations=self.revocations,
+            revocations=revocations or self.revocations,
             actors=self.actors,
             clock=self.clock,
             common_passwords=self.common_passwords,
@@ -129,11 +129,16 @@ class Container:
         return DriverReads(engine, pool_size=self.settings.db_pool_size)
 
     @cached_property
-    def redis(self) -> Redis | None:
-        if not self.settings.redis_url:
+    def redis(self) -> Redis | RedisCluster | None:
+        url = self.settings.redis_url
+        if not url:
             return None
+        if self.settings.redis_cluster:  # the URL names one node; the others are found from it
+            return RedisCluster.from_url(
+                url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+            )
         return Redis.from_url(
-            self.settings.redis_url,
+            url,
             socket_timeout=2,
             socket_connect_timeout=2,
             health_check_interval=30,
@@ -161,16 +166,18 @@ class Container:
         )
 
     @cached_property
-    def revocations(self) -> RevocationList:
-        async def on_record() -> dict[str, timedelta]:
+    def revocations(self) -> CountingRevocationList:
+        """The revocation list; the default rate limit's per-user counters live there too."""
+
+        async def on_record(user_id: UUID) -> dict[UUID, timedelta]:
             async with self.unit_of_work(read_only=True) as uow:
                 return await revocations_in_force(
-                    uow, access_ttl=self.tokens.access_ttl, now=self.clock.now()
+                    uow, user_id, access_ttl=self.tokens.access_ttl, now=self.clock.now()
                 )
 
         if self.redis is not None:
             return RedisRevocationList(self.redis, on_record)
-        return InMemoryRevocationList(on_record, counter=self.rate_limits)
+        return InMemoryRevocationList(on_record)
 
     @cached_property
     def actors(self) -> ActorCache:
@@ -194,15 +201,21 @@ class Container:
 
     @cached_property
     def rate_limits(self) -> Storage:
-        """The rate limiter's counters; the in-process revocation list counts hits in them."""
-        if not self.settings.redis_url:
+        """The rate limiter's counters (but the per-user ones: see `revocations`)."""
+        url = self.settings.redis_url
+        if not url:
             return MemoryStorage()
+        if self.settings.redis_cluster:
+            node = urlsplit(url)
+            return RedisClusterStorage(
+                f"async+redis+cluster://{node.netloc}",
+                implementation="redispy",
+                socket_timeout=1,
+                socket_connect_timeout=1,
+                ssl=node.scheme == "rediss",
+            )
         return RedisStorage(
-            "async+" + self.settings.redis_url,
-            implementation="redispy",
-            key_prefix=RATE_LIMIT_PREFIX,
-            socket_timeout=1,
-            socket_connect_timeout=1,
+            "async+" + url, implementation="redispy", socket_timeout=1, socket_connect_timeout=1
         )
 
     @cached_property
@@ -210,6 +223,7 @@ class Container:
         settings = self.settings
         return RateLimiter(
             self.rate_limits,
+            self.revocations,
             enabled=settings.rate_limit_enabled,
             limits={
                 "login": settings.rate_limit_login,

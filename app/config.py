@@ -7,6 +7,7 @@ import secrets
 import sys
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./todo.db"
     redis_url: str | None = None
+    # REDIS_URL names one node of a Redis Cluster (database 0), whose other nodes are found
+    # from it: the service uses redis-py's cluster client, and `limits`' cluster storage.
+    redis_cluster: bool = False
     secret_key: SecretStr = Field(default=SecretStr(""), validate_default=True)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "todo-api"
@@ -122,6 +126,18 @@ class Settings(BaseSettings):
             parse_rate_limit(value)
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
+        return value
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_node(cls, value: bool, info: ValidationInfo) -> bool:
+        if not value:
+            return value
+        url = info.data.get("redis_url")
+        if not url:
+            raise ValueError("needs REDIS_URL, the address of one node of the cluster")
+        if urlsplit(url).path.strip("/") not in ("", "0"):
+            raise ValueError("a Redis Cluster has database 0 only: end REDIS_URL at the port")
         return value
 
     @field_validator("database_url")

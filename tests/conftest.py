@@ -6,7 +6,7 @@ because API tests commit like production does."""
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from httpx import ASGITransport, AsyncClient
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.infrastructure.db import create_engine
 from app.main import create_app
+from harness import redis_cluster
 from harness.migrations import upgrade
 from tests.support import API, PASSWORD, MakeUser, Session, login
 
@@ -89,9 +90,23 @@ async def empty_stores(settings: Settings) -> None:
                 await connection.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608
     await engine.dispose()
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
-        await redis.flushdb()
+        client = RedisCluster if settings.redis_cluster else Redis
+        redis = client.from_url(settings.redis_url)
+        await redis.flushdb()  # on a cluster, every primary's; never FLUSHALL
         await redis.aclose()
+
+
+@pytest.fixture(scope="session")
+def local_redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[redis_cluster.LocalCluster]:
+    """A three-node Redis Cluster of this run's own, on loopback (harness/redis_cluster.py)."""
+    if not redis_cluster.available():
+        pytest.skip("needs redis-server and redis-cli")
+    directory = tmp_path_factory.mktemp("redis-cluster")
+    cluster = redis_cluster.start_cluster(directory, directory)
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -399,9 +399,11 @@ class InMemoryRefreshTokenRepository:
             self._tokens[token.id] = replace(token, revoked_at=now)
         return list(dict.fromkeys(t.family_id for t in live))
 
-    async def revoked_families(self, *, since: datetime) -> dict[UUID, datetime]:
+    async def revoked_families(self, user_id: UUID, *, since: datetime) -> dict[UUID, datetime]:
         families: dict[UUID, datetime] = {}
         for token in self._tokens.values():
+            if token.user_id != user_id:
+                continue
             if token.revoked_at is not None and token.revoked_at > since:
                 families[token.family_id] = max(
                     token.revoked_at, families.get(token.family_id, since)

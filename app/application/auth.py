@@ -9,13 +9,12 @@ from app.application.audit import record_failed_login
 from app.application.ports import (
     AuditTrail,
     Clock,
-    Hit,
     PasswordHasher,
     RevocationList,
     TokenIssuer,
     UnitOfWork,
 )
-from app.application.sessions import commit_change, session_key
+from app.application.sessions import commit_change
 from app.domain.errors import (
     AccountDisabled,
     AccountGone,
@@ -34,13 +33,14 @@ def token_digest(token: str) -> str:
 
 
 async def revocations_in_force(
-    uow: UnitOfWork, *, access_ttl: timedelta, now: datetime
-) -> dict[str, timedelta]:
-    """The revocation list's content, from the record: the refresh-token families. Every access
-    token is issued with a refresh token of its session, before that session ends, so a session
-    matters for `access_ttl` after it ended and no longer; a logout ends its token's session."""
-    families = await uow.refresh_tokens.revoked_families(since=now - access_ttl)
-    return {session_key(family): ended + access_ttl - now for family, ended in families.items()}
+    uow: UnitOfWork, user_id: UUID, *, access_ttl: timedelta, now: datetime
+) -> dict[UUID, timedelta]:
+    """The user's entries in the revocation list, from the record: their refresh-token
+    families. Every access token is issued with a refresh token of its session, before that
+    session ends, so a session matters for `access_ttl` after it ended and no longer; a logout
+    ends its token's session."""
+    families = await uow.refresh_tokens.revoked_families(user_id, since=now - access_ttl)
+    return {family: ended + access_ttl - now for family, ended in families.items()}
 
 
 class ActorCache:
@@ -155,7 +155,7 @@ class AuthService:
         token's login, if another of the caller's). A token that no request would accept is
         refused here too: a second logout is a 401."""
         claims = self._tokens.decode_access(access_token)
-        await self._actor(claims, hit=None)
+        await self._actor(claims)
         families = [claims.session_id]
         if refresh_token:
             stored = await self._uow.refresh_tokens.get_by_hash(token_digest(refresh_token))
@@ -166,18 +166,10 @@ class AuthService:
     async def authenticate(self, access_token: str) -> Actor:
         """The caller behind a bearer token. One look-up answers both "revoked?" and "has the
         user changed since we read them?", so a role change bites on the very next request."""
-        actor, _ = await self._actor(self._tokens.decode_access(access_token), hit=None)
-        return actor
+        return await self._actor(self._tokens.decode_access(access_token))
 
-    async def authenticate_counting(self, access_token: str, hit: Hit) -> tuple[Actor, int | None]:
-        """As `authenticate`, with `hit` counted in the same look-up; also the count after it
-        (a rate limit's, so a request costs one round trip to the store, not two)."""
-        return await self._actor(self._tokens.decode_access(access_token), hit=hit)
-
-    async def _actor(self, claims: AccessClaims, *, hit: Hit | None) -> tuple[Actor, int | None]:
-        check = await self._revocations.check(
-            session_key(claims.session_id), user_id=claims.user_id, hit=hit
-        )
+    async def _actor(self, claims: AccessClaims) -> Actor:
+        check = await self._revocations.check(claims.user_id, claims.session_id)
         if check.revoked:
             raise InvalidToken
         actor = self._actors.get(claims.user_id, check.user_stamp)
@@ -188,13 +180,12 @@ class AuthService:
                 raise InvalidToken
             actor = Actor.of(user)
             self._actors.put(check.user_stamp, actor)
-        actor = Actor(
+        return Actor(
             user_id=actor.user_id,
             role=actor.role,
             session_id=claims.session_id,
             permissions=actor.permissions,
         )
-        return actor, check.hits
 
     async def change_password(
         self, actor: Actor, *, current_password: str, new_password: str
@@ -224,7 +215,7 @@ class AuthService:
         families = await self._uow.refresh_tokens.revoke_user_families(
             actor.user_id, now=now, keep=actor.session_id
         )
-        await self._commit(user_id=actor.user_id, ended=families)
+        await self._commit(actor.user_id, changed=True, ended=families)
         self._audit.record("password.changed", actor_id=actor.user_id, subject_id=user.id)
 
     async def _end_sessions(self, user_id: UUID, families: Sequence[UUID]) -> None:
@@ -233,13 +224,14 @@ class AuthService:
         now = self._clock.now()
         for family_id in families:
             await self._uow.refresh_tokens.revoke_family(family_id, now=now)
-        await self._commit(user_id=None, ended=families)
+        await self._commit(user_id, changed=False, ended=families)
 
-    async def _commit(self, *, user_id: UUID | None, ended: Sequence[UUID]) -> None:
+    async def _commit(self, user_id: UUID, *, changed: bool, ended: Sequence[UUID]) -> None:
         await commit_change(
             self._uow,
             self._revocations,
             user_id=user_id,
+            changed=changed,
             ended=ended,
             access_ttl=self._tokens.access_ttl,
         )

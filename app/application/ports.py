@@ -116,8 +116,8 @@ class RefreshTokenRepository(Protocol):
     ) -> list[UUID]:
         """Revokes every live family of the user but `keep`; returns the revoked ids."""
 
-    async def revoked_families(self, *, since: datetime) -> dict[UUID, datetime]:
-        """Families revoked after `since`, each with the time it was revoked."""
+    async def revoked_families(self, user_id: UUID, *, since: datetime) -> dict[UUID, datetime]:
+        """The user's families revoked after `since`, each with the time it was revoked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,47 +187,31 @@ class TokenIssuer(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
-    """One request to count against a rate limit: a counter that starts at the first hit
-    and expires `window_seconds` later. Counted in the access check's own round trip."""
-
-    key: str
-    window_seconds: int
-    resets_at: int
-    """When the window ends (Unix time, seconds): what the limit's headers announce."""
-
-
-@dataclass(frozen=True, slots=True)
 class AccessCheck:
     revoked: bool
     user_stamp: str
     """Changes whenever the user's role, status or existence may have changed."""
-    hits: int | None = None
-    """The counter after this request, when the check was given a Hit to count."""
 
 
-class HitCounter(Protocol):
-    """Where rate-limit hits are counted (the rate limiter's own store)."""
-
-    async def incr(self, key: str, expiry: int) -> int: ...
-
-
-RevocationSource = Callable[[], Awaitable[Mapping[str, timedelta]]]
-"""Every revocation still in force, with the time it has left, read from the database: the
-record a revocation list fills itself from when it has none (a new process, an empty Redis)."""
+RevocationSource = Callable[[UUID], Awaitable[Mapping[UUID, timedelta]]]
+"""The user's ended sessions still in force, with the time each has left, read from the
+database: the record a revocation list fills itself from when it has none of theirs (a new
+process, an emptied Redis)."""
 
 
 class RevocationList(Protocol):
-    """Revoked sessions, kept only as long as a token could live; and a stamp per user, so
+    """Ended sessions, kept only as long as a token could live; and a stamp per user, so
     that one look-up tells whether a token may pass and whether a copy of its user read
     earlier is still current. A fast copy: the database keeps the record (RevocationSource),
-    and a list that finds itself empty refills from it before it answers, or fails."""
+    and a list that has none of a user's revocations refills them before it answers, or fails.
+    Everything is kept per user: no call touches two users' entries."""
 
-    async def revoke(self, *keys: str, ttl: timedelta) -> None: ...
-    async def check(self, *keys: str, user_id: UUID, hit: Hit | None = None) -> AccessCheck:
-        """Whether any key is revoked, and the user's stamp: the current one, or a new one
-        claimed now (read the user after this call, never before, and the stamp covers it).
-        Given a `hit`, it is counted too, in the same round trip, and `hits` says the count."""
+    async def revoke(self, user_id: UUID, *session_ids: UUID, ttl: timedelta) -> None:
+        """Ends the user's sessions: their access tokens are refused from now on."""
+
+    async def check(self, user_id: UUID, session_id: UUID) -> AccessCheck:
+        """Whether the session is ended, and the user's stamp: the current one, or a new one
+        claimed now (read the user after this call, never before, and the stamp covers it)."""
 
     async def user_changed(self, user_id: UUID) -> None:
         """Retires the user's stamp: every copy read before now is stale."""

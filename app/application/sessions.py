@@ -22,27 +22,24 @@ AFTER_COMMIT_ATTEMPTS = 3
 AFTER_COMMIT_BACKOFF = timedelta(milliseconds=50)  # doubled after each failed attempt
 
 
-def session_key(session_id: UUID) -> str:
-    return f"sid:{session_id}"
-
-
 async def commit_change(
     uow: UnitOfWork,
     revocations: RevocationList,
     *,
-    user_id: UUID | None,
+    user_id: UUID,
+    changed: bool,
     ended: Sequence[UUID] = (),
     access_ttl: timedelta,
 ) -> None:
-    """Commits the unit of work. `user_id`: the user changed, so every copy of them read
-    before is stale (their stamp is retired); `ended`: sessions ended, whose access tokens are
-    refused from now on."""
-    keys = [session_key(session_id) for session_id in dict.fromkeys(ended)]
+    """Commits the unit of work. `changed`: the user changed, so every copy of them read
+    before is stale (their stamp is retired); `ended`: sessions of theirs ended, whose access
+    tokens are refused from now on."""
+    sessions = list(dict.fromkeys(ended))
 
     async def tell() -> None:
-        if keys:
-            await revocations.revoke(*keys, ttl=access_ttl)
-        if user_id is not None:
+        if sessions:
+            await revocations.revoke(user_id, *sessions, ttl=access_ttl)
+        if changed:
             await revocations.user_changed(user_id)
 
     await tell()

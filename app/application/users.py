@@ -227,6 +227,7 @@ class UserService:
             self._uow,
             self._revocations,
             user_id=user_id,
+            changed=True,
             ended=ended,
             access_ttl=self._access_ttl,
         )

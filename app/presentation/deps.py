@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Form, Request
 from prometheus_client import CollectorRegistry
 
 from app.application.auth import AuthService
-from app.application.ports import TokenIssuer, UnitOfWork
+from app.application.ports import RevocationList, TokenIssuer, UnitOfWork
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.domain.errors import InvalidToken
@@ -42,7 +42,11 @@ class Services(Protocol):
     def metrics_access(self) -> MetricsAccess: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork: ...
-    def auth_service(self, uow: UnitOfWork) -> AuthService: ...
+    def auth_service(
+        self, uow: UnitOfWork, *, revocations: RevocationList | None = None
+    ) -> AuthService:
+        """`revocations`: the list this service checks tokens against, if not the app's own."""
+
     def user_service(self, uow: UnitOfWork) -> UserService: ...
     def todo_service(self, uow: UnitOfWork) -> TodoService: ...
 
@@ -143,18 +147,16 @@ async def _authenticate(request: Request, token: str | None, uow: UnitOfWork) ->
     """The caller, counted against the default rate limit: per user, in the access check's
     own round trip; a missing or bad token per IP, before it is refused."""
     services = services_of(request)
-    service = services.auth_service(uow)
-    user_id = _user_id(services, token)
-    if user_id is None:
+    if token is None or _user_id(services, token) is None:
         await _count_default(request, services, f"ip:{client_ip(request)}")
-        return await service.authenticate(_required(token))  # refuses it
-    limiter = services.rate_limiter
-    hit = limiter.hit_for("default", f"user:{user_id}")
-    if hit is None:  # limits are off
-        return await service.authenticate(_required(token))
-    actor, hits = await service.authenticate_counting(_required(token), hit)
-    if hits is not None:
-        request.state.rate_limit = limiter.settle("default", hit, hits)
+        return await services.auth_service(uow).authenticate(_required(token))  # refuses it
+    counted = services.rate_limiter.counted_access("default")
+    if counted is None:  # limits are off
+        return await services.auth_service(uow).authenticate(token)
+    actor = await services.auth_service(uow, revocations=counted).authenticate(token)
+    state = counted.settle()
+    if state is not None:
+        request.state.rate_limit = state
     return actor
 
 
@@ -244,8 +246,12 @@ async def default_rate_limit(request: Request, services: Services) -> None:
     """RATE_LIMIT_DEFAULT per user when a valid token is sent, else per client IP. Routes that
     authenticate count it there; the others take `DefaultRateLimit`."""
     user_id = _user_id(services, _bearer(request.headers.get("authorization", "")))
-    identity = f"user:{user_id}" if user_id else f"ip:{client_ip(request)}"
-    await _count_default(request, services, identity)
+    if user_id is None:
+        await _count_default(request, services, f"ip:{client_ip(request)}")
+        return
+    state = await services.rate_limiter.hit_user("default", user_id)
+    if state is not None:
+        request.state.rate_limit = state
 
 
 async def _count_default(request: Request, services: Services, identity: str) -> None:

@@ -17,12 +17,13 @@ from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from app.application.ports import AccessCheck, Hit, RevocationList
+from app.application.ports import AccessCheck
 from app.bootstrap import Container
 from app.config import Settings
 from app.domain.users import Role
 from app.infrastructure.redis import RedisRevocationList
 from app.main import create_app
+from app.presentation.rate_limit import CountingRevocationList
 from tests.conftest import TEST_REDIS_URL, empty_stores
 from tests.support import API, PASSWORD, MakeUser, assert_problem, login
 
@@ -198,22 +199,30 @@ class _RedisLostAfterFirstWrite:
     """The app's revocation list, whose Redis goes away after the first write of a change
     (the one before its commit): later writes go to a Redis on a port nobody listens on."""
 
-    def __init__(self, working: RevocationList, lost: RevocationList) -> None:
+    def __init__(self, working: CountingRevocationList, lost: CountingRevocationList) -> None:
         self._working, self._lost = working, lost
         self._writes = 0
 
-    def _target(self) -> RevocationList:
+    def _target(self) -> CountingRevocationList:
         self._writes += 1
         return self._working if self._writes == 1 else self._lost
 
-    async def revoke(self, *keys: str, ttl: timedelta) -> None:
-        await self._target().revoke(*keys, ttl=ttl)
+    async def revoke(self, user_id: UUID, *session_ids: UUID, ttl: timedelta) -> None:
+        await self._target().revoke(user_id, *session_ids, ttl=ttl)
 
     async def user_changed(self, user_id: UUID) -> None:
         await self._target().user_changed(user_id)
 
-    async def check(self, *keys: str, user_id: UUID, hit: Hit | None = None) -> AccessCheck:
-        return await self._working.check(*keys, user_id=user_id, hit=hit)
+    async def check(self, user_id: UUID, session_id: UUID) -> AccessCheck:
+        return await self._working.check(user_id, session_id)
+
+    async def check_counting(
+        self, user_id: UUID, session_id: UUID, counter: str, *, window: int
+    ) -> tuple[AccessCheck, int]:
+        return await self._working.check_counting(user_id, session_id, counter, window=window)
+
+    async def count(self, user_id: UUID, counter: str, *, window: int) -> int:
+        return await self._working.count(user_id, counter, window=window)
 
 
 @needs_redis
@@ -225,7 +234,7 @@ async def test_a_change_committed_while_redis_fails_is_answered_as_committed(
     ada_id = (await client.get(f"{API}/users/me", headers=ada.headers)).json()["id"]
     closed = Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0", socket_connect_timeout=1)
 
-    async def nothing() -> dict[str, timedelta]:
+    async def nothing(user_id: UUID) -> dict[UUID, timedelta]:
         return {}
 
     def losing_redis() -> None:

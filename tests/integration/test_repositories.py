@@ -275,6 +275,12 @@ async def test_revoked_families_are_the_sessions_ended_since_then(uow_factory: U
         await uow.commit()
 
     async with uow_factory() as uow:
-        revoked = await uow.refresh_tokens.revoked_families(since=NOW - timedelta(minutes=15))
+        revoked = await uow.refresh_tokens.revoked_families(
+            ada.id, since=NOW - timedelta(minutes=15)
+        )
+        anothers = await uow.refresh_tokens.revoked_families(
+            uuid.uuid4(), since=NOW - timedelta(minutes=15)
+        )
 
     assert revoked == {ended_lately: NOW - timedelta(minutes=1)}
+    assert anothers == {}

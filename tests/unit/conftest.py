@@ -1,9 +1,9 @@
 """Unit-test wiring: services built on the in-memory fakes of tests/fakes.py, fresh per test."""
 
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
-from limits.aio.storage import MemoryStorage
 
 from app.application.auth import ActorCache, AuthService, revocations_in_force
 from app.application.pagination import CursorCodec
@@ -54,10 +54,12 @@ def revocation_list(
 ) -> InMemoryRevocationList:
     """A fresh in-process list over the same tables: what a restarted process starts with."""
 
-    async def on_record() -> dict[str, timedelta]:
-        return await revocations_in_force(uow, access_ttl=tokens.access_ttl, now=clock.now())
+    async def on_record(user_id: UUID) -> dict[UUID, timedelta]:
+        return await revocations_in_force(
+            uow, user_id, access_ttl=tokens.access_ttl, now=clock.now()
+        )
 
-    return InMemoryRevocationList(on_record, counter=MemoryStorage())
+    return InMemoryRevocationList(on_record)
 
 
 @pytest.fixture

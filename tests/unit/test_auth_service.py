@@ -13,7 +13,6 @@ from app.application.auth import (
     revocations_in_force,
     token_digest,
 )
-from app.application.sessions import session_key
 from app.application.users import UserService
 from app.domain.errors import (
     AccountDisabled,
@@ -408,18 +407,19 @@ async def test_an_ended_session_stays_ended_after_a_restart(
 async def test_the_record_holds_a_session_as_long_as_its_tokens_can_live(
     auth: AuthService, uow: InMemoryUnitOfWork, clock: FakeClock
 ) -> None:
-    await _register(auth)
+    user = await _register(auth)
     pair = await auth.login(email=EMAIL, password=PASSWORD)
     session_id = (await auth.authenticate(pair.access_token)).session_id
     assert session_id is not None
     await auth.logout(pair.access_token, refresh_token=None)
 
     clock.advance(timedelta(minutes=5))
-    in_force = await revocations_in_force(uow, access_ttl=ACCESS_TTL, now=clock.now())
-    assert in_force == {session_key(session_id): ACCESS_TTL - timedelta(minutes=5)}
+    in_force = await revocations_in_force(uow, user.id, access_ttl=ACCESS_TTL, now=clock.now())
+    assert in_force == {session_id: ACCESS_TTL - timedelta(minutes=5)}
+    assert await revocations_in_force(uow, uuid4(), access_ttl=ACCESS_TTL, now=clock.now()) == {}
 
     clock.advance(ACCESS_TTL - timedelta(minutes=5))  # every token of the session has expired
-    assert await revocations_in_force(uow, access_ttl=ACCESS_TTL, now=clock.now()) == {}
+    assert await revocations_in_force(uow, user.id, access_ttl=ACCESS_TTL, now=clock.now()) == {}
 
 
 # Authenticate

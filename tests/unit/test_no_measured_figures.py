@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ROOT
-from tests.unit.test_public_surfaces import ALLOWED
 
 MEASUREMENT = re.compile(
     r"\d[\d,.]*\s*(µs|us|ms|ns|rps|req/s|%|x\b|\u00d7)"  # 17 µs, 40 %, 1.5x
@@ -45,8 +44,6 @@ def test_no_comment_or_docstring_in_app_quotes_a_measurement() -> None:
     report = []
     for path in sorted((ROOT / "app").rglob("*.py")):
         name = path.relative_to(ROOT).as_posix()
-        if name in ALLOWED:  # being replaced (test_public_surfaces.py)
-            continue
         report += [f"{name} {found}" for found in measurements(path.read_text("utf-8"))]
     assert not report, "Measured figures belong in docs/performance.md:\n" + "\n".join(report)
 

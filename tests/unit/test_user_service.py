@@ -311,7 +311,9 @@ async def test_an_email_change_signs_out_every_other_session(
     actor = Actor.of(user, session_id=mine)
     await users.update_me(actor, UserChanges(email="new@example.io"), current_password=PASSWORD)
 
-    revoked = await uow.refresh_tokens.revoked_families(since=clock.now() - timedelta(seconds=1))
+    revoked = await uow.refresh_tokens.revoked_families(
+        user.id, since=clock.now() - timedelta(seconds=1)
+    )
     assert set(revoked) == {other}
 
 
@@ -328,7 +330,9 @@ async def test_a_deactivation_ends_every_session_of_the_account(
     await users.update(Actor.of(admin), user.id, UserChanges(is_active=False))
     await users.update(Actor.of(admin), user.id, UserChanges(is_active=True))
 
-    revoked = await uow.refresh_tokens.revoked_families(since=clock.now() - timedelta(seconds=1))
+    revoked = await uow.refresh_tokens.revoked_families(
+        user.id, since=clock.now() - timedelta(seconds=1)
+    )
     assert set(revoked) == families
 
 

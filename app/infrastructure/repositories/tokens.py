@@ -34,7 +34,10 @@ _BY_HASH = TOKENS.select().where(tokens.c.token_hash == sa.bindparam("match_hash
 # A range of the partial index on revoked_at: as cheap as the revocations are few.
 _REVOKED_SINCE = (
     sa.select(tokens.c.family_id, sa.func.max(tokens.c.revoked_at).label("revoked_at"))
-    .where(tokens.c.revoked_at > sa.bindparam("since", type_=tokens.c.revoked_at.type))
+    .where(
+        tokens.c.user_id == sa.bindparam("user_id", type_=tokens.c.user_id.type),
+        tokens.c.revoked_at > sa.bindparam("since", type_=tokens.c.revoked_at.type),
+    )
     .group_by(tokens.c.family_id)
 )
 
@@ -69,6 +72,7 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
         await self._write(sa.update(tokens).where(live).values(revoked_at=now))
         return families
 
-    async def revoked_families(self, *, since: datetime) -> dict[UUID, datetime]:
-        rows = await self._rows(_REVOKED_SINCE, {"since": since})
+    async def revoked_families(self, user_id: UUID, *, since: datetime) -> dict[UUID, datetime]:
+        # The user's tokens, by the index on user_id: as cheap as they are few.
+        rows = await self._rows(_REVOKED_SINCE, {"user_id": user_id, "since": since})
         return {row["family_id"]: row["revoked_at"] for row in rows}
