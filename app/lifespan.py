@@ -35,10 +35,11 @@ def lifespan(container: Container) -> Lifespan:
                 )
             elif settings.first_admin_email:
                 log.warning("FIRST_ADMIN_EMAIL is set without FIRST_ADMIN_PASSWORD: ignored")
+            redis = "Redis Cluster" if settings.redis_cluster else "Redis"
             log.info(
                 "serving on %s with %s",
                 "PostgreSQL" if not settings.is_sqlite else "SQLite",
-                "Redis" if container.redis else "in-process stores",
+                redis if container.redis else "in-process stores",
             )
             if settings.environment == "development" and settings.cors_origins is None:
                 log.info(

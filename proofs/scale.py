@@ -13,8 +13,13 @@ here), and what must hold across them:
 Requests alternate between the instances through nginx, whose answers name the instance in
 `X-Upstream`, and go to each instance directly where a check needs one side for sure.
 Prints each check PASS/FAIL with its counts; exits 1 if any fails.
+
+It runs twice by default: on one Redis server, then on a three-node Redis Cluster
+(REDIS_CLUSTER=true, harness/redis_cluster.py) with the same checks; `--redis single` or
+`--redis cluster` runs one of them.
 """
 
+import argparse
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,7 +45,7 @@ from proofs.api import (
     unique_email,
 )
 from proofs.run import run_proof
-from proofs.stack import Nginx, Service, Stores, Workspace
+from proofs.stack import Nginx, RedisNodes, Service, Stores, Workspace
 
 # nginx reaches the instances from this loopback address, and the instances trust forwarded
 # headers from it alone: a client on 127.0.0.1 cannot pose as the proxy.
@@ -275,7 +280,7 @@ def prove(space: Workspace, stores: Stores, report: Report) -> None:
     nginx = Nginx(space, [a, b], location=PROOF_LOCATION)
     print(
         f"nginx {nginx.url} -> A {a.url}, B {b.url}; PostgreSQL :{stores.postgres.port}, "
-        f"Redis :{stores.redis.port}; logs in {space.logs}",
+        f"{stores.redis.label}; logs in {space.logs}",
         flush=True,
     )
 
@@ -290,10 +295,28 @@ def prove(space: Workspace, stores: Stores, report: Report) -> None:
                     report.check(check.__name__, False, f"{type(exc).__name__}: {exc}")
 
     asyncio.run(run())
+    if isinstance(stores.redis, RedisNodes):
+        report.note(f"keys on the cluster's nodes at the end: {stores.redis.keys_per_node()}")
 
 
-def main() -> int:
-    return run_proof("scale-proof", prove)
+MODES = {"single": False, "cluster": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--redis",
+        choices=[*MODES, "both"],
+        default="both",
+        help="one Redis server, a three-node Redis Cluster, or both in turn (the default)",
+    )
+    chosen = parser.parse_args(argv).redis
+    failed = 0
+    for mode, cluster in MODES.items():
+        if chosen in (mode, "both"):
+            name = "scale-proof-cluster" if cluster else "scale-proof"
+            failed |= run_proof(name, prove, redis_cluster=cluster)
+    return failed
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The processes a proof runs on, each private to the run and cleaned up with it: a PostgreSQL
-cluster (initdb in a temp dir, run as the `postgres` OS user when we are root), a Redis server,
-instances of the service started by scripts/serve, and nginx on the deployment's config. Ports are
-free ones on loopback; logs go to artifacts/<run>/ and stay there for a look after a failure."""
+cluster (initdb in a temp dir, run as the `postgres` OS user when we are root), a Redis server
+(or a three-node Redis Cluster), instances of the service started by scripts/serve, and nginx on
+the deployment's config. Ports are free ones on loopback; logs go to artifacts/<run>/ and stay
+there for a look after a failure."""
 
 import contextlib
 import os
@@ -19,7 +20,8 @@ from types import FrameType
 
 import redis
 
-from harness import live_server, migrations, reverse_proxy
+
+from harness import live_server, migrations, redis_cluster, reverse_proxy
 from harness.live_server import LiveServer, free_port
 from harness.migrations import ROOT
 
@@ -164,6 +166,51 @@ class Redis:
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
+    @property
+    def label(self) -> str:
+        return f"Redis :{self.port}"
+
+
+class RedisNodes:
+    """A Redis Cluster of three primaries on free ports (harness/redis_cluster.py), nothing
+    persisted: kill() and start() empty every node, which comes back with its slots."""
+
+    def __init__(self, space: Workspace) -> None:
+        self._cluster = redis_cluster.start_cluster(space.dir / "redis-cluster", space.logs)
+        space.callback(self.kill)
+
+    def start(self) -> None:
+        for node in self._cluster.nodes:
+            node.start()
+        self._cluster.wait_ready()
+
+    @property
+    def running(self) -> bool:
+        return all(node.running for node in self._cluster.nodes)
+
+    def kill(self) -> None:
+        self._cluster.stop()
+
+    @property
+    def port(self) -> int:
+        """The node the service is given; it finds the others from it."""
+        return self._cluster.nodes[0].port
+
+    def url(self) -> str:
+        return self._cluster.url
+
+    @property
+    def label(self) -> str:
+        ports = ", ".join(f":{node.port}" for node in self._cluster.nodes)
+        return f"Redis Cluster {ports}"
+
+    def keys_per_node(self) -> list[int]:
+        counts = []
+        for node in self._cluster.nodes:
+            with node.client() as client:
+                counts.append(int(client.dbsize()))
+        return counts
+
 
 class Service:
     """The service as production runs it: scripts/serve (migrate, then uvicorn), one worker,
@@ -245,14 +292,18 @@ class Nginx:
 
 
 class Stores:
-    """A private PostgreSQL holding the service's database, and a private Redis."""
+    """A private PostgreSQL holding the service's database, and a private Redis: one server,
+    or with `redis_cluster` a three-node Redis Cluster."""
 
-    def __init__(self, space: Workspace) -> None:
+    def __init__(self, space: Workspace, *, redis_cluster: bool = False) -> None:
         self.postgres = Postgres(space)
         self.database_url = self.postgres.create_database("todo")
-        self.redis = Redis(space)
+        self.redis: Redis | RedisNodes = RedisNodes(space) if redis_cluster else Redis(space)
 
     @property
     def env(self) -> dict[str, str]:
         """The service's settings that point at them."""
-        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url()}
+        env = {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url()}
+        if isinstance(self.redis, RedisNodes):
+            env["REDIS_CLUSTER"] = "true"
+        return env

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 from httpx import ASGITransport, AsyncClient
+from limits.aio.storage import RedisClusterStorage
 from redis.asyncio import RedisCluster
 
 from app.bootstrap import Container
@@ -54,6 +55,7 @@ async def test_the_service_selects_the_cluster_client_and_is_ready(on_cluster: B
     client, container = await on_cluster()
 
     assert isinstance(container.redis, RedisCluster)
+    assert isinstance(container.rate_limits, RedisClusterStorage)
     ready = await client.get("/health/ready")
     assert ready.json()["checks"]["redis"] == "ok"
 

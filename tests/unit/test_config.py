@@ -69,6 +69,36 @@ def test_a_bad_value_stops_start_up_naming_the_variable(
     assert variable in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("redis_url", "refused"),
+    [
+        (None, "needs REDIS_URL"),
+        ("redis://10.0.0.5:7000/2", "database 0 only"),
+        ("redis://10.0.0.5:7000/0", None),
+        ("rediss://:secret@redis.internal:6380", None),
+    ],
+)
+def test_redis_cluster_needs_one_nodes_url_without_a_database(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    redis_url: str | None,
+    refused: str | None,
+) -> None:
+    monkeypatch.setenv("REDIS_CLUSTER", "true")
+    if redis_url is None:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+    else:
+        monkeypatch.setenv("REDIS_URL", redis_url)
+    if refused is None:
+        assert load_settings().redis_cluster
+        return
+    with pytest.raises(SystemExit):
+        load_settings()
+    error = capsys.readouterr().err
+    assert "REDIS_CLUSTER" in error
+    assert refused in error
+
+
 def test_production_refuses_to_start_without_a_strong_secret(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -153,13 +153,24 @@ def test_pydantic_core_writes_json_with_a_fallback() -> None:
 
 def test_the_rate_limiters_storage_api() -> None:
     from limits import RateLimitItem, parse
-    from limits.aio.storage import MemoryStorage, RedisStorage
+    from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage
 
     assert isinstance(parse("5/minute"), RateLimitItem), "limits.parse changed"
-    for storage in (MemoryStorage, RedisStorage):
+    for storage in (MemoryStorage, RedisStorage, RedisClusterStorage):
         assert inspect.iscoroutinefunction(storage.incr), (
             f"limits' async {storage.__name__}.incr is no longer a coroutine (rate_limit.py)"
         )
+
+
+def test_redis_cluster_pipelines_take_eval() -> None:
+    from redis.asyncio import RedisCluster
+
+    pipe = RedisCluster(host="127.0.0.1", port=1).pipeline(transaction=False)  # no connection yet
+    pipe.eval("return 1", 1, "{user}:key")  # raises if redis-py blocks EVAL in cluster pipelines
+    assert len(pipe) == 1, (
+        "redis-py's cluster pipeline no longer queues EVAL: app/infrastructure/redis.py sends "
+        "the access checks made together as one pipeline of EVALs"
+    )
 
 
 def test_logging_has_the_switches_logs_py_turns_off() -> None:
