@@ -20,7 +20,6 @@ from types import FrameType
 
 import redis
 
-
 from harness import live_server, migrations, redis_cluster, reverse_proxy
 from harness.live_server import LiveServer, free_port
 from harness.migrations import ROOT
