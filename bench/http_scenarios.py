@@ -21,6 +21,7 @@ FILTERED = "completed=false&priority=high&priority=urgent&sort=-priority,due_at&
 # load (the hashing threads run at low priority): a 1 s smoke window can close before the
 # first one does, which would read as a failure.
 MIN_SECONDS = {"list_during_logins": 3}
+SMOKE_RETRY_SECONDS = (5, 20)
 # Loads that only add pressure beside the one measured (the logins beside `list`): on a busy
 # machine none of them may finish within the window, which says nothing about the service
 # (the `login` scenario checks logins answer). Their non-2xx answers and errors still count.
@@ -122,6 +123,17 @@ class Bench:
             wrk.run(loads, server.url, self.args.warmup, self.env(name), log, timeout)
         seconds = max(self.args.duration, MIN_SECONDS.get(name, 0))
         results = wrk.run(loads, server.url, seconds, self.env(name), log, timeout)
+        # A smoke asks that every scenario answers 2xx, not how soon: on a loaded machine a
+        # window can close before a slow request (a login) does. One that answered nothing,
+        # and nothing badly, runs again in longer windows before it counts as a failure.
+        for longer in SMOKE_RETRY_SECONDS if self.args.smoke else ():
+            idle_allowed = BACKGROUND.get(name, frozenset())
+            if not any(
+                result.requests == 0 and result.answered_well and load.script not in idle_allowed
+                for load, result in zip(loads, results, strict=True)
+            ):
+                break
+            results = wrk.run(loads, server.url, longer, self.env(name), log, timeout)
         for load, result in zip(loads, results, strict=True):
             background = load.script in BACKGROUND.get(name, ())
             label = f"{name} ({load.script} c{load.connections})"
