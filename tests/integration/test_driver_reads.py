@@ -145,7 +145,7 @@ async def test_reads_through_the_driver_return_what_sqlalchemy_returns(engine: A
             },
         ),
         (token_sql._BY_HASH, {"match_hash": "a" * 64}),
-        (token_sql._REVOKED_SINCE, {"since": NOW - timedelta(hours=1)}),
+        (token_sql._REVOKED_SINCE, {"user_id": ada.id, "since": NOW - timedelta(hours=1)}),
         (key_sql._BY_KEY, {"match_user_id": ada.id, "match_key": "key-1"}),
         (_find(DEFAULT_SORT), {**base, "tags": []}),
         (_find(DEFAULT_SORT, tags=1), {**base, "tags": ["work"]}),  # an array parameter
