@@ -31,7 +31,7 @@ _SPEND = (
     .values(used_at=sa.bindparam("now", type_=tokens.c.used_at.type))
 )
 _BY_HASH = TOKENS.select().where(tokens.c.token_hash == sa.bindparam("match_hash"))
-# A range of the partial index on revoked_at: as cheap as the revocations are few.
+# One user's tokens, by the index on user_id: as cheap as they are few.
 _REVOKED_SINCE = (
     sa.select(tokens.c.family_id, sa.func.max(tokens.c.revoked_at).label("revoked_at"))
     .where(
@@ -73,6 +73,5 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
         return families
 
     async def revoked_families(self, user_id: UUID, *, since: datetime) -> dict[UUID, datetime]:
-        # The user's tokens, by the index on user_id: as cheap as they are few.
         rows = await self._rows(_REVOKED_SINCE, {"user_id": user_id, "since": since})
         return {row["family_id"]: row["revoked_at"] for row in rows}
