@@ -15,9 +15,12 @@ from redis.asyncio import Redis, RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.application.activity import ActivityService
 from app.application.auth import ActorCache, AuthService, revocations_in_force
+from app.application.invitations import InvitationService
 from app.application.pagination import CursorCodec
 from app.application.ports import AuditTrail, RevocationList, UnitOfWork
+from app.application.projects import ProjectService
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.config import Settings
@@ -103,6 +106,20 @@ class Container:
             audit=self.audit,
             max_todos_per_user=self.settings.max_todos_per_user,
         )
+
+    def project_service(self, uow: UnitOfWork) -> ProjectService:
+        return ProjectService(uow, clock=self.clock, cursors=self.cursors)
+
+    def invitation_service(self, uow: UnitOfWork) -> InvitationService:
+        return InvitationService(
+            uow,
+            clock=self.clock,
+            cursors=self.cursors,
+            ttl=timedelta(days=self.settings.invitation_expire_days),
+        )
+
+    def activity_service(self, uow: UnitOfWork) -> ActivityService:
+        return ActivityService(uow, cursors=self.cursors)
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(self.engine, read_only=read_only, reads=self.driver_reads)

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     # Todos a user may own, live and in the trash together; a create past it is a 403.
     max_todos_per_user: int = Field(default=10_000, ge=1)
+    # How long a project invitation's token may be accepted.
+    invitation_expire_days: int = Field(default=7, ge=1, le=365)
     # Argon2id cost; the defaults are OWASP's recommendation (19 MiB, 2 passes).
     password_hash_time_cost: int = Field(default=2, ge=1)
     password_hash_memory_kib: int = Field(default=19 * 1024, ge=1024)

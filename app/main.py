@@ -23,7 +23,15 @@ from app.presentation.middleware import (
     HeadAsGetMiddleware,
     ProblemCORSMiddleware,
 )
-from app.presentation.routers import auth, health, todos, users
+from app.presentation.routers import (
+    activity,
+    auth,
+    health,
+    invitations,
+    projects,
+    todos,
+    users,
+)
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
     from opentelemetry.sdk.trace import TracerProvider
@@ -39,6 +47,9 @@ TAGS = [
     {"name": "auth", "description": "Accounts and tokens: register, log in, refresh, log out."},
     {"name": "users", "description": "Your account, and (admins) everyone's."},
     {"name": "todos", "description": "Your todos: filters, keyset pages, trash, ETags."},
+    {"name": "projects", "description": "Projects, shared with members by invitation."},
+    {"name": "invitations", "description": "Invite to a project; preview and accept a token."},
+    {"name": "activity", "description": "Who changed what, per todo and per project."},
     {"name": "operations", "description": "Health checks and metrics."},
 ]
 
@@ -103,7 +114,16 @@ def install_fault_handlers(app: FastAPI) -> None:
 
 def install_routers(app: FastAPI) -> None:
     # Routes are matched one by one, in order: the cheapest and busiest first.
-    for router in (health.router, todos.router, users.router, auth.router):
+    routers = (
+        health.router,
+        todos.router,
+        projects.router,
+        activity.router,
+        invitations.router,
+        users.router,
+        auth.router,
+    )
+    for router in routers:
         add_routes(app, router)
 
 

@@ -36,10 +36,12 @@ FIELDS = (
     "updated_at",
     "version",
 )
-# The service's first page: live todos, newest first, one more row than the page says.
+# The service's first page of one project (the user's Inbox, where the seeded todos are):
+# live todos, newest first, one more row than the page says.
 LIST = (
     "SELECT id, owner_id, title, description, priority, due_at, tags, completed, completed_at,"
-    " created_at, updated_at, version FROM todos WHERE deleted_at IS NULL AND owner_id = %s"
+    " created_at, updated_at, version FROM todos WHERE deleted_at IS NULL AND project_id ="
+    " (SELECT id FROM projects WHERE owner_id = %s AND is_inbox)"
     " ORDER BY created_at DESC, id DESC LIMIT %s"
 )
 GET = (
@@ -48,8 +50,9 @@ GET = (
 )
 INSERT = (
     "INSERT INTO todos (id, owner_id, title, description, priority, due_at, tags, completed,"
-    " completed_at, created_at, updated_at, version)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " completed_at, created_at, updated_at, version, project_id, created_by)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " (SELECT id FROM projects WHERE owner_id = %s AND is_inbox), %s)"
     " RETURNING id, owner_id, title, description, priority, due_at, tags, completed,"
     " completed_at, created_at, updated_at, version"
 )
@@ -120,6 +123,8 @@ def create_app(conninfo: str, pool_size: int) -> Starlette:
             now,
             now,
             1,
+            owner(request),  # the Inbox's owner
+            owner(request),  # created_by
         )
         async with pool.connection() as connection:
             cursor = await connection.execute(INSERT, values)

@@ -19,17 +19,17 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType
 from urllib.parse import quote
 
 from bench import http_servers as servers
 from bench import http_wrk as wrk
-from bench.common import ROOT
+from bench.common import DEEP_ROWS, ROOT
 from bench.http_report import Report, Row, machine, scan_log, table, write_results
-from bench.http_scenarios import BY_NAME, SCENARIOS, Bench
-from bench.http_seed import Plan, Seeded, delete_created, flush_redis
+from bench.http_scenarios import BY_NAME, FILTERED, SCENARIOS, Bench
+from bench.http_seed import SHARED_PROJECTS, Plan, Seeded, delete_created, flush_redis
 from bench.http_seed import seed as seed_database
 from bench.http_tokens import Client, clients, deep_cursor, login_all, write_lua
 from harness.live_server import LiveServer, free_port
@@ -37,6 +37,8 @@ from harness.live_server import LiveServer, free_port
 MILLION = 1_000_000
 DEEP_TODOS = 100_000
 SMOKE_DEEP_TODOS = 2_000
+SHARED_TODOS = 100_000
+SMOKE_SHARED_TODOS = 2_000
 DEEP_ROUNDS = 3
 # `q` in the deep user's todos: a text no seeded todo holds, and one in a few titles (the
 # seed's titles end in `#<number>`).
@@ -58,16 +60,21 @@ def _median_p50(results: list[wrk.Result]) -> wrk.Result:
     return sorted(results, key=lambda result: result.p50_ms)[len(results) // 2]
 
 
-def log_in(bench: Bench, server: LiveServer, seeded: Seeded) -> Client | None:
-    """One real login per user, through the API; returns the deep user's client, if any."""
-    users = seeded.users + ([seeded.deep] if seeded.deep else [])
+def log_in(bench: Bench, server: LiveServer, seeded: Seeded) -> tuple[Client | None, Client | None]:
+    """One real login per user, through the API; returns the deep user's client and the shared
+    projects' member's, if any."""
+    extra = [user for user in (seeded.deep, seeded.shared) if user is not None]
+    users = seeded.users + extra
     started = time.perf_counter()
     pairs = asyncio.run(login_all(server.url, [email for email, _ in users]))
     everyone = clients(bench.database_url, users, pairs)
     print(f"logged in {len(users)} users in {time.perf_counter() - started:.1f} s", flush=True)
     bench.clients = everyone[: len(seeded.users)]
     write_lua(bench.tokens, bench.clients)
-    return everyone[-1] if seeded.deep else None
+    by_email = {client.email: client for client in everyone}
+    deep = by_email[seeded.deep[0]] if seeded.deep else None
+    shared = by_email[seeded.shared[0]] if seeded.shared else None
+    return deep, shared
 
 
 def service_phase(
@@ -78,7 +85,7 @@ def service_phase(
     print("== service (1 worker) and floor, scenario by scenario", flush=True)
     server = bench.service(1, "service-1-worker.log")
     floor = bench.floor()
-    deep_client = log_in(bench, server, seeded)
+    deep_client, shared_client = log_in(bench, server, seeded)
     bench.warm(server)
     bench.warm(floor)
     results: dict[str, wrk.Result] = {}
@@ -122,6 +129,8 @@ def service_phase(
         search_phase(bench, server, report, deep_client, seeded.deep_todos)
         if bench.args.million:
             deep_phase(bench, server, report, deep_client)
+    if shared_client is not None:
+        shared_phase(bench, server, report, shared_client, seeded, results)
     report.extra["rss_mib"] = {"service_1_worker": bench.rss(server), "floor": floor_rss}
     server.stop()
     return results, floor_results
@@ -153,6 +162,61 @@ def deep_phase(bench: Bench, server: LiveServer, report: Report, client: Client)
     )
     report.notes.append(note)
     report.extra["deep"] = {"deep": deep.as_dict(), "first": first.as_dict(), "ratio": ratio}
+
+
+def shared_phase(
+    bench: Bench,
+    server: LiveServer,
+    report: Report,
+    client: Client,
+    seeded: Seeded,
+    results: dict[str, wrk.Result],
+) -> None:
+    """A member of SHARED_PROJECTS projects holding `shared_todos` todos between them: the
+    list across them (first page, a page 50 000 rows deep, a filtered page) against this run's
+    one-project list, and a create in a shared project (with its activity entry) against this
+    run's create in one's Inbox. Rates, not latencies: each is one user at 32 connections."""
+    started = time.perf_counter()
+    depth = min(DEEP_ROWS, seeded.shared_todos_total // 2)  # the smoke's list is short
+    cursor = asyncio.run(deep_cursor(server.url, client.token, depth))
+    print(f"  walked the shared list {depth:,} deep in {time.perf_counter() - started:.1f} s")
+    tokens = str(write_lua(bench.out / "shared.lua", [client]))
+    writers = [replace(client, project=project) for project in seeded.shared_projects]
+    creates = str(write_lua(bench.out / "shared-create.lua", writers))
+    loads = {
+        "shared_first": wrk.Load("list.lua", 32, {"BENCH_TOKENS": tokens}),
+        "shared_deep": wrk.Load(
+            "list.lua", 32, {"BENCH_TOKENS": tokens, "BENCH_QUERY": f"limit=20&cursor={cursor}"}
+        ),
+        "shared_filtered": wrk.Load(
+            "list.lua", 32, {"BENCH_TOKENS": tokens, "BENCH_QUERY": FILTERED}
+        ),
+        "shared_create": wrk.Load("create_shared.lua", 32, {"BENCH_TOKENS": creates}),
+    }
+    shared = {name: bench.measure(server, name, [load])[0] for name, load in loads.items()}
+    delete_created(bench.database_url)
+    baselines = {
+        "shared_first": ("list", 0.5),
+        "shared_deep": ("list", 0.5),
+        "shared_filtered": ("list_filtered", 0.5),
+        "shared_create": ("create", 0.8),
+    }
+    ratios = {}
+    for name, (baseline, floor) in baselines.items():
+        ratio = shared[name].rps / results[baseline].rps if results[baseline].rps else 0.0
+        ratios[name] = ratio
+        verdict = "ok" if ratio >= floor else "UNDER"
+        report.notes.append(
+            f"{name} ({SHARED_PROJECTS} projects, {seeded.shared_todos_total:,} todos): "
+            f"{shared[name].rps:,.0f} rps vs {baseline} {results[baseline].rps:,.0f} rps: "
+            f"{ratio:.2f} (requirement >= {floor:g}: {verdict}); p50 {shared[name].p50_ms:.1f} ms"
+        )
+    report.extra["shared"] = {
+        "projects": SHARED_PROJECTS,
+        "todos": seeded.shared_todos_total,
+        **{name: result.as_dict() for name, result in shared.items()},
+        "ratios": ratios,
+    }
 
 
 def search_phase(
@@ -270,10 +334,18 @@ def rows(service: dict[str, wrk.Result], floor: dict[str, wrk.Result]) -> list[R
 
 def plan_for(args: argparse.Namespace) -> Plan:
     if args.smoke:
-        return Plan(users=20, todos=20, deep_todos=SMOKE_DEEP_TODOS)
+        return Plan(
+            users=20, todos=20, deep_todos=SMOKE_DEEP_TODOS, shared_todos=SMOKE_SHARED_TODOS
+        )
     if args.million:
-        return Plan(args.users, args.todos, deep_todos=DEEP_TODOS, total_at_least=MILLION)
-    return Plan(args.users, args.todos, deep_todos=DEEP_TODOS)
+        return Plan(
+            args.users,
+            args.todos,
+            deep_todos=DEEP_TODOS,
+            total_at_least=MILLION,
+            shared_todos=SHARED_TODOS,
+        )
+    return Plan(args.users, args.todos, deep_todos=DEEP_TODOS, shared_todos=SHARED_TODOS)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

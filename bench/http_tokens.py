@@ -12,7 +12,7 @@ from uuid import UUID
 import psycopg
 from httpx import AsyncClient
 
-from bench.common import BENCH_PASSWORD
+from bench.common import BENCH_PASSWORD, DEEP_ROWS
 from bench.http_seed import CREATED_TITLE
 from bench.list_pages import walk
 
@@ -28,6 +28,8 @@ class Client:
     todo: UUID
     version: int
     completed: bool
+    project: UUID | None = None
+    """A project to create todos in (create_shared.lua); None: the Inbox."""
 
 
 async def _login(client: AsyncClient, email: str) -> tuple[str, str]:
@@ -127,13 +129,15 @@ def write_lua(path: Path, clients: Sequence[Client]) -> Path:
             "version": c.version,
             "completed": c.completed,
         }
+        if c.project is not None:
+            fields["project"] = c.project
         lines.append("  {" + ", ".join(f"{k}={_lua(v)}" for k, v in fields.items()) + "},")
     lines.append("}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-async def deep_cursor(base_url: str, token: str) -> str:
-    """The cursor after DEEP_ROWS todos, reached as a client would: pages of 100 (default sort)."""
+async def deep_cursor(base_url: str, token: str, rows: int = DEEP_ROWS) -> str:
+    """The cursor after `rows` todos, reached as a client would: pages of 100 (default sort)."""
     async with AsyncClient(base_url=base_url, timeout=60) as client:
-        return await walk(client, {"Authorization": f"Bearer {token}"}, "-created_at", 100)
+        return await walk(client, {"Authorization": f"Bearer {token}"}, "-created_at", 100, rows)

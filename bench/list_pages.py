@@ -60,12 +60,18 @@ async def login(client: AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-async def walk(client: AsyncClient, headers: dict[str, str], sort: str, page_size: int) -> str:
-    """Follow next_cursor from the first page until DEEP_ROWS todos have gone by."""
+async def walk(
+    client: AsyncClient,
+    headers: dict[str, str],
+    sort: str,
+    page_size: int,
+    rows: int = DEEP_ROWS,
+) -> str:
+    """Follow next_cursor from the first page until `rows` todos have gone by."""
     seen: set[str] = set()
     cursor: str | None = None
-    while len(seen) < DEEP_ROWS:
-        params = {"sort": sort, "limit": str(min(page_size, DEEP_ROWS - len(seen)))}
+    while len(seen) < rows:
+        params = {"sort": sort, "limit": str(min(page_size, rows - len(seen)))}
         if cursor:
             params["cursor"] = cursor
         response = await client.get(TODOS, params=params, headers=headers)
@@ -77,7 +83,7 @@ async def walk(client: AsyncClient, headers: dict[str, str], sort: str, page_siz
         seen.update(ids)
         cursor = body["next_cursor"]
         assert cursor, "the list ended before the deep page"
-    assert len(seen) == DEEP_ROWS
+    assert len(seen) == rows
     assert cursor is not None
     return cursor
 

@@ -18,14 +18,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import psycopg
 from psycopg import sql
 
+from app.domain.projects import Membership, Project, ProjectRole
 from app.domain.todos import Priority, Todo
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
+from app.infrastructure.repositories.memberships import MEMBERSHIPS
+from app.infrastructure.repositories.projects import PROJECTS
 from app.infrastructure.repositories.todos import TODOS
 from app.infrastructure.repositories.users import USERS
 from app.infrastructure.security import Argon2PasswordHasher
@@ -59,7 +62,14 @@ def _uuid(rng: random.Random) -> UUID:
     return UUID(int=rng.getrandbits(128), version=4)
 
 
-def _todo(rng: random.Random, owner_id: UUID, number: int, created_at: datetime) -> Todo:
+def inbox_id(owner_id: UUID) -> UUID:
+    """The Inbox the seed gives an account: one id per owner, so todos can name it."""
+    return uuid5(NAMESPACE_URL, f"bench-inbox:{owner_id}")
+
+
+def _todo(
+    rng: random.Random, owner_id: UUID, number: int, created_at: datetime, project_id: UUID
+) -> Todo:
     updated_at = created_at
     version = 1
     if rng.random() < 0.5:
@@ -74,7 +84,9 @@ def _todo(rng: random.Random, owner_id: UUID, number: int, created_at: datetime)
     tag_count = rng.choices((0, 1, 2, 3), weights=(30, 35, 25, 10))[0]
     return Todo(
         id=_uuid(rng),
+        project_id=project_id,
         owner_id=owner_id,
+        created_by=owner_id,
         title=f"{rng.choice(VERBS)} {rng.choice(NOUNS)} #{number}",
         description="" if rng.random() < 0.6 else f"Remember to {rng.choice(NOUNS)} first.",
         priority=rng.choices(PRIORITIES, weights=PRIORITY_WEIGHTS)[0],
@@ -89,15 +101,24 @@ def _todo(rng: random.Random, owner_id: UUID, number: int, created_at: datetime)
     )
 
 
-def make_todos(rng: random.Random, owner_id: UUID, live: int, trashed: int) -> list[Todo]:
-    """`live` todos in the list and `trashed` in the trash, created over three years."""
+def make_todos(
+    rng: random.Random,
+    owner_id: UUID,
+    live: int,
+    trashed: int,
+    *,
+    project_id: UUID | None = None,
+) -> list[Todo]:
+    """`live` todos in the list and `trashed` in the trash, created over three years, in
+    `project_id` (owned by `owner_id`; by default the owner's Inbox)."""
+    project_id = project_id or inbox_id(owner_id)
     seconds = sorted(rng.randrange(SPAN_SECONDS) for _ in range(live + trashed))
     todos: list[Todo] = []
     for number, second in enumerate(seconds):
         created_at = START + timedelta(seconds=second, microseconds=rng.randrange(1_000_000))
         if todos and rng.random() < 0.05:
             created_at = todos[-1].created_at  # created in one go: a tie the id must break
-        todos.append(_todo(rng, owner_id, number, created_at))
+        todos.append(_todo(rng, owner_id, number, created_at, project_id))
     for index in rng.sample(range(len(todos)), trashed):
         todo = todos[index]
         deleted_at = min(END, todo.updated_at + timedelta(days=1))
@@ -122,12 +143,14 @@ def reset_database(url: str) -> None:
 
 
 async def add_users(users: Sequence[User]) -> None:
-    """Through the app's own user repository."""
+    """Through the app's own repositories, each with their Inbox."""
     engine = create_engine(bench_settings().database_url)
     try:
         async with SqlAlchemyUnitOfWork(engine) as uow:
             for user in users:
                 await uow.users.add(user)
+                inbox = Project.inbox(id=inbox_id(user.id), owner_id=user.id, now=user.created_at)
+                await uow.projects.add(inbox)
             await uow.commit()
     finally:
         await engine.dispose()
@@ -172,8 +195,24 @@ def copy_rows(url: str, table: str, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def copy_users(url: str, users: Iterable[User]) -> None:
-    """COPY in the row layout the user repository itself writes (its column list)."""
+    """COPY in the row layout the user repository itself writes (its column list), each user
+    with their Inbox, as registration makes it."""
+    users = list(users)
     copy_rows(url, "users", (USERS.values(user) for user in users))
+    inboxes = [Project.inbox(id=inbox_id(u.id), owner_id=u.id, now=u.created_at) for u in users]
+    copy_projects(url, inboxes)
+
+
+def copy_projects(url: str, projects: Iterable[Project]) -> None:
+    """COPY projects in the repository's row layout, each with its owner's membership."""
+    projects = list(projects)
+    copy_rows(url, "projects", (PROJECTS.values(project) for project in projects))
+    owners = [Membership(p.id, p.owner_id, ProjectRole.OWNER, p.created_at) for p in projects]
+    copy_memberships(url, owners)
+
+
+def copy_memberships(url: str, memberships: Iterable[Membership]) -> None:
+    copy_rows(url, "memberships", (MEMBERSHIPS.values(m) for m in memberships))
 
 
 def copy_todos(url: str, todos: Iterable[Todo]) -> None:
@@ -181,7 +220,8 @@ def copy_todos(url: str, todos: Iterable[Todo]) -> None:
     copy_rows(url, "todos", (TODOS.values(todo) for todo in todos))
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) todos")
-        connection.execute("ANALYZE users")
+        for table in ("users", "projects", "memberships"):
+            connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
 def report(url: str) -> None:

@@ -137,12 +137,50 @@ async def logout(http: httpx.AsyncClient, pair: dict[str, str]) -> Reply:
 
 
 async def create_todo(
-    http: httpx.AsyncClient, token: str, title: str, *, key: str | None = None
+    http: httpx.AsyncClient,
+    token: str,
+    title: str,
+    *,
+    key: str | None = None,
+    project_id: str | None = None,
 ) -> Reply:
     headers = {"Idempotency-Key": key} if key else None
-    return await call(
-        http, "POST", f"{API}/todos", token=token, headers=headers, json={"title": title}
+    body = {"title": title, **({"project_id": project_id} if project_id else {})}
+    return await call(http, "POST", f"{API}/todos", token=token, headers=headers, json=body)
+
+
+async def shared_project(
+    owner: httpx.AsyncClient,
+    owner_token: str,
+    member: httpx.AsyncClient,
+    member_token: str,
+    role: str,
+) -> str:
+    """A project the owner makes (on `owner`) and the member joins by invitation (on
+    `member`) with `role`: its id."""
+    made = await call(owner, "POST", f"{API}/projects", token=owner_token, json={"name": "Shared"})
+    if made.status != 201:
+        raise RuntimeError(f"project: {made}")
+    project_id: str = made.body["id"]
+    invited = await call(
+        owner,
+        "POST",
+        f"{API}/projects/{project_id}/invitations",
+        token=owner_token,
+        json={"role": role},
     )
+    if invited.status != 201:
+        raise RuntimeError(f"invitation: {invited}")
+    joined = await call(
+        member,
+        "POST",
+        f"{API}/invitations/accept",
+        token=member_token,
+        json={"token": invited.body["token"]},
+    )
+    if joined.status != 200:
+        raise RuntimeError(f"accept: {joined}")
+    return project_id
 
 
 async def until_created(

@@ -1,7 +1,7 @@
 """scripts/faults: the service's worst day, on private PostgreSQL and Redis it starts, stops
 and restarts itself, with the service started by scripts/serve in production settings.
 
-    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d,e]
+    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d,e,f]
 
 a. 100 concurrent keyed POSTs, the server killed (-9) while they are in flight, restarted, and
    every request retried with its key until answered 201/200: exactly one todo per key.
@@ -17,6 +17,9 @@ e. The documented deployment's bounds on request heads and reads: a 64 KiB heade
    thousand small ones are each refused 431 problem+json by nginx, never reaching the service
    (no access line of its own, its memory does not grow); a head that stops half-way and a
    body that stops half-way each lose their connection within nginx's timeout for them.
+f. A member removed from a project, then Redis killed and restarted empty: the removed
+   member is refused (404) before, while Redis is down (or 503) and after, on every path of
+   the project and its todos; a member who stayed is served after the restart.
 
 Black-box: HTTP, process control and the database's todos table only, so it runs on any
 version of the service. Prints every check with its counts; exits 1 if any fails.
@@ -50,6 +53,7 @@ from proofs.api import (
     new_token,
     new_user,
     refresh,
+    shared_project,
     tally,
     unique_email,
     until_created,
@@ -532,12 +536,82 @@ async def head_bounds(d: Drill) -> None:
         )
 
 
+async def removed_member(d: Drill) -> None:
+    """f. A removed member and Redis emptied: access lives in the database, never readmitted."""
+    owner = await new_token(d.http, "fault-f-owner")
+    _, removed_id, pair = await new_user(d.http, "fault-f-removed")
+    removed = pair["access_token"]
+    stayed = await new_token(d.http, "fault-f-stayed")
+    project_id = await shared_project(d.http, owner, d.http, removed, "editor")
+    await shared_project_join(d, owner, stayed, project_id)
+    made = await create_todo(d.http, removed, "fault-f by the removed", project_id=project_id)
+    todo = f"{API}/todos/{made.body.get('id')}"
+    project = f"{API}/projects/{project_id}"
+    gone = await call(d.http, "DELETE", f"{project}/members/{removed_id}", token=owner)
+
+    async def probes() -> list[Reply]:
+        return [
+            await call(d.http, "GET", todo, token=removed),
+            await call(d.http, "PATCH", todo, token=removed, json={"title": "readmitted"}),
+            await call(d.http, "GET", project, token=removed),
+            await call(d.http, "GET", f"{project}/activity", token=removed),
+            await create_todo(d.http, removed, "fault-f readmitted", project_id=project_id),
+        ]
+
+    before = await probes()
+    await asyncio.to_thread(d.stores.redis.kill)
+    during = await probes()
+    await asyncio.to_thread(d.stores.redis.start)
+    await asyncio.sleep(1.0)
+    after = await probes()
+    stayed_reads = await call(d.http, "GET", todo, token=stayed)
+    listed = await call(d.http, "GET", f"{API}/todos", token=removed)
+    readmitted = [r for r in [*before, *during, *after] if r.ok] + (
+        [listed]
+        if listed.ok and any(t["id"] == made.body.get("id") for t in listed.body["items"])
+        else []
+    )
+    d.report.check(
+        "f. a removed member is never readmitted, Redis emptied or not",
+        made.status == 201
+        and gone.status == 204
+        and not readmitted
+        and all(r.status == 404 for r in [*before, *after])
+        and all(r.status in (401, 404, 503) for r in during)
+        and stayed_reads.ok,
+        f"removed {gone}; the removed member's 5 requests on the project before the fault "
+        f"{tally(before)}, with Redis down {tally(during)}, after its restart empty "
+        f"{tally(after)}; their list holds the todo: {bool(readmitted)}; a member who stayed "
+        f"reads it {stayed_reads}",
+    )
+
+
+async def shared_project_join(d: Drill, owner: str, member: str, project_id: str) -> None:
+    invited = await call(
+        d.http,
+        "POST",
+        f"{API}/projects/{project_id}/invitations",
+        token=owner,
+        json={"role": "viewer"},
+    )
+    joined = await call(
+        d.http,
+        "POST",
+        f"{API}/invitations/accept",
+        token=member,
+        json={"token": invited.body.get("token")},
+    )
+    if joined.status != 200:
+        raise RuntimeError(f"accept: {joined}")
+
+
 SCENARIOS = {
     "a": server_killed,
     "b": redis_restarted,
     "c": postgres_restarted,
     "d": connection_flood,
     "e": head_bounds,
+    "f": removed_member,
 }
 
 
@@ -562,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=int, default=10_000, help="idle connections one host holds in scenario d"
     )
-    parser.add_argument("--only", default="a,b,c,d,e", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="scenarios to run, e.g. a,c")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(SCENARIOS):

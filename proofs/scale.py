@@ -8,7 +8,9 @@ here), and what must hold across them:
 - a spent refresh token presented to the other instance ends the login;
 - an admin's role change (and deactivation) on one instance bites on the other at once;
 - one Idempotency-Key sent to both instances creates one todo;
-- a stale ETag from one instance is refused (412) on the other.
+- a stale ETag from one instance is refused (412) on the other;
+- a project member's role lowered on one instance, and then their removal, bite on the
+  other's very next request.
 
 Requests alternate between the instances through nginx, whose answers name the instance in
 `X-Upstream`, and go to each instance directly where a check needs one side for sure.
@@ -41,6 +43,7 @@ from proofs.api import (
     new_token,
     new_user,
     refresh,
+    shared_project,
     tally,
     unique_email,
 )
@@ -255,6 +258,46 @@ async def if_match(c: Cluster) -> None:
     )
 
 
+async def membership(c: Cluster) -> None:
+    owner = await new_token(c.a, "owner")
+    _, member_id, pair = await new_user(c.b, "member")
+    member = pair["access_token"]
+    project_id = await shared_project(c.a, owner, c.b, member, "editor")
+    members = f"{API}/projects/{project_id}/members/{member_id}"
+    # Both instances serve the member before the changes.
+    made = await create_todo(c.b, member, "shared: by the editor, on B", project_id=project_id)
+    todo = f"{API}/todos/{made.body.get('id')}"
+    warm = [made, await call(c.a, "GET", todo, token=member)]
+    lowered = await call(c.a, "PATCH", members, token=owner, json={"role": "viewer"})
+    as_viewer_b = await create_todo(c.b, member, "shared: as viewer, on B", project_id=project_id)
+    as_viewer_lb = [
+        await create_todo(c.lb, member, "shared: as viewer, via nginx", project_id=project_id)
+        for _ in range(2)
+    ]
+    still_reads = await call(c.b, "GET", todo, token=member)
+    removed = await call(c.b, "DELETE", members, token=owner)
+    gone_a = await call(c.a, "GET", todo, token=member)
+    gone_lb = [await call(c.lb, "GET", todo, token=member) for _ in range(2)]
+    project_a = await call(c.a, "GET", f"{API}/projects/{project_id}", token=member)
+    c.report.check(
+        "a member's lowered role and removal on one instance bite on the other's next request",
+        all(reply.ok for reply in warm)
+        and lowered.status == 200
+        and as_viewer_b.status == 403
+        and all(reply.status == 403 for reply in as_viewer_lb)
+        and still_reads.status == 200
+        and removed.status == 204
+        and gone_a.status == 404
+        and all(reply.status == 404 for reply in gone_lb)
+        and project_a.status == 404,
+        f"before: {tally(warm)}; lowered to viewer on A {lowered}: POST in the project on B "
+        f"{as_viewer_b}, through nginx {tally(as_viewer_lb)} ({split(c.spread(as_viewer_lb))}),"
+        f" GET of its todo on B {still_reads}; removed on B {removed}: GET of the todo on A "
+        f"{gone_a}, through nginx {tally(gone_lb)} ({split(c.spread(gone_lb))}), the project "
+        f"on A {project_a}",
+    )
+
+
 CHECKS: list[Callable[[Cluster], Awaitable[None]]] = [
     round_robin,
     login_limit,
@@ -263,6 +306,7 @@ CHECKS: list[Callable[[Cluster], Awaitable[None]]] = [
     role_change,
     idempotency,
     if_match,
+    membership,
 ]
 
 

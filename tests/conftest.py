@@ -28,7 +28,16 @@ from tests.support import API, PASSWORD, MakeUser, Session, login
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
-TABLES = ("idempotency_keys", "todos", "refresh_tokens", "users")
+TABLES = (
+    "activity",
+    "invitations",
+    "idempotency_keys",
+    "todos",
+    "memberships",
+    "projects",
+    "refresh_tokens",
+    "users",
+)
 # The `serve` fixture: the deployed service, for the browser and server tests.
 pytest_plugins = ["tests.serving"]
 

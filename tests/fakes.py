@@ -14,14 +14,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from app.application.pagination import CursorCodec
 from app.application.ports import (
+    ActivityRepository,
     AuditTrail,
     IdempotencyKeyRepository,
     IdempotencyRecord,
+    InvitationRepository,
+    MembershipRepository,
     PasswordHasher,
+    ProjectRepository,
     RefreshTokenRepository,
     SortValues,
     TodoRepository,
@@ -29,9 +33,19 @@ from app.application.ports import (
     UnitOfWork,
     UserRepository,
 )
+from app.domain.activity import Activity, Position
 from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
+from app.domain.projects import (
+    Invitation,
+    InvitationPreview,
+    Member,
+    Membership,
+    Project,
+    ProjectRole,
+    ProjectView,
+)
 from app.domain.sessions import RefreshToken
-from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
+from app.domain.todos import Priority, SortField, SortKey, Todo, TodoDraft, TodoFilter
 from app.domain.users import Role, User, UserFilter
 from app.infrastructure.redis import InMemoryRevocationList
 from app.infrastructure.security import JwtTokenIssuer
@@ -44,14 +58,21 @@ __all__ = [
     "REFRESH_TTL",
     "FakeClock",
     "FakePasswordHasher",
+    "InMemoryActivityRepository",
     "InMemoryIdempotencyKeyRepository",
+    "InMemoryInvitationRepository",
+    "InMemoryMembershipRepository",
+    "InMemoryProjectRepository",
     "InMemoryRefreshTokenRepository",
     "InMemoryRevocationList",
     "InMemoryState",
     "InMemoryTodoRepository",
     "InMemoryUnitOfWork",
     "InMemoryUserRepository",
+    "a_todo",
     "a_user",
+    "give_inbox",
+    "inbox_id",
     "make_cursor_codec",
     "make_token_issuer",
 ]
@@ -138,6 +159,10 @@ class InMemoryState:
     todos: dict[UUID, Todo] = field(default_factory=dict)
     refresh_tokens: dict[UUID, RefreshToken] = field(default_factory=dict)
     idempotency_keys: dict[tuple[UUID, str], IdempotencyRecord] = field(default_factory=dict)
+    projects: dict[UUID, Project] = field(default_factory=dict)
+    memberships: dict[tuple[UUID, UUID], Membership] = field(default_factory=dict)
+    invitations: dict[UUID, Invitation] = field(default_factory=dict)
+    activity: dict[Position, Activity] = field(default_factory=dict)
 
     def snapshot(self) -> "InMemoryState":
         return InMemoryState(
@@ -145,6 +170,10 @@ class InMemoryState:
             dict(self.todos),
             dict(self.refresh_tokens),
             dict(self.idempotency_keys),
+            dict(self.projects),
+            dict(self.memberships),
+            dict(self.invitations),
+            dict(self.activity),
         )
 
     def restore(self, snapshot: "InMemoryState") -> None:
@@ -153,6 +182,24 @@ class InMemoryState:
         _replace_contents(self.todos, snapshot.todos)
         _replace_contents(self.refresh_tokens, snapshot.refresh_tokens)
         _replace_contents(self.idempotency_keys, snapshot.idempotency_keys)
+        _replace_contents(self.projects, snapshot.projects)
+        _replace_contents(self.memberships, snapshot.memberships)
+        _replace_contents(self.invitations, snapshot.invitations)
+        _replace_contents(self.activity, snapshot.activity)
+
+    def role(self, project_id: UUID, user_id: UUID) -> ProjectRole | None:
+        membership = self.memberships.get((project_id, user_id))
+        return None if membership is None else membership.role
+
+    def delete_project(self, project_id: UUID) -> None:
+        """With its todos, memberships and invitations, as the foreign keys cascade."""
+        self.projects.pop(project_id, None)
+        for todo_id in [t.id for t in self.todos.values() if t.project_id == project_id]:
+            del self.todos[todo_id]
+        for ident in [ident for ident in self.memberships if ident[0] == project_id]:
+            del self.memberships[ident]
+        for inv_id in [i.id for i in self.invitations.values() if i.project_id == project_id]:
+            del self.invitations[inv_id]
 
 
 def _replace_contents(target: dict[K, V], source: dict[K, V]) -> None:
@@ -199,8 +246,13 @@ class InMemoryUserRepository:
             raise EmailTaken
 
     async def delete(self, user_id: UUID) -> None:
-        # The foreign keys cascade: the user's todos, refresh tokens and keys go with them.
+        # The foreign keys cascade: the user's projects (with their todos), memberships,
+        # todos, refresh tokens and keys go with them.
         self._state.users.pop(user_id, None)
+        for project_id in [p.id for p in self._state.projects.values() if p.owner_id == user_id]:
+            self._state.delete_project(project_id)
+        for member in [ident for ident in self._state.memberships if ident[1] == user_id]:
+            del self._state.memberships[member]
         for todo_id in [t.id for t in self._state.todos.values() if t.owner_id == user_id]:
             del self._state.todos[todo_id]
         tokens = self._state.refresh_tokens
@@ -272,7 +324,16 @@ class InMemoryTodoRepository:
         self._state.todos[todo.id] = todo
         return True
 
-    async def get(self, todo_id: UUID) -> Todo | None:
+    async def get(
+        self, todo_id: UUID, *, reader_id: UUID
+    ) -> tuple[Todo, ProjectRole | None] | None:
+        todo = self._state.todos.get(todo_id)
+        if todo is None:
+            return None
+        return todo, self._state.role(todo.project_id, reader_id)
+
+    def stored(self, todo_id: UUID) -> Todo | None:
+        """The todo as stored (for a test to look at), whoever may read it."""
         return self._state.todos.get(todo_id)
 
     async def save(self, todo: Todo, *, expected_version: int) -> bool:
@@ -304,7 +365,12 @@ class InMemoryTodoRepository:
         def values(todo: Todo) -> SortValues:
             return (*(_SORT_VALUE[key.field](todo) for key in sort), todo.id)
 
-        rows = [t for t in self._state.todos.values() if _todo_matches(t, query, now)]
+        scope = _scope(self._state, query)
+        rows = [
+            t
+            for t in self._state.todos.values()
+            if t.project_id in scope and _todo_matches(t, query, now)
+        ]
         if after is not None:
             if len(after) != len(descending):
                 raise ValueError("cursor does not match the sort")
@@ -314,9 +380,14 @@ class InMemoryTodoRepository:
         )
         return rows[:limit]
 
-    async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats:
+    async def stats(self, query: TodoFilter, *, now: datetime) -> TodoStats:
+        scope = _scope(self._state, query)
         todos = [
-            t for t in self._state.todos.values() if t.owner_id == owner_id and not t.is_deleted
+            t
+            for t in self._state.todos.values()
+            if t.project_id in scope
+            and not t.is_deleted
+            and (query.owner_id is None or t.owner_id == query.owner_id)
         ]
         return TodoStats(
             total=len(todos),
@@ -324,6 +395,19 @@ class InMemoryTodoRepository:
             overdue=sum(t.is_overdue(now) for t in todos),
             by_priority={p: sum(t.priority is p for t in todos) for p in Priority},
         )
+
+
+def _scope(state: InMemoryState, query: TodoFilter) -> set[UUID]:
+    """The projects a query looks in (see TodoFilter)."""
+    if query.member_id is not None:
+        scope = {pid for pid, uid in state.memberships if uid == query.member_id}
+    elif query.owner_id is not None:
+        scope = {p.id for p in state.projects.values() if p.owner_id == query.owner_id}
+    elif query.project_ids:
+        scope = set(state.projects)
+    else:
+        raise ValueError("a query names the projects it looks in")
+    return scope & set(query.project_ids) if query.project_ids else scope
 
 
 def _todo_matches(todo: Todo, query: TodoFilter, now: datetime) -> bool:
@@ -443,6 +527,217 @@ class InMemoryIdempotencyKeyRepository:
         self._holders.clear()
 
 
+class InMemoryProjectRepository:
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+
+    async def add(self, project: Project) -> None:
+        if project.id in self._state.projects:
+            raise ValueError(f"project {project.id} already exists")
+        if project.is_inbox and any(
+            p.is_inbox and p.owner_id == project.owner_id for p in self._state.projects.values()
+        ):
+            raise ValueError("one Inbox per account")
+        self._state.projects[project.id] = project
+        owner = Membership(project.id, project.owner_id, ProjectRole.OWNER, project.created_at)
+        self._state.memberships[project.id, project.owner_id] = owner
+
+    async def get(self, project_id: UUID, *, reader_id: UUID) -> ProjectView | None:
+        project = self._state.projects.get(project_id)
+        if project is None:
+            return None
+        return ProjectView(project, self._state.role(project_id, reader_id))
+
+    async def inbox(self, owner_id: UUID) -> Project | None:
+        return next(
+            (p for p in self._state.projects.values() if p.is_inbox and p.owner_id == owner_id),
+            None,
+        )
+
+    async def save(self, project: Project, *, expected_version: int) -> bool:
+        stored = self._state.projects.get(project.id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self._state.projects[project.id] = project
+        return True
+
+    async def delete(self, project_id: UUID) -> None:
+        self._state.delete_project(project_id)
+
+    async def find(
+        self, member_id: UUID, *, after: SortValues | None, limit: int
+    ) -> list[tuple[ProjectView, datetime]]:
+        def key(membership: Membership) -> tuple[bool, datetime, UUID]:
+            project = self._state.projects[membership.project_id]
+            return (not project.is_inbox, membership.added_at, project.id)
+
+        mine = sorted(
+            (m for m in self._state.memberships.values() if m.user_id == member_id), key=key
+        )
+        if after is not None:
+            bound = cast(tuple[bool, datetime, UUID], tuple(after))
+            mine = [m for m in mine if key(m) > bound]
+        return [
+            (ProjectView(self._state.projects[m.project_id], m.role), m.added_at)
+            for m in mine[:limit]
+        ]
+
+    async def owned(self, owner_id: UUID) -> list[UUID]:
+        return [p.id for p in self._state.projects.values() if p.owner_id == owner_id]
+
+
+class InMemoryMembershipRepository:
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+
+    def _member(self, membership: Membership) -> Member:
+        user = self._state.users.get(membership.user_id)
+        return Member(
+            membership.user_id,
+            None if user is None else user.email,
+            None if user is None else user.full_name,
+            membership.role,
+            membership.added_at,
+        )
+
+    async def add(self, membership: Membership) -> bool:
+        ident = (membership.project_id, membership.user_id)
+        if ident in self._state.memberships:
+            return False
+        self._state.memberships[ident] = membership
+        return True
+
+    async def get(self, project_id: UUID, user_id: UUID) -> Member | None:
+        membership = self._state.memberships.get((project_id, user_id))
+        return None if membership is None else self._member(membership)
+
+    async def set_role(self, project_id: UUID, user_id: UUID, role: ProjectRole) -> bool:
+        membership = self._state.memberships.get((project_id, user_id))
+        if membership is None:
+            return False
+        self._state.memberships[project_id, user_id] = replace(membership, role=role)
+        return True
+
+    async def remove(self, project_id: UUID, user_id: UUID) -> bool:
+        return self._state.memberships.pop((project_id, user_id), None) is not None
+
+    async def find(self, project_id: UUID, *, after: SortValues | None, limit: int) -> list[Member]:
+        def key(m: Membership) -> tuple[bool, datetime, UUID]:
+            return (m.role is not ProjectRole.OWNER, m.added_at, m.user_id)
+
+        rows = sorted(
+            (m for m in self._state.memberships.values() if m.project_id == project_id), key=key
+        )
+        if after is not None:
+            bound = cast(tuple[bool, datetime, UUID], tuple(after))
+            rows = [m for m in rows if key(m) > bound]
+        return [self._member(m) for m in rows[:limit]]
+
+    async def user_ids(self, project_id: UUID) -> list[UUID]:
+        return [uid for pid, uid in self._state.memberships if pid == project_id]
+
+    async def of_user(self, user_id: UUID) -> list[Membership]:
+        return [m for m in self._state.memberships.values() if m.user_id == user_id]
+
+
+class InMemoryInvitationRepository:
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+
+    def _pending(self, invitation: Invitation, now: datetime) -> bool:
+        return invitation.accepted_at is None and invitation.expires_at > now
+
+    async def add(self, invitation: Invitation) -> None:
+        self._state.invitations[invitation.id] = invitation
+
+    async def pending(
+        self, project_id: UUID, *, now: datetime, after: SortValues | None, limit: int
+    ) -> list[Invitation]:
+        rows = sorted(
+            (
+                i
+                for i in self._state.invitations.values()
+                if i.project_id == project_id and self._pending(i, now)
+            ),
+            key=lambda i: (i.created_at, i.id),
+        )
+        if after is not None:
+            bound = cast(tuple[datetime, UUID], tuple(after))
+            rows = [i for i in rows if (i.created_at, i.id) > bound]
+        return rows[:limit]
+
+    async def revoke(self, project_id: UUID, invitation_id: UUID, *, now: datetime) -> bool:
+        invitation = self._state.invitations.get(invitation_id)
+        if invitation is None or invitation.project_id != project_id:
+            return False
+        if not self._pending(invitation, now):
+            return False
+        del self._state.invitations[invitation_id]
+        return True
+
+    async def usable(self, token_hash: str, *, now: datetime) -> InvitationPreview | None:
+        for invitation in self._state.invitations.values():
+            if invitation.token_hash == token_hash and self._pending(invitation, now):
+                project = self._state.projects[invitation.project_id]
+                inviter = self._state.users.get(invitation.created_by)
+                return InvitationPreview(
+                    invitation, project.name, None if inviter is None else inviter.full_name
+                )
+        return None
+
+    async def spend(self, invitation_id: UUID, *, user_id: UUID, now: datetime) -> bool:
+        invitation = self._state.invitations.get(invitation_id)
+        if invitation is None or not self._pending(invitation, now):
+            return False
+        self._state.invitations[invitation_id] = replace(
+            invitation, accepted_at=now, accepted_by=user_id
+        )
+        return True
+
+
+class InMemoryActivityRepository:
+    """Entries in insertion order: one writer at a time, as on SQLite."""
+
+    def __init__(self, state: InMemoryState | None = None) -> None:
+        self._state = state or InMemoryState()
+
+    async def add(self, *entries: Activity) -> None:
+        for entry in entries:
+            last = max(self._state.activity, default=(0, 0))
+            position = (last[0] + 1, 0)
+            self._state.activity[position] = replace(entry, txid=position[0], n=position[1])
+
+    def entries(self) -> list[Activity]:
+        """Every entry, oldest first (for a test to look at)."""
+        return [self._state.activity[p] for p in sorted(self._state.activity)]
+
+    async def for_todo(
+        self, todo_id: UUID, *, reader_id: UUID | None, after: Position | None, limit: int
+    ) -> list[Activity]:
+        def readable(entry: Activity) -> bool:
+            return reader_id is None or (entry.project_id, reader_id) in self._state.memberships
+
+        return self._newest(lambda e: e.todo_id == todo_id and readable(e), after, limit)
+
+    async def for_project(
+        self, project_id: UUID, *, after: Position | None, limit: int
+    ) -> list[Activity]:
+        return self._newest(
+            lambda e: project_id in (e.project_id, e.previous_project_id), after, limit
+        )
+
+    async def horizon(self) -> int:
+        return max(self._state.activity, default=(0, 0))[0] + 1
+
+    def _newest(
+        self, matches: Callable[[Activity], bool], after: Position | None, limit: int
+    ) -> list[Activity]:
+        positions = sorted((p for p, e in self._state.activity.items() if matches(e)), reverse=True)
+        if after is not None:
+            positions = [p for p in positions if p < after]
+        return [self._state.activity[p] for p in positions[:limit]]
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     action: str
@@ -484,6 +779,10 @@ class InMemoryUnitOfWork:
         self.todos = InMemoryTodoRepository(self.state)
         self.refresh_tokens = InMemoryRefreshTokenRepository(self.state)
         self.idempotency_keys = InMemoryIdempotencyKeyRepository(self.state)
+        self.projects = InMemoryProjectRepository(self.state)
+        self.memberships = InMemoryMembershipRepository(self.state)
+        self.invitations = InMemoryInvitationRepository(self.state)
+        self.activity = InMemoryActivityRepository(self.state)
         self.commits = 0
         self.rollbacks = 0
         self._committed = self.state.snapshot()
@@ -510,6 +809,41 @@ class InMemoryUnitOfWork:
         # Whatever was not committed is discarded, like the SQL session closing.
         self.state.restore(self._committed)
         self.idempotency_keys.release()
+
+
+def inbox_id(owner_id: UUID) -> UUID:
+    """The Inbox the fakes give an account: one id per owner, so a test can name it."""
+    return uuid5(NAMESPACE_URL, f"inbox:{owner_id}")
+
+
+def give_inbox(state: InMemoryState, owner_id: UUID, now: datetime | None = None) -> Project:
+    """The account's Inbox (and owner membership), made if it has none yet."""
+    project_id = inbox_id(owner_id)
+    if project_id not in state.projects:
+        made = now or datetime.now(UTC)
+        state.projects[project_id] = Project.inbox(id=project_id, owner_id=owner_id, now=made)
+        owner = Membership(project_id, owner_id, ProjectRole.OWNER, made)
+        state.memberships[project_id, owner_id] = owner
+    return state.projects[project_id]
+
+
+def a_todo(
+    owner_id: UUID,
+    now: datetime,
+    draft: TodoDraft | None = None,
+    *,
+    project_id: UUID | None = None,
+    created_by: UUID | None = None,
+) -> Todo:
+    """A new todo in `project_id` (by default its owner's Inbox, see inbox_id)."""
+    return Todo.new(
+        draft or TodoDraft(title="Buy milk"),
+        id=uuid4(),
+        project_id=project_id or inbox_id(owner_id),
+        owner_id=owner_id,
+        created_by=created_by or owner_id,
+        now=now,
+    )
 
 
 def a_user(
@@ -544,6 +878,10 @@ _KEEP_THEIR_PORTS: tuple[
     type[TodoRepository],
     type[RefreshTokenRepository],
     type[IdempotencyKeyRepository],
+    type[ProjectRepository],
+    type[MembershipRepository],
+    type[InvitationRepository],
+    type[ActivityRepository],
     type[PasswordHasher],
     type[AuditTrail],
 ] = (
@@ -552,6 +890,10 @@ _KEEP_THEIR_PORTS: tuple[
     InMemoryTodoRepository,
     InMemoryRefreshTokenRepository,
     InMemoryIdempotencyKeyRepository,
+    InMemoryProjectRepository,
+    InMemoryMembershipRepository,
+    InMemoryInvitationRepository,
+    InMemoryActivityRepository,
     FakePasswordHasher,
     RecordingAuditTrail,
 )

@@ -14,6 +14,7 @@ from app.application.ports import (
     TokenIssuer,
     UnitOfWork,
 )
+from app.application.projects import open_inbox
 from app.application.sessions import commit_change
 from app.domain.errors import (
     AccountDisabled,
@@ -84,6 +85,7 @@ class AuthService:
         self._audit = audit
 
     async def register(self, *, email: str, password: str, full_name: str | None) -> User:
+        """A new account, active, role `user`, with its Inbox (in the same transaction)."""
         email = normalise_email(email)
         check_password(password, email=email, common=self._common_passwords, field="password")
         user = User.new(
@@ -95,6 +97,7 @@ class AuthService:
             now=self._clock.now(),
         )
         await self._uow.users.add(user)
+        await open_inbox(self._uow, owner_id=user.id, now=user.created_at)
         await self._uow.commit()
         return user
 

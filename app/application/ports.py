@@ -7,6 +7,16 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from app.domain.activity import Activity, Position
+from app.domain.projects import (
+    Invitation,
+    InvitationPreview,
+    Member,
+    Membership,
+    Project,
+    ProjectRole,
+    ProjectView,
+)
 from app.domain.sessions import AccessClaims, RefreshClaims, RefreshToken
 from app.domain.todos import Priority, SortKey, Todo, TodoFilter
 from app.domain.users import User, UserFilter
@@ -82,11 +92,16 @@ class UserRepository(Protocol):
 
 class TodoRepository(Protocol):
     async def add(self, todo: Todo, *, max_owned: int | None = None) -> bool:
-        """Inserts the todo, unless its owner already owns `max_owned` todos (live and in the
-        trash); False then. Concurrent adds for one owner are counted one after the other, so
-        together they never pass the limit."""
+        """Inserts the todo, unless its owner (its project's) already owns `max_owned` todos
+        (live and in the trash); False then. Concurrent adds for one owner are counted one
+        after the other, so together they never pass the limit."""
 
-    async def get(self, todo_id: UUID) -> Todo | None: ...
+    async def get(
+        self, todo_id: UUID, *, reader_id: UUID
+    ) -> tuple[Todo, ProjectRole | None] | None:
+        """The todo (live or in the trash) and `reader_id`'s role in its project (None: not a
+        member), read together: access is decided on what is committed now, never on a copy."""
+
     async def save(self, todo: Todo, *, expected_version: int) -> bool:
         """Compare-and-set: writes only if the stored version is still `expected_version`."""
 
@@ -100,7 +115,85 @@ class TodoRepository(Protocol):
         limit: int,
         now: datetime,
     ) -> list[Todo]: ...
-    async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats: ...
+    async def stats(self, query: TodoFilter, *, now: datetime) -> TodoStats:
+        """Counts over the live todos of the query's projects (its other filters unused)."""
+
+
+class ProjectRepository(Protocol):
+    async def add(self, project: Project) -> None:
+        """Inserts the project and its owner's membership (added when the project was made)."""
+
+    async def get(self, project_id: UUID, *, reader_id: UUID) -> ProjectView | None:
+        """The project with `reader_id`'s role in it, in one read."""
+
+    async def inbox(self, owner_id: UUID) -> Project | None: ...
+    async def save(self, project: Project, *, expected_version: int) -> bool:
+        """Compare-and-set: writes only if the stored version is still `expected_version`."""
+
+    async def delete(self, project_id: UUID) -> None:
+        """The project with its todos, memberships and invitations."""
+
+    async def find(
+        self, member_id: UUID, *, after: SortValues | None, limit: int
+    ) -> list[tuple[ProjectView, datetime]]:
+        """The member's projects, each with when they got it: the Inbox first, then by when
+        they got it (created or joined), ties by id. `after`: (not is_inbox, added_at, id)."""
+
+    async def owned(self, owner_id: UUID) -> list[UUID]: ...
+
+
+class MembershipRepository(Protocol):
+    async def add(self, membership: Membership) -> bool:
+        """False when the user is a member already (even under a race)."""
+
+    async def get(self, project_id: UUID, user_id: UUID) -> Member | None: ...
+    async def set_role(self, project_id: UUID, user_id: UUID, role: ProjectRole) -> bool: ...
+    async def remove(self, project_id: UUID, user_id: UUID) -> bool: ...
+    async def find(self, project_id: UUID, *, after: SortValues | None, limit: int) -> list[Member]:
+        """The owner first, then by added_at, ties by user id; emails included.
+        `after`: (not owner, added_at, user_id)."""
+
+    async def user_ids(self, project_id: UUID) -> list[UUID]: ...
+    async def of_user(self, user_id: UUID) -> list[Membership]: ...
+
+
+class InvitationRepository(Protocol):
+    async def add(self, invitation: Invitation) -> None: ...
+    async def pending(
+        self, project_id: UUID, *, now: datetime, after: SortValues | None, limit: int
+    ) -> list[Invitation]:
+        """Neither accepted nor expired, oldest first; `after`: (created_at, id)."""
+
+    async def revoke(self, project_id: UUID, invitation_id: UUID, *, now: datetime) -> bool:
+        """Deletes a pending invitation; False when there is none to delete."""
+
+    async def usable(self, token_hash: str, *, now: datetime) -> InvitationPreview | None:
+        """The pending, unexpired invitation with this token hash, with what a preview shows."""
+
+    async def spend(self, invitation_id: UUID, *, user_id: UUID, now: datetime) -> bool:
+        """Marks it accepted, in one step that also finds it pending and unexpired: of two
+        accepts of one token, exactly one spends it."""
+
+
+class ActivityRepository(Protocol):
+    async def add(self, *entries: Activity) -> None:
+        """Records the entries in the unit of work's transaction, each given its position in
+        commit order (see infrastructure/repositories/activity.py)."""
+
+    async def for_todo(
+        self, todo_id: UUID, *, reader_id: UUID | None, after: Position | None, limit: int
+    ) -> list[Activity]:
+        """Newest first: the todo's entries recorded in projects `reader_id` is a member of
+        (None: in any project)."""
+
+    async def for_project(
+        self, project_id: UUID, *, after: Position | None, limit: int
+    ) -> list[Activity]:
+        """Newest first: the project's entries and its todos', moves out of it included."""
+
+    async def horizon(self) -> int:
+        """The transaction position below which every entry is committed and none can still
+        appear: how far a reader that resumes from a position (sync, live events) may read."""
 
 
 class RefreshTokenRepository(Protocol):
@@ -154,6 +247,14 @@ class UnitOfWork(Protocol):
     def refresh_tokens(self) -> RefreshTokenRepository: ...
     @property
     def idempotency_keys(self) -> IdempotencyKeyRepository: ...
+    @property
+    def projects(self) -> ProjectRepository: ...
+    @property
+    def memberships(self) -> MembershipRepository: ...
+    @property
+    def invitations(self) -> InvitationRepository: ...
+    @property
+    def activity(self) -> ActivityRepository: ...
 
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...

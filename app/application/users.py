@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 from app.application.audit import record_user_change
 from app.application.pagination import CursorCodec, Page, cursor_binding, paginate
 from app.application.ports import AuditTrail, Clock, PasswordHasher, RevocationList, UnitOfWork
+from app.application.projects import close_account_projects, open_inbox
 from app.application.sessions import commit_change
 from app.domain.errors import AccountGone, DomainError, InvalidField, LastAdmin, UserNotFound
 from app.domain.users import (
@@ -131,6 +132,7 @@ class UserService:
             now=self._clock.now(),
         )
         await self._uow.users.add(admin)
+        await open_inbox(self._uow, owner_id=admin.id, now=admin.created_at)
         await self._uow.commit()
         return admin
 
@@ -203,6 +205,9 @@ class UserService:
     async def _delete(self, actor: Actor, user: User, *, gone: type[DomainError]) -> None:
         locked = await self._lock(user, demotes=user.is_active_admin, gone=gone)
         await self._guard_last_admin(locked, after=None)
+        await close_account_projects(
+            self._uow, actor_id=actor.user_id, user_id=locked.id, now=self._clock.now()
+        )
         await self._uow.users.delete(locked.id)
         await self._commit_change(locked.id)
         self._audit.record("user.deleted", actor_id=actor.user_id, subject_id=locked.id)

@@ -80,3 +80,33 @@ class IdempotencyKeyInFlight(DomainError):
 
 class IdempotencyKeyReused(DomainError):
     detail = "This idempotency key was already used with a different request."
+
+
+class ProjectNotFound(DomainError):
+    detail = "No project with this id."
+
+
+class MemberNotFound(DomainError):
+    detail = "This user is not a member of the project."
+
+
+class InvitationNotFound(DomainError):
+    """Unknown, expired, used and revoked invitations are one answer: nothing to tell apart."""
+
+    detail = "No usable invitation with this token or id."
+
+
+class InboxProtected(DomainError):
+    detail = "The Inbox cannot be deleted or shared."
+
+
+class OwnerRoleFixed(DomainError):
+    detail = "A project's owner never changes; the owner's role cannot be changed."
+
+
+class OwnerCannotLeave(DomainError):
+    detail = "The owner cannot leave the project; delete it instead."
+
+
+class AlreadyMember(DomainError):
+    detail = "You are already a member of this project."

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from app.domain.common import UNSET, Unset
 from app.domain.errors import InvalidField
+from app.domain.projects import Project
 from app.domain.text import clean_text
 
 TITLE_MAX_LENGTH = 200
@@ -103,7 +104,11 @@ class TodoDraft:
 @dataclass(frozen=True, slots=True)
 class Todo:
     id: UUID
+    project_id: UUID
     owner_id: UUID
+    """The owner of the todo's project."""
+    created_by: UUID
+    """Who made it; never changes."""
     title: str
     description: str
     priority: Priority
@@ -117,10 +122,22 @@ class Todo:
     version: int
 
     @classmethod
-    def new(cls, draft: TodoDraft, *, id: UUID, owner_id: UUID, now: datetime) -> "Todo":
+    def new(
+        cls,
+        draft: TodoDraft,
+        *,
+        id: UUID,
+        project_id: UUID,
+        owner_id: UUID,
+        created_by: UUID,
+        now: datetime,
+    ) -> "Todo":
+        """`owner_id`: the owner of project `project_id`."""
         return cls(
             id=id,
+            project_id=project_id,
             owner_id=owner_id,
+            created_by=created_by,
             title=draft.title,
             description=draft.description,
             priority=draft.priority,
@@ -141,10 +158,19 @@ class Todo:
     def is_overdue(self, now: datetime) -> bool:
         return not self.completed and self.due_at is not None and self.due_at < now
 
-    def apply(self, changes: "TodoChanges", now: datetime) -> "Todo":
-        """A new version with the changes; completed_at follows completed."""
+    def apply(
+        self, changes: "TodoChanges", now: datetime, *, project: Project | None = None
+    ) -> "Todo":
+        """A new version with the changes; completed_at follows completed. `project`: where
+        `changes.project_id` moves it (the owner is that project's)."""
+        if (project is None) != (changes.project_id is None) or (
+            project is not None and project.id != changes.project_id
+        ):
+            raise ValueError("a move needs the project it moves to")
         updated = replace(
             self,
+            project_id=self.project_id if project is None else project.id,
+            owner_id=self.owner_id if project is None else project.owner_id,
             title=self.title if changes.title is None else normalise_title(changes.title),
             description=(
                 self.description
@@ -187,6 +213,22 @@ class TodoChanges:
     due_at: datetime | Unset | None = UNSET
     tags: tuple[str, ...] | None = None
     completed: bool | None = None
+    project_id: UUID | None = None
+    """A move to this project."""
+
+
+# What `todo.updated` activity names when it changed: everything but bookkeeping.
+RECORDED_FIELDS = (
+    "project_id",
+    "owner_id",
+    "title",
+    "description",
+    "priority",
+    "due_at",
+    "tags",
+    "completed",
+    "completed_at",
+)
 
 
 class SortField(StrEnum):
@@ -228,9 +270,16 @@ def parse_sort(spec: str) -> tuple[SortKey, ...]:
 
 @dataclass(frozen=True, slots=True)
 class TodoFilter:
-    """A list query's filters; every field narrows the result (AND)."""
+    """A list query's filters; every field narrows the result (AND).
 
-    owner_id: UUID | None = None  # None: everyone's (only for todos:read_all)
+    Which projects it looks in: those `member_id` is a member of, or those `owner_id` owns
+    (an admin's `owner_id=`), narrowed to `project_ids` when given; `project_ids` alone (an
+    admin with `todos:read_all`) names them outright. A query names at least one of the three.
+    """
+
+    member_id: UUID | None = None
+    owner_id: UUID | None = None
+    project_ids: frozenset[UUID] = frozenset()
     completed: bool | None = None
     priorities: frozenset[Priority] = frozenset()
     tags: tuple[str, ...] = ()

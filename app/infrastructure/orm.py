@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.domain.projects import NAME_MAX_LENGTH
 from app.domain.todos import TAG_MAX_LENGTH, TITLE_MAX_LENGTH
 from app.domain.users import EMAIL_MAX_LENGTH, FULL_NAME_MAX_LENGTH
 
@@ -102,8 +103,20 @@ DUE_AT_NULLS_LAST = {
 
 
 def _keyset_index(*columns: str) -> sa.Index:
-    """Live todos of one owner in one sort order: a deep keyset page is an index range scan."""
-    return sa.Index(None, *columns, "id", postgresql_where=LIVE, sqlite_where=LIVE)
+    """Live todos of one project in one sort order: a deep keyset page is an index range scan,
+    and a list across many projects merges one such range per project (repositories/todos.py)."""
+    return sa.Index(None, "project_id", *columns, "id", postgresql_where=LIVE, sqlite_where=LIVE)
+
+
+def _due_at_nulls_last_index(name: str, descending: bool) -> sa.Index:
+    return sa.Index(
+        name,
+        "project_id",
+        DUE_AT_NULLS_LAST[descending],
+        "id",
+        postgresql_where=LIVE,
+        info=POSTGRESQL_ONLY,
+    ).ddl_if(dialect="postgresql")
 
 
 def _trigram_index(column: str) -> sa.Index:
@@ -117,11 +130,136 @@ def _trigram_index(column: str) -> sa.Index:
     ).ddl_if(dialect="postgresql")
 
 
+INBOX = sa.text("is_inbox")
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    # A project's owner never changes; the account's deletion takes its projects with it.
+    owner_id: Mapped[UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX_LENGTH))
+    description: Mapped[str] = mapped_column(sa.Text)
+    color: Mapped[str | None] = mapped_column(sa.String(7))
+    is_inbox: Mapped[bool]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int]
+
+    __table_args__ = (
+        sa.Index(None, "owner_id"),
+        # One Inbox per account, whatever races to make a second.
+        sa.Index(
+            "uq_projects_owner_id_inbox",
+            "owner_id",
+            unique=True,
+            postgresql_where=INBOX,
+            sqlite_where=INBOX,
+        ),
+    )
+
+
+class MembershipRow(Base):
+    """Who is in a project and as what; the owner too (role `owner`), so that "the projects I
+    am a member of" is one index range (user_id, …) whatever their role."""
+
+    __tablename__ = "memberships"
+
+    project_id: Mapped[UUID] = mapped_column(
+        sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(sa.String(16))
+    added_at: Mapped[datetime]
+
+    # A member's projects in the order they got them (the project list), and, index-only,
+    # the projects a list of todos looks in.
+    __table_args__ = (sa.Index(None, "user_id", "added_at", "project_id"),)
+
+
+class InvitationRow(Base):
+    """A single-use link secret: only the SHA-256 of its token is kept."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[UUID] = mapped_column(sa.ForeignKey("projects.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    email: Mapped[str | None] = mapped_column(sa.String(EMAIL_MAX_LENGTH))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_by: Mapped[UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # the clean-up's range
+    accepted_at: Mapped[datetime | None]
+    accepted_by: Mapped[UUID | None]  # a record, not a reference: the account may go
+
+    __table_args__ = (
+        sa.Index(None, "project_id", "created_at", "id"),
+        sa.Index(None, "created_by"),
+    )
+
+
+class ActivityRow(Base):
+    """Activity entries, in commit order: (txid, n) is an entry's position (see
+    repositories/activity.py). No foreign keys: an entry outlives its todo, its project and
+    its actor, since the members of a deleted project still receive its `project.deleted`."""
+
+    __tablename__ = "activity"
+
+    txid: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    id: Mapped[UUID]
+    at: Mapped[datetime]
+    actor_id: Mapped[UUID | None]
+    type: Mapped[str] = mapped_column(sa.String(32))
+    project_id: Mapped[UUID]
+    todo_id: Mapped[UUID | None]
+    member_id: Mapped[UUID | None]
+    previous_project_id: Mapped[UUID | None]
+    changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    audience: Mapped[list[str] | None] = mapped_column(sa.JSON)
+
+    __table_args__ = (
+        sa.Index(None, "project_id", "txid", "n"),
+        sa.Index(
+            None,
+            "todo_id",
+            "txid",
+            "n",
+            postgresql_where=sa.text("todo_id IS NOT NULL"),
+            sqlite_where=sa.text("todo_id IS NOT NULL"),
+        ),
+        sa.Index(
+            None,
+            "previous_project_id",
+            "txid",
+            "n",
+            postgresql_where=sa.text("previous_project_id IS NOT NULL"),
+            sqlite_where=sa.text("previous_project_id IS NOT NULL"),
+        ),
+        sa.Index(
+            None,
+            "member_id",
+            "txid",
+            "n",
+            postgresql_where=sa.text("member_id IS NOT NULL"),
+            sqlite_where=sa.text("member_id IS NOT NULL"),
+        ),
+    )
+
+
 class TodoRow(Base):
     __tablename__ = "todos"
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[UUID] = mapped_column(sa.ForeignKey("projects.id", ondelete="CASCADE"))
+    # The project's owner (who never changes), kept on the row: the quota counts by it.
     owner_id: Mapped[UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    # Who made it; no foreign key, since it stays when that account is deleted.
+    created_by: Mapped[UUID]
     title: Mapped[str] = mapped_column(sa.String(TITLE_MAX_LENGTH))
     description: Mapped[str] = mapped_column(sa.Text, server_default="")
     priority: Mapped[int] = mapped_column(sa.SmallInteger, server_default="1")
@@ -135,28 +273,27 @@ class TodoRow(Base):
     version: Mapped[int] = mapped_column(server_default="1")
 
     __table_args__ = (
-        _keyset_index("owner_id", "created_at"),
-        _keyset_index("owner_id", "updated_at"),
-        _keyset_index("owner_id", "due_at"),
+        _keyset_index("created_at"),
+        _keyset_index("updated_at"),
+        _keyset_index("due_at"),
+        _due_at_nulls_last_index("ix_todos_project_id_due_at_last_id", descending=False),
+        _due_at_nulls_last_index("ix_todos_project_id_due_at_first_id", descending=True),
+        _keyset_index("priority"),
+        # Priority then due date (nulls last), the usual "what next" order: within one
+        # priority (a list sorted by priority is merged per priority) a range of this.
         sa.Index(
-            "ix_todos_owner_id_due_at_last_id",
-            "owner_id",
+            "ix_todos_project_id_priority_due_at_last_id",
+            "project_id",
+            "priority",
             DUE_AT_NULLS_LAST[False],
             "id",
             postgresql_where=LIVE,
             info=POSTGRESQL_ONLY,
         ).ddl_if(dialect="postgresql"),
-        sa.Index(
-            "ix_todos_owner_id_due_at_first_id",
-            "owner_id",
-            DUE_AT_NULLS_LAST[True],
-            "id",
-            postgresql_where=LIVE,
-            info=POSTGRESQL_ONLY,
-        ).ddl_if(dialect="postgresql"),
-        _keyset_index("owner_id", "priority"),
-        _keyset_index("owner_id", "title"),
-        _keyset_index("created_at"),
+        _keyset_index("title"),
+        # Every todo of a project, the trash included: the trash list, a project's deletion.
+        sa.Index(None, "project_id", "deleted_at"),
+        # The quota's count, and an account's deletion.
         sa.Index(None, "owner_id", "deleted_at"),
         sa.Index(None, "tags", postgresql_using="gin", info=POSTGRESQL_ONLY).ddl_if(
             dialect="postgresql"

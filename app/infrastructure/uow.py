@@ -11,11 +11,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.application.ports import StatementTimedOut
-from app.domain.errors import AccountGone
+from app.domain.errors import AccountGone, ProjectNotFound
 from app.infrastructure.db import TIMED_OUT, cancelled
 from app.infrastructure.driver_reads import DriverReads
+from app.infrastructure.repositories.activity import SqlAlchemyActivityRepository
 from app.infrastructure.repositories.base import Rows
 from app.infrastructure.repositories.idempotency_keys import SqlAlchemyIdempotencyKeyRepository
+from app.infrastructure.repositories.invitations import SqlAlchemyInvitationRepository
+from app.infrastructure.repositories.memberships import SqlAlchemyMembershipRepository
+from app.infrastructure.repositories.projects import SqlAlchemyProjectRepository
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
 from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenRepository
 from app.infrastructure.repositories.users import SqlAlchemyUserRepository
@@ -33,6 +37,14 @@ def _is_foreign_key_violation(exc: IntegrityError) -> bool:
         getattr(error, "sqlstate", None) == _FOREIGN_KEY_VIOLATION
         or getattr(error, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
     )
+
+
+def _names_a_project(exc: IntegrityError) -> bool:
+    """Whether the violated key refers to projects (PostgreSQL names the constraint; SQLite,
+    whose one writer cannot see a project vanish mid-transaction, does not)."""
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    return constraint.endswith("_projects")
 
 
 @contextmanager
@@ -132,8 +144,10 @@ class SqlStatements:
                 return await (await self._connect()).execute(statement, parameters)
         except IntegrityError as exc:
             if _is_foreign_key_violation(exc):
-                # Every foreign key here names the user a row belongs to, and a use case only
-                # writes rows of its caller: the caller's account was deleted meanwhile.
+                # A row refers to what a concurrent request deleted: a project (its deletion
+                # took the caller's access with it), else the caller's own account.
+                if _names_a_project(exc):
+                    raise ProjectNotFound from None
                 raise AccountGone from None
             raise
 
@@ -181,6 +195,10 @@ class SqlAlchemyUnitOfWork:
         self.todos = SqlAlchemyTodoRepository(statements)
         self.refresh_tokens = SqlAlchemyRefreshTokenRepository(statements)
         self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(statements)
+        self.projects = SqlAlchemyProjectRepository(statements)
+        self.memberships = SqlAlchemyMembershipRepository(statements)
+        self.invitations = SqlAlchemyInvitationRepository(statements)
+        self.activity = SqlAlchemyActivityRepository(statements)
 
     async def __aenter__(self) -> Self:
         return self

@@ -9,8 +9,11 @@ from uuid import UUID
 from fastapi import Depends, FastAPI, Form, Request
 from prometheus_client import CollectorRegistry
 
+from app.application.activity import ActivityService
 from app.application.auth import AuthService
+from app.application.invitations import InvitationService
 from app.application.ports import RevocationList, TokenIssuer, UnitOfWork
+from app.application.projects import ProjectService
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.domain.errors import InvalidToken
@@ -49,6 +52,9 @@ class Services(Protocol):
 
     def user_service(self, uow: UnitOfWork) -> UserService: ...
     def todo_service(self, uow: UnitOfWork) -> TodoService: ...
+    def project_service(self, uow: UnitOfWork) -> ProjectService: ...
+    def invitation_service(self, uow: UnitOfWork) -> InvitationService: ...
+    def activity_service(self, uow: UnitOfWork) -> ActivityService: ...
 
 
 def install_services(app: FastAPI, services: Services) -> None:
@@ -88,6 +94,16 @@ async def get_todo_service(request: Request) -> AsyncIterator[TodoService]:
         yield services_of(request).todo_service(uow)
 
 
+async def get_project_service(request: Request) -> AsyncIterator[ProjectService]:
+    async with services_of(request).unit_of_work() as uow:
+        yield services_of(request).project_service(uow)
+
+
+async def get_invitation_service(request: Request) -> AsyncIterator[InvitationService]:
+    async with services_of(request).unit_of_work() as uow:
+        yield services_of(request).invitation_service(uow)
+
+
 # A safe method's (GET's) service reads through a read-only unit of work, which holds no
 # connection and so has nothing to give back: a plain dependency, which FastAPI solves for
 # less than a generator's exit costs it (docs/performance.md).
@@ -101,11 +117,31 @@ async def get_todo_reader(request: Request) -> TodoService:
     return services.todo_service(services.unit_of_work(read_only=True))
 
 
+async def get_project_reader(request: Request) -> ProjectService:
+    services = services_of(request)
+    return services.project_service(services.unit_of_work(read_only=True))
+
+
+async def get_invitation_reader(request: Request) -> InvitationService:
+    services = services_of(request)
+    return services.invitation_service(services.unit_of_work(read_only=True))
+
+
+async def get_activity_reader(request: Request) -> ActivityService:
+    services = services_of(request)
+    return services.activity_service(services.unit_of_work(read_only=True))
+
+
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 TodoServiceDep = Annotated[TodoService, Depends(get_todo_service)]
 UserReaderDep = Annotated[UserService, Depends(get_user_reader)]
 TodoReaderDep = Annotated[TodoService, Depends(get_todo_reader)]
+ProjectServiceDep = Annotated[ProjectService, Depends(get_project_service)]
+ProjectReaderDep = Annotated[ProjectService, Depends(get_project_reader)]
+InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_service)]
+InvitationReaderDep = Annotated[InvitationService, Depends(get_invitation_reader)]
+ActivityReaderDep = Annotated[ActivityService, Depends(get_activity_reader)]
 
 
 def bearer_token(request: Request) -> str | None:

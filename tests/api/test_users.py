@@ -209,7 +209,7 @@ async def test_delete_me_removes_the_account_and_its_todos(
     assert (await client.delete(f"{API}/users/me", headers=ada.headers)).status_code == 204
     async with container.unit_of_work() as uow:
         assert await uow.users.get_by_email("ada@x.io") is None
-        assert await uow.todos.get(UUID(todo["id"])) is None
+        assert await uow.todos.get(UUID(todo["id"]), reader_id=UUID(todo["owner_id"])) is None
 
 
 async def test_admin_routes_are_403_for_users(client: AsyncClient, make_user: MakeUser) -> None:

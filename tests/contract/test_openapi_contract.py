@@ -52,6 +52,13 @@ ALSO_ACCEPTED = {
     "update_me": (422,),
     "update_todo": (412,),
     "delete_todo": (412,),
+    "list_projects": (400,),
+    "list_members": (400,),
+    "list_invitations": (400,),
+    "todo_activity": (400,),
+    "project_activity": (400,),
+    "update_project": (412,),
+    "delete_project": (412,),
 }
 
 

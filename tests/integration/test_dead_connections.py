@@ -12,11 +12,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.domain.projects import Project
 from app.domain.todos import Todo, TodoDraft
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from tests.conftest import empty_stores, on_postgres
+from tests.fakes import a_todo, inbox_id
 from tests.support import terminate_other_backends
 
 pytestmark = on_postgres
@@ -45,12 +47,13 @@ async def _user(engine: AsyncEngine) -> User:
     )
     async with SqlAlchemyUnitOfWork(engine) as uow:
         await uow.users.add(ada)
+        await uow.projects.add(Project.inbox(id=inbox_id(ada.id), owner_id=ada.id, now=NOW))
         await uow.commit()
     return ada
 
 
 def _todo(owner: User, title: str) -> Todo:
-    return Todo.new(TodoDraft(title=title), id=uuid.uuid4(), owner_id=owner.id, now=NOW)
+    return a_todo(owner.id, NOW, TodoDraft(title=title))
 
 
 async def _titles(engine: AsyncEngine) -> list[str]:

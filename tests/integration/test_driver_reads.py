@@ -16,18 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.application.ports import IdempotencyRecord, ServiceUnavailable
 from app.bootstrap import Container
 from app.config import Settings
+from app.domain.projects import Project, ProjectRole
 from app.domain.sessions import RefreshToken
 from app.domain.todos import DEFAULT_SORT, Priority, SortField, SortKey, Todo, TodoDraft, TodoFilter
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
 from app.infrastructure.driver_reads import DriverReads
 from app.infrastructure.repositories import idempotency_keys as key_sql
+from app.infrastructure.repositories import projects as project_sql
 from app.infrastructure.repositories import todos as todo_sql
 from app.infrastructure.repositories import tokens as token_sql
 from app.infrastructure.repositories import users as user_sql
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from app.tracing.sdk import new_provider
 from tests.conftest import empty_stores, on_postgres
+from tests.fakes import inbox_id
 from tests.support import terminate_other_backends
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -62,13 +65,16 @@ async def _seed(engine: AsyncEngine) -> tuple[User, list[Todo]]:
                 completed=i % 5 == 0,
             ),
             id=uuid.uuid4(),
+            project_id=inbox_id(ada.id),
             owner_id=ada.id,
+            created_by=ada.id,
             now=NOW + timedelta(seconds=i),
         )
         for i in range(12)
     ]
     async with SqlAlchemyUnitOfWork(engine) as uow:
         await uow.users.add(ada)
+        await uow.projects.add(Project.inbox(id=inbox_id(ada.id), owner_id=ada.id, now=NOW))
         for todo in todos:
             await uow.todos.add(todo)
         await uow.refresh_tokens.add(
@@ -102,7 +108,9 @@ def _find(
     fields: dict[str, Any] = {
         "postgres": True,
         "deleted": False,
-        "owner": True,
+        "member": True,
+        "owner": False,
+        "projects": False,
         "completed": False,
         "priorities": False,
         "tags": 0,
@@ -124,12 +132,25 @@ async def test_reads_through_the_driver_return_what_sqlalchemy_returns(engine: A
         SortKey(SortField.DUE_AT, descending=False),
         SortKey(SortField.PRIORITY, descending=True),
     ]
-    base = {"owner_id": ada.id, "limit": 5, "now": NOW, "due_before": None, "due_after": None}
+    base = {
+        "member_id": ada.id,
+        "ranks": [0, 1, 2, 3],
+        "limit": 5,
+        "now": NOW,
+        "due_before": None,
+        "due_after": None,
+    }
     users_found = user_sql._find_statement(role=True, is_active=True, text=True, after=True)
     cases: list[tuple[sa.Executable, dict[str, Any]]] = [
-        (todo_sql._BY_ID, {"match_id": todos[4].id}),
-        (todo_sql._BY_ID, {"match_id": uuid.uuid4()}),  # no row
-        (todo_sql._STATS, {"owner_id": ada.id, "now": NOW}),
+        (todo_sql._BY_ID, {"match_id": todos[4].id, "reader_id": ada.id}),
+        (todo_sql._BY_ID, {"match_id": uuid.uuid4(), "reader_id": ada.id}),  # no row
+        (
+            todo_sql._stats_statement(
+                todo_sql._stats_shape(TodoFilter(member_id=ada.id), postgres=True)
+            ),
+            {"member_id": ada.id, "now": NOW},
+        ),
+        (project_sql._BY_ID, {"match_id": inbox_id(ada.id), "reader_id": ada.id}),
         (user_sql._BY_ID, {"match_id": ada.id}),
         (user_sql._BY_EMAIL, {"match_email": "ada@x.io"}),
         (
@@ -163,9 +184,10 @@ async def test_reads_through_the_driver_return_what_sqlalchemy_returns(engine: A
         assert got == expected, statement
         # Same names, same order of columns: rows are matched by name from here on.
         assert [list(row) for row in got] == [list(row) for row in expected]
-    assert len(await reads.rows(todo_sql._BY_ID, {"match_id": todos[4].id})) == 1
+    by_id = {"match_id": todos[4].id, "reader_id": ada.id}
+    assert len(await reads.rows(todo_sql._BY_ID, by_id)) == 1
     # The tags come back as lists, as SQLAlchemy's ARRAY type gives them.
-    (row,) = await reads.rows(todo_sql._BY_ID, {"match_id": todos[2].id})
+    (row,) = await reads.rows(todo_sql._BY_ID, {**by_id, "match_id": todos[2].id})
     assert row["tags"] == ["home", "work"]
 
 
@@ -179,7 +201,7 @@ async def test_a_statement_with_values_of_its_own_or_missing_parameters_is_refus
     inline = sa.select(todo_sql.todos).where(todo_sql.todos.c.id == uuid.uuid4())
     with pytest.raises(ValueError, match="values carried"):
         await reads.rows(inline, {})
-    with pytest.raises(ValueError, match=r"parameters missing \['match_id'\]"):
+    with pytest.raises(ValueError, match=r"parameters missing \['match_id'"):
         await reads.rows(todo_sql._BY_ID, {})
     with pytest.raises(TypeError, match="SELECT"):
         await reads.rows(sa.text("SELECT 1"), {})
@@ -211,7 +233,7 @@ async def test_while_tracing_every_read_goes_through_sqlalchemys_execute_events(
             container.engine.sync_engine, "before_cursor_execute", lambda *a: seen.append(a[2])
         )
         async with container.unit_of_work(read_only=True) as uow:
-            assert await uow.todos.get(uuid.uuid4()) is None
+            assert await uow.todos.get(uuid.uuid4(), reader_id=uuid.uuid4()) is None
         assert len(seen) == 1
         assert "FROM todos" in seen[0]
     finally:
@@ -226,7 +248,9 @@ async def test_a_database_that_cannot_be_reached_is_service_unavailable(
     engine = create_engine(url, autocommit=True)
     try:
         with pytest.raises(ServiceUnavailable):
-            await DriverReads(engine, pool_size=1).rows(todo_sql._BY_ID, {"match_id": uuid.uuid4()})
+            await DriverReads(engine, pool_size=1).rows(
+                todo_sql._BY_ID, {"match_id": uuid.uuid4(), "reader_id": uuid.uuid4()}
+            )
     finally:
         await engine.dispose()
 
@@ -243,9 +267,9 @@ async def test_reads_answer_after_every_pooled_connection_was_closed_by_the_serv
     assert await terminate_other_backends(settings.database_url) == 3
     # The first read is lent a dead connection, then the next: it reads again until a fresh
     # one answers. Never a fault, and the next reads too.
-    assert await reads.todos.get(todos[0].id) == todos[0]
-    assert await reads.todos.get(todos[1].id) == todos[1]
+    assert await reads.todos.get(todos[0].id, reader_id=ada.id) == (todos[0], ProjectRole.OWNER)
+    assert await reads.todos.get(todos[1].id, reader_id=ada.id) == (todos[1], ProjectRole.OWNER)
     found = await reads.todos.find(
-        TodoFilter(owner_id=ada.id), sort=DEFAULT_SORT, after=None, limit=3, now=NOW
+        TodoFilter(member_id=ada.id), sort=DEFAULT_SORT, after=None, limit=3, now=NOW
     )
     assert [todo.id for todo in found] == [todo.id for todo in todos[::-1][:3]]

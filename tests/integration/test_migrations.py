@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from alembic import command
 from app.infrastructure.db import create_engine
 from app.infrastructure.migration_lock import MIGRATION_LOCK
-from app.infrastructure.orm import TodoRow
+from app.infrastructure.orm import TagList, TodoRow
 from harness.migrations import (
     ROOT,
     alembic_config,
@@ -34,6 +34,17 @@ from harness.migrations import (
     libpq_url,
 )
 from tests.conftest import on_postgres
+
+HEAD_TABLES = {
+    "users",
+    "todos",
+    "refresh_tokens",
+    "idempotency_keys",
+    "projects",
+    "memberships",
+    "invitations",
+    "activity",
+}
 
 
 @pytest.fixture
@@ -65,7 +76,7 @@ async def _tables(url: str) -> set[str]:
 
 async def test_upgrade_downgrade_upgrade_and_no_drift(scratch_url: str) -> None:
     await _alembic(scratch_url, "upgrade", "head")
-    assert await _tables(scratch_url) == {"users", "todos", "refresh_tokens", "idempotency_keys"}
+    assert await _tables(scratch_url) == HEAD_TABLES
     await _alembic(scratch_url, "downgrade", "base")
     assert await _tables(scratch_url) == set()
     await _alembic(scratch_url, "upgrade", "head")
@@ -289,5 +300,123 @@ async def test_three_concurrent_upgrades_of_an_empty_database_end_at_head_withou
     await engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(scratch_url)).get_current_head()
     assert [row.version_num for row in versions] == [head]
-    assert await _tables(scratch_url) == {"users", "todos", "refresh_tokens", "idempotency_keys"}
+    assert await _tables(scratch_url) == HEAD_TABLES
     await _alembic(scratch_url, "check")
+
+
+def _uuid(value: object) -> uuid.UUID:
+    """A UUID as a raw query returns it: PostgreSQL's uuid, or SQLite's hex text."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _utc(value: object) -> datetime:
+    """A time as a raw query returns it: PostgreSQL's aware one, or SQLite's naive UTC text."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _users_at_0009() -> sa.TableClause:
+    return sa.table(
+        "users",
+        sa.column("id", sa.Uuid()),
+        sa.column("email", sa.String()),
+        sa.column("password_hash", sa.String()),
+        sa.column("role", sa.String()),
+        sa.column("is_active", sa.Boolean()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("updated_at", sa.DateTime(timezone=True)),
+    )
+
+
+def _todos_at_0009() -> sa.TableClause:
+    return sa.table(
+        "todos",
+        sa.column("id", sa.Uuid()),
+        sa.column("owner_id", sa.Uuid()),
+        sa.column("title", sa.String()),
+        sa.column("completed", sa.Boolean()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("updated_at", sa.DateTime(timezone=True)),
+        sa.column("deleted_at", sa.DateTime(timezone=True)),
+        sa.column("tags", TagList),
+    )
+
+
+async def test_0010_gives_every_account_its_inbox_with_its_todos_and_downgrades(
+    scratch_url: str,
+) -> None:
+    """A database at 0009 with accounts and todos (one in the trash, one account without any):
+    each account gets one Inbox, owned, with its owner's membership, made as of the account;
+    each todo lands in its owner's Inbox, made by its owner, nothing else about it changed.
+    Downgrade gives back the 0009 tables with every todo as it was."""
+    await _alembic(scratch_url, "upgrade", "0009")
+    engine = create_engine(scratch_url)
+    users, todos = _users_at_0009(), _todos_at_0009()
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    accounts = {uuid.uuid4(): now - timedelta(days=n) for n in range(3)}
+    first, second, _without_todos = accounts
+    owned = {
+        uuid.uuid4(): (owner, f"todo {n}", now if n == 0 else None)
+        for n, owner in enumerate([first, second, first])
+    }
+    async with engine.begin() as connection:
+        for n, (user_id, created) in enumerate(accounts.items()):
+            await connection.execute(
+                users.insert().values(
+                    id=user_id,
+                    email=f"u{n}@x.io",
+                    password_hash="h",
+                    role="user",
+                    is_active=True,
+                    created_at=created,
+                    updated_at=created,
+                )
+            )
+        for todo_id, (owner, title, deleted_at) in owned.items():
+            await connection.execute(
+                todos.insert().values(
+                    id=todo_id,
+                    owner_id=owner,
+                    title=title,
+                    completed=False,
+                    created_at=now,
+                    updated_at=now,
+                    deleted_at=deleted_at,
+                    tags=["t"],
+                )
+            )
+        before = {row.id: tuple(row) for row in await connection.execute(sa.select(todos))}
+
+    await _alembic(scratch_url, "upgrade", "head")
+    async with engine.connect() as connection:
+        inboxes = (
+            await connection.execute(
+                sa.text("SELECT id, owner_id, name, is_inbox, version, created_at FROM projects")
+            )
+        ).all()
+        members = (
+            await connection.execute(sa.text("SELECT project_id, user_id, role FROM memberships"))
+        ).all()
+        moved = (
+            await connection.execute(
+                sa.text("SELECT id, project_id, owner_id, created_by, version FROM todos")
+            )
+        ).all()
+    inbox_of = {_uuid(row.owner_id): _uuid(row.id) for row in inboxes}
+    assert set(inbox_of) == set(accounts)  # one each, the account without todos too
+    assert {(r.name, bool(r.is_inbox), r.version) for r in inboxes} == {("Inbox", True, 1)}
+    assert {_uuid(row.owner_id): _utc(row.created_at) for row in inboxes} == accounts
+    assert {(_uuid(r.project_id), _uuid(r.user_id), r.role) for r in members} == {
+        (project_id, owner, "owner") for owner, project_id in inbox_of.items()
+    }
+    assert {
+        _uuid(r.id): (_uuid(r.project_id), _uuid(r.owner_id), _uuid(r.created_by), r.version)
+        for r in moved
+    } == {todo_id: (inbox_of[owner], owner, owner, 1) for todo_id, (owner, _, _) in owned.items()}
+
+    await _alembic(scratch_url, "downgrade", "0009")
+    assert await _tables(scratch_url) == {"users", "todos", "refresh_tokens", "idempotency_keys"}
+    async with engine.connect() as connection:
+        after = {row.id: tuple(row) for row in await connection.execute(sa.select(todos))}
+    await engine.dispose()
+    assert after == before

@@ -7,15 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.pool import QueuePool
 
-from app.application.ports import IdempotencyRecord
+from app.application.ports import IdempotencyRecord, UnitOfWork
 from app.config import Settings
 from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
+from app.domain.projects import Project, ProjectRole
 from app.domain.sessions import RefreshToken
 from app.domain.todos import DEFAULT_SORT, Priority, Todo, TodoChanges, TodoDraft, TodoFilter
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from tests.conftest import empty_stores, on_postgres
+from tests.fakes import a_todo, inbox_id
 
 NOW = datetime.now(UTC)
 UowFactory = Callable[[], SqlAlchemyUnitOfWork]
@@ -43,8 +45,14 @@ def _user(email: str, role: Role = Role.USER) -> User:
 
 
 def _todo(owner: User, **fields: object) -> Todo:
+    """A todo in the owner's Inbox (which `_add_user` makes)."""
     draft = TodoDraft(**{"title": "t", **fields})  # type: ignore[arg-type]
-    return Todo.new(draft, id=uuid.uuid4(), owner_id=owner.id, now=NOW)
+    return a_todo(owner.id, NOW, draft)
+
+
+async def _add_user(uow: UnitOfWork, user: User) -> None:
+    await uow.users.add(user)
+    await uow.projects.add(Project.inbox(id=inbox_id(user.id), owner_id=user.id, now=NOW))
 
 
 async def test_uncommitted_work_is_rolled_back(uow_factory: UowFactory) -> None:
@@ -95,7 +103,7 @@ async def test_save_is_compare_and_set_on_version(uow_factory: UowFactory) -> No
     ada = _user("ada@x.io")
     todo = _todo(ada)
     async with uow_factory() as uow:
-        await uow.users.add(ada)
+        await _add_user(uow, ada)
         await uow.todos.add(todo)
         await uow.commit()
     newer = todo.apply(TodoChanges(title="new"), NOW)
@@ -104,9 +112,9 @@ async def test_save_is_compare_and_set_on_version(uow_factory: UowFactory) -> No
         assert not await uow.todos.save(newer, expected_version=1)
         await uow.commit()
     async with uow_factory() as uow:
-        stored = await uow.todos.get(todo.id)
-    assert stored is not None
-    assert (stored.title, stored.version) == ("new", 2)
+        found = await uow.todos.get(todo.id, reader_id=ada.id)
+    assert found is not None
+    assert (found[0].title, found[0].version, found[1]) == ("new", 2, ProjectRole.OWNER)
 
 
 async def test_tags_filter_means_has_all_of(uow_factory: UowFactory) -> None:
@@ -114,19 +122,19 @@ async def test_tags_filter_means_has_all_of(uow_factory: UowFactory) -> None:
     both = _todo(ada, tags=("home", "work"))
     one = _todo(ada, tags=("work",))
     async with uow_factory() as uow:
-        await uow.users.add(ada)
+        await _add_user(uow, ada)
         for todo in (both, one, _todo(ada)):
             await uow.todos.add(todo)
         await uow.commit()
         found = await uow.todos.find(
-            TodoFilter(owner_id=ada.id, tags=("home", "work")),
+            TodoFilter(member_id=ada.id, tags=("home", "work")),
             sort=DEFAULT_SORT,
             after=None,
             limit=10,
             now=NOW,
         )
         work = await uow.todos.find(
-            TodoFilter(owner_id=ada.id, tags=("work",)),
+            TodoFilter(member_id=ada.id, tags=("work",)),
             sort=DEFAULT_SORT,
             after=None,
             limit=10,
@@ -147,11 +155,11 @@ async def test_round_trip_keeps_every_field(uow_factory: UowFactory) -> None:
         completed=True,
     )
     async with uow_factory() as uow:
-        await uow.users.add(ada)
+        await _add_user(uow, ada)
         await uow.todos.add(todo)
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.todos.get(todo.id) == todo
+        assert await uow.todos.get(todo.id, reader_id=ada.id) == (todo, ProjectRole.OWNER)
 
 
 async def test_active_admins_are_listed(uow_factory: UowFactory) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.domain.projects import Project
 from app.domain.todos import DEFAULT_SORT, TodoFilter
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
@@ -50,21 +51,23 @@ async def _user_with_many_todos(engine: AsyncEngine) -> uuid.UUID:
         created_at=NOW,
         updated_at=NOW,
     )
+    inbox = Project.inbox(id=uuid.uuid4(), owner_id=user.id, now=NOW)
     async with SqlAlchemyUnitOfWork(engine) as uow:
         await uow.users.add(user)
+        await uow.projects.add(inbox)
         await uow.commit()
     async with engine.begin() as connection:
         await connection.execute(
             sa.text(
-                "INSERT INTO todos (id, owner_id, title, description, priority, tags, completed,"
-                " created_at, updated_at, version)"
-                " SELECT gen_random_uuid(), :owner, CASE WHEN n % 5000 = 0"
+                "INSERT INTO todos (id, project_id, owner_id, created_by, title, description,"
+                " priority, tags, completed, created_at, updated_at, version)"
+                " SELECT gen_random_uuid(), :project, :owner, :owner, CASE WHEN n % 5000 = 0"
                 " THEN 'Call the plumber ' || n ELSE 'Buy milk number ' || (n % 50) END,"
                 " CASE WHEN n % 3 = 0 THEN 'Remember the shop first.' ELSE '' END, 1, '{}',"
                 " false, :now - n * interval '1 minute', :now, 1"
                 " FROM generate_series(1, :count) AS n"
             ),
-            {"owner": user.id, "now": NOW, "count": TODOS},
+            {"project": inbox.id, "owner": user.id, "now": NOW, "count": TODOS},
         )
     async with engine.connect() as connection:
         # What autovacuum does in time: statistics, and the GIN pending list merged into the
@@ -114,7 +117,7 @@ async def test_a_search_in_many_todos_is_looked_up_in_the_trigram_indexes(
     engine: AsyncEngine, text: str
 ) -> None:
     owner = await _user_with_many_todos(engine)
-    plan = await _plan(engine, TodoFilter(owner_id=owner, text=text))
+    plan = await _plan(engine, TodoFilter(member_id=owner, text=text))
     nodes = list(_nodes(plan))
     used = {node["Index Name"] for node in nodes if "Index Name" in node}
     assert used >= TRIGRAM_INDEXES, json.dumps(plan, indent=1)
@@ -146,10 +149,25 @@ async def test_a_search_run_again_and_again_is_still_planned_for_its_own_text(
             )
             await connection.execute(
                 sa.text(
-                    "INSERT INTO todos (id, owner_id, title, description, priority, tags,"
-                    " completed, created_at, updated_at, version) SELECT gen_random_uuid(),"
-                    " users.id, 'Other ' || n, '', 1, '{}', false, :now, :now, 1"
-                    " FROM users CROSS JOIN generate_series(1, 20) AS n"
+                    "INSERT INTO projects (id, owner_id, name, description, is_inbox, created_at,"
+                    " updated_at, version) SELECT gen_random_uuid(), id, 'Inbox', '', true,"
+                    " :now, :now, 1 FROM users"
+                ),
+                {"now": NOW},
+            )
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO memberships (project_id, user_id, role, added_at)"
+                    " SELECT id, owner_id, 'owner', created_at FROM projects"
+                )
+            )
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO todos (id, project_id, owner_id, created_by, title, description,"
+                    " priority, tags, completed, created_at, updated_at, version) SELECT"
+                    " gen_random_uuid(), projects.id, projects.owner_id, projects.owner_id,"
+                    " 'Other ' || n, '', 1, '{}', false, :now, :now, 1"
+                    " FROM projects CROSS JOIN generate_series(1, 20) AS n"
                 ),
                 {"now": NOW},
             )
@@ -159,7 +177,7 @@ async def test_a_search_run_again_and_again_is_still_planned_for_its_own_text(
             reads = DriverReads(engine, pool_size=1)
             async with SqlAlchemyUnitOfWork(engine, read_only=True, reads=reads) as uow:
                 await uow.todos.find(
-                    TodoFilter(owner_id=owner, text="zzyzx"),
+                    TodoFilter(member_id=owner, text="zzyzx"),
                     sort=DEFAULT_SORT,
                     after=None,
                     limit=21,

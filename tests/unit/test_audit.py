@@ -9,7 +9,7 @@ from app.application.users import UserService
 from app.domain.errors import InvalidCredentials, PreconditionFailed
 from app.domain.todos import TodoChanges, TodoDraft
 from app.domain.users import Actor, Role, UserChanges
-from tests.fakes import PASSWORD, InMemoryUnitOfWork, RecordingAuditTrail, a_user
+from tests.fakes import PASSWORD, InMemoryUnitOfWork, RecordingAuditTrail, a_user, give_inbox
 
 
 async def test_logins_are_recorded_with_the_normalised_email_when_they_fail(
@@ -56,6 +56,7 @@ async def test_an_admins_write_to_another_users_todo_is_recorded_after_its_commi
     todos: TodoService, uow: InMemoryUnitOfWork, audit: RecordingAuditTrail
 ) -> None:
     admin, ada = a_user(email="admin@x.io", role=Role.ADMIN), a_user(email="ada@x.io")
+    give_inbox(uow.state, ada.id)
     todo, _ = await todos.create(Actor.of(ada), TodoDraft(title="hers"))
     commits = uow.commits
 
@@ -71,9 +72,10 @@ async def test_an_admins_write_to_another_users_todo_is_recorded_after_its_commi
 
 
 async def test_a_write_to_ones_own_todo_is_not_recorded(
-    todos: TodoService, audit: RecordingAuditTrail
+    todos: TodoService, uow: InMemoryUnitOfWork, audit: RecordingAuditTrail
 ) -> None:
     ada = Actor.of(a_user(email="ada@x.io"))
+    give_inbox(uow.state, ada.user_id)
     todo, _ = await todos.create(ada, TodoDraft(title="mine"))
     await todos.update(ada, todo.id, TodoChanges(title="still mine"))
     await todos.delete(ada, todo.id)

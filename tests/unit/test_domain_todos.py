@@ -24,6 +24,7 @@ from app.domain.todos import (
     normalise_title,
     parse_sort,
 )
+from tests.fakes import a_todo as stored_todo
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -45,7 +46,7 @@ def a_todo(
         tags=tags,
         completed=completed,
     )
-    return Todo.new(draft, id=uuid4(), owner_id=uuid4(), now=NOW)
+    return stored_todo(uuid4(), NOW, draft)
 
 
 # Titles

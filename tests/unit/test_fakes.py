@@ -14,10 +14,13 @@ from tests.fakes import (
     FakeClock,
     FakePasswordHasher,
     InMemoryRefreshTokenRepository,
+    InMemoryState,
     InMemoryTodoRepository,
     InMemoryUnitOfWork,
     InMemoryUserRepository,
+    a_todo,
     a_user,
+    give_inbox,
 )
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
@@ -61,28 +64,32 @@ async def test_email_is_unique_on_add_and_update() -> None:
 
 async def test_save_is_compare_and_set_on_the_version() -> None:
     todos = InMemoryTodoRepository()
-    todo = Todo.new(TodoDraft(title="t"), id=uuid4(), owner_id=uuid4(), now=NOW)
+    todo = a_todo(uuid4(), NOW, TodoDraft(title="t"))
     await todos.add(todo)
     v2 = todo.apply(TodoChanges(title="v2"), NOW)
 
     assert await todos.save(v2, expected_version=1)
     assert not await todos.save(v2.apply(TodoChanges(title="late"), NOW), expected_version=1)
-    assert await todos.get(todo.id) == v2
+    assert todos.stored(todo.id) == v2
     assert not await todos.delete(todo.id, expected_version=1)
     assert await todos.delete(todo.id, expected_version=2)
 
 
 async def test_find_puts_nulls_last_both_ways_and_resumes_after_a_null() -> None:
-    todos = InMemoryTodoRepository()
+    state = InMemoryState()
+    todos = InMemoryTodoRepository(state)
     owner = uuid4()
+    give_inbox(state, owner)
     dues = [None, NOW, NOW + timedelta(days=1), None]
     for due in dues:
         draft = TodoDraft(title="t", due_at=due)
-        await todos.add(Todo.new(draft, id=uuid4(), owner_id=owner, now=NOW))
+        await todos.add(a_todo(owner, NOW, draft))
 
     async def order(descending: bool, after: tuple[object, ...] | None = None) -> list[Todo]:
         sort = [SortKey(field=SortField.DUE_AT, descending=descending)]
-        return await todos.find(TodoFilter(), sort=sort, after=after, limit=10, now=NOW)
+        return await todos.find(
+            TodoFilter(member_id=owner), sort=sort, after=after, limit=10, now=NOW
+        )
 
     ascending, descending = await order(False), await order(True)
     assert [t.due_at for t in ascending] == [NOW, NOW + timedelta(days=1), None, None]

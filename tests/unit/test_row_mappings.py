@@ -14,10 +14,28 @@ import sqlalchemy as sa
 
 from app.domain.todos import Priority, Todo, TodoDraft
 from app.infrastructure.orm import Base
-from app.infrastructure.repositories import idempotency_keys, todos, tokens, users
+from app.infrastructure.repositories import (
+    activity,
+    idempotency_keys,
+    invitations,
+    memberships,
+    projects,
+    todos,
+    tokens,
+    users,
+)
 from app.infrastructure.repositories.rows import RowMapper
 
-REPOSITORIES: tuple[ModuleType, ...] = (users, todos, tokens, idempotency_keys)
+REPOSITORIES: tuple[ModuleType, ...] = (
+    users,
+    todos,
+    tokens,
+    idempotency_keys,
+    projects,
+    memberships,
+    invitations,
+    activity,
+)
 
 
 def mappers() -> list[RowMapper[Any]]:
@@ -89,10 +107,13 @@ def test_the_check_finds_a_column_with_no_field_and_a_field_with_no_column() -> 
 
 
 def test_a_row_is_read_by_name_whatever_the_order_of_its_columns() -> None:
+    owner = uuid4()
     todo = Todo.new(
         TodoDraft(title="milk", priority=Priority.HIGH, tags=("home",)),
         id=uuid4(),
-        owner_id=uuid4(),
+        project_id=uuid4(),
+        owner_id=owner,
+        created_by=owner,
         now=datetime.now(UTC),
     )
     row = todos.TODOS.values(todo)

@@ -18,6 +18,7 @@ from app.domain.errors import (
     PreconditionFailed,
     TodoNotFound,
 )
+from app.domain.projects import ProjectRole
 from app.domain.todos import (
     DEFAULT_SORT,
     Priority,
@@ -35,7 +36,9 @@ from tests.fakes import (
     InMemoryState,
     InMemoryTodoRepository,
     InMemoryUnitOfWork,
+    a_todo,
     a_user,
+    give_inbox,
 )
 
 ALICE = Actor.of(a_user(email="alice@example.io"))
@@ -57,9 +60,17 @@ async def _seed(uow: InMemoryUnitOfWork, todo: Todo) -> Todo:
 
 
 def _todo(owner: Actor, now: datetime, draft: TodoDraft | None = None) -> Todo:
-    return Todo.new(
-        draft or TodoDraft(title="Buy milk"), id=uuid4(), owner_id=owner.user_id, now=now
-    )
+    """A todo in its owner's Inbox (which the `inboxes` fixture made)."""
+    return a_todo(owner.user_id, now, draft)
+
+
+@pytest.fixture(autouse=True)
+async def inboxes(uow: InMemoryUnitOfWork, clock: FakeClock) -> None:
+    """Every actor's Inbox, as their account's creation made it."""
+    for actor in (ALICE, BOB, ADMIN, GUEST, AUDITOR):
+        give_inbox(uow.state, actor.user_id, clock.now())
+    await uow.commit()
+    uow.commits = 0  # the tests count their own
 
 
 async def _list(
@@ -103,7 +114,7 @@ async def test_someone_elses_todo_is_not_found_never_forbidden(
         await todos.delete(ALICE, todo.id)
     with pytest.raises(TodoNotFound):
         await todos.delete(ALICE, todo.id, permanent=True)
-    assert await uow.todos.get(todo.id) == todo
+    assert uow.todos.stored(todo.id) == todo
 
 
 async def test_unknown_todo_is_not_found(todos: TodoService) -> None:
@@ -128,7 +139,7 @@ async def test_guest_reads_but_every_write_is_permission_denied(
         await todos.delete(GUEST, own.id)
     with pytest.raises(PermissionDenied):
         await todos.restore(GUEST, trashed.id)
-    assert await uow.todos.get(own.id) == own
+    assert uow.todos.stored(own.id) == own
     assert len(uow.state.todos) == 2
 
 
@@ -153,7 +164,7 @@ async def test_read_all_without_write_all_sees_but_cannot_change_others_todos(
         await todos.update(AUDITOR, todo.id, TodoChanges(title="edited"))
     with pytest.raises(PermissionDenied):
         await todos.delete(AUDITOR, todo.id)
-    assert await uow.todos.get(todo.id) == todo
+    assert uow.todos.stored(todo.id) == todo
 
 
 # Update and versions
@@ -171,7 +182,7 @@ async def test_update_applies_the_changes_as_a_new_version(
 
     assert updated.version == 2
     assert updated.completed_at == clock.now()
-    assert await uow.todos.get(todo.id) == updated
+    assert uow.todos.stored(todo.id) == updated
 
 
 async def test_stale_version_is_refused_and_changes_nothing(
@@ -186,7 +197,7 @@ async def test_stale_version_is_refused_and_changes_nothing(
     with pytest.raises(PreconditionFailed):
         await todos.delete(ALICE, todo.id, expected_version=1)
 
-    assert await uow.todos.get(todo.id) == current
+    assert uow.todos.stored(todo.id) == current
     assert uow.commits == commits
 
 
@@ -195,13 +206,13 @@ async def test_stale_version_on_permanent_delete_from_the_trash_keeps_the_todo(
 ) -> None:
     todo = await _seed(uow, _todo(ALICE, clock.now()))
     await todos.delete(ALICE, todo.id)
-    trashed = await uow.todos.get(todo.id)
+    trashed = uow.todos.stored(todo.id)
 
     with pytest.raises(PreconditionFailed):
         await todos.delete(ALICE, todo.id, permanent=True, expected_version=1)
 
     assert trashed is not None
-    assert await uow.todos.get(todo.id) == trashed
+    assert uow.todos.stored(todo.id) == trashed
 
 
 async def test_no_op_update_keeps_the_version(
@@ -213,7 +224,7 @@ async def test_no_op_update_keeps_the_version(
     same = await todos.update(ALICE, todo.id, TodoChanges(title="Buy milk"), expected_version=1)
 
     assert same == todo
-    assert await uow.todos.get(todo.id) == todo
+    assert uow.todos.stored(todo.id) == todo
 
 
 class RacingTodoRepository(InMemoryTodoRepository):
@@ -224,14 +235,17 @@ class RacingTodoRepository(InMemoryTodoRepository):
         self._uow = uow
         self.races = races
 
-    async def get(self, todo_id: UUID) -> Todo | None:
-        todo = await super().get(todo_id)
-        if todo is not None and self.races > 0:
+    async def get(
+        self, todo_id: UUID, *, reader_id: UUID
+    ) -> tuple[Todo, ProjectRole | None] | None:
+        found = await super().get(todo_id, reader_id=reader_id)
+        if found is not None and self.races > 0:
             self.races -= 1
+            todo = found[0]
             rival = todo.apply(TodoChanges(description=f"rival {todo.version}"), todo.updated_at)
             await super().save(rival, expected_version=todo.version)
             await self._uow.commit()
-        return todo
+        return found
 
 
 async def test_concurrent_write_without_if_match_is_retried_on_the_fresh_version(
@@ -244,7 +258,7 @@ async def test_concurrent_write_without_if_match_is_retried_on_the_fresh_version
 
     assert updated.version == 3  # 1, the rival's 2, then ours
     assert (updated.title, updated.description) == ("ours", "rival 1")
-    assert await uow.todos.get(todo.id) == updated
+    assert uow.todos.stored(todo.id) == updated
     assert uow.rollbacks == 1
 
 
@@ -257,7 +271,7 @@ async def test_concurrent_write_with_if_match_is_precondition_failed(
     with pytest.raises(PreconditionFailed):
         await todos.update(ALICE, todo.id, TodoChanges(title="ours"), expected_version=1)
 
-    stored = await uow.todos.get(todo.id)
+    stored = uow.todos.stored(todo.id)
     assert stored is not None
     assert stored.title == "Buy milk"
 
@@ -271,7 +285,7 @@ async def test_update_gives_up_after_losing_every_race(
     with pytest.raises(PreconditionFailed):
         await todos.update(ALICE, todo.id, TodoChanges(title="ours"))
 
-    stored = await uow.todos.get(todo.id)
+    stored = uow.todos.stored(todo.id)
     assert stored is not None
     assert stored.title == "Buy milk"
 
@@ -321,7 +335,7 @@ async def test_permanent_delete_empties_a_todo_from_the_trash(
 
     await todos.delete(ALICE, todo.id, permanent=True)
 
-    assert await uow.todos.get(todo.id) is None
+    assert uow.todos.stored(todo.id) is None
     assert (await _list(todos, ALICE, TodoFilter(deleted=True))).items == []
 
 
@@ -521,16 +535,16 @@ async def test_owner_id_filter_without_read_all_is_permission_denied(
         await _list(todos, ALICE, TodoFilter(owner_id=BOB.user_id))
 
 
-async def test_admin_lists_everyones_todos_or_one_owners(
+async def test_admin_lists_their_own_projects_or_one_owners(
     todos: TodoService, uow: InMemoryUnitOfWork, clock: FakeClock
 ) -> None:
-    alices = await _seed(uow, _todo(ALICE, clock.now()))
+    await _seed(uow, _todo(ALICE, clock.now()))
     bobs = await _seed(uow, _todo(BOB, clock.now()))
 
-    everyone = await _list(todos, ADMIN)
+    own = await _list(todos, ADMIN)
     only_bob = await _list(todos, ADMIN, TodoFilter(owner_id=BOB.user_id))
 
-    assert {t.id for t in everyone.items} == {alices.id, bobs.id}
+    assert own.items == []  # todos:read_all adds no project to the admin's own list
     assert [t.id for t in only_bob.items] == [bobs.id]
 
 

@@ -15,9 +15,17 @@ from app.domain.errors import (
     UserNotFound,
 )
 from app.domain.sessions import RefreshToken
-from app.domain.todos import Todo, TodoDraft
+from app.domain.todos import TodoDraft
 from app.domain.users import Actor, Role, User, UserChanges, UserFilter
-from tests.fakes import PASSWORD, FakeClock, FakePasswordHasher, InMemoryUnitOfWork, a_user
+from tests.fakes import (
+    PASSWORD,
+    FakeClock,
+    FakePasswordHasher,
+    InMemoryUnitOfWork,
+    a_todo,
+    a_user,
+    give_inbox,
+)
 
 
 async def _add(uow: InMemoryUnitOfWork, *users: User) -> None:
@@ -396,8 +404,9 @@ async def test_delete_me_takes_the_users_todos_with_them(
 ) -> None:
     user, other = a_user(), a_user(email="other@example.io")
     await _add(uow, user, other)
-    mine = Todo.new(TodoDraft(title="mine"), id=uuid4(), owner_id=user.id, now=clock.now())
-    theirs = Todo.new(TodoDraft(title="theirs"), id=uuid4(), owner_id=other.id, now=clock.now())
+    give_inbox(uow.state, user.id), give_inbox(uow.state, other.id)
+    mine = a_todo(user.id, clock.now(), TodoDraft(title="mine"))
+    theirs = a_todo(other.id, clock.now(), TodoDraft(title="theirs"))
     await uow.todos.add(mine)
     await uow.todos.add(theirs)
     await uow.commit()
@@ -405,8 +414,8 @@ async def test_delete_me_takes_the_users_todos_with_them(
     await users.delete_me(Actor.of(user))
 
     assert await uow.users.get(user.id) is None
-    assert await uow.todos.get(mine.id) is None
-    assert await uow.todos.get(theirs.id) == theirs
+    assert uow.todos.stored(mine.id) is None
+    assert uow.todos.stored(theirs.id) == theirs
 
 
 # List

@@ -12,22 +12,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from app.application.ports import SortValues, TodoStats
+from app.domain.projects import ProjectRole
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
-from app.infrastructure.orm import TAG_ARRAY, TodoRow
+from app.infrastructure.orm import TAG_ARRAY, MembershipRow, ProjectRow, TodoRow
 from app.infrastructure.repositories.base import SqlRepository, like_escaped
 from app.infrastructure.repositories.rows import RowMapper
 
 todos = cast(sa.Table, TodoRow.__table__)
+memberships = cast(sa.Table, MembershipRow.__table__)
+projects = cast(sa.Table, ProjectRow.__table__)
 
-_SORT_COLUMNS: dict[SortField, sa.ColumnElement[Any]] = {
-    SortField.CREATED_AT: todos.c.created_at,
-    SortField.UPDATED_AT: todos.c.updated_at,
-    SortField.DUE_AT: todos.c.due_at,
-    SortField.PRIORITY: todos.c.priority,  # stored as the rank, so it sorts by urgency
-    SortField.TITLE: todos.c.title,
-}
+# Each sort field is the column of its name (priority is stored as its rank, so it sorts by
+# urgency), read from the todos table or from a subquery of its rows.
 _NULLABLE = frozenset({SortField.DUE_AT})
 _RANKS = postgresql.ARRAY(sa.SmallInteger())
+_IDS = postgresql.ARRAY(sa.Uuid())
 # On PostgreSQL a nullable key sorts as COALESCE(key, +infinity) ascending or
 # COALESCE(key, -infinity) descending: nulls last either way, never null, and served by the
 # expression indexes in orm.py. The literal must match the index expression (no parameter).
@@ -52,11 +51,17 @@ class _Keyset:
     parameters (`after_0`, `after_1`, …), so one statement serves every page of a query shape.
     """
 
-    def __init__(self, sort: Sequence[SortKey], *, postgres: bool = False) -> None:
+    def __init__(
+        self,
+        sort: Sequence[SortKey],
+        *,
+        postgres: bool = False,
+        columns: sa.ColumnCollection[str, Any] = todos.c,
+    ) -> None:
         self.keys: list[tuple[sa.ColumnElement[Any], bool, bool]] = []
         self.null_as: list[sa.ColumnElement[Any] | None] = []
         for key in sort:
-            column, nullable = _SORT_COLUMNS[key.field], key.field in _NULLABLE
+            column, nullable = columns[key.field.value], key.field in _NULLABLE
             if nullable and postgres:
                 null_as = _NULLS_LAST[key.descending]
                 self.keys.append((sa.func.coalesce(column, null_as), key.descending, False))
@@ -64,7 +69,7 @@ class _Keyset:
             else:
                 self.keys.append((column, key.descending, nullable))
                 self.null_as.append(None)
-        self.keys.append((todos.c.id, sort[-1].descending, False))
+        self.keys.append((columns["id"], sort[-1].descending, False))
         self.null_as.append(None)
 
     def order_by(self) -> list[sa.ColumnElement[Any]]:
@@ -125,7 +130,9 @@ class _Shape:
 
     postgres: bool
     deleted: bool
+    member: bool
     owner: bool
+    projects: bool
     completed: bool
     priorities: bool
     tags: int
@@ -137,10 +144,37 @@ class _Shape:
     after_nulls: tuple[bool, ...] | None  # None: the first page
 
 
-@lru_cache(maxsize=1024)
-def _find_statement(shape: _Shape) -> sa.Select[Any]:
-    """Built once per shape: constructing a statement (and its cache key) costs more than
-    running it."""
+def _scope(shape: _Shape) -> sa.Select[Any]:
+    """The ids of the projects a list looks in: the member's (narrowed to the ones asked for),
+    or the ones asked for outright (todos:read_all), or the owner's (an admin's owner_id=)."""
+    if shape.member:
+        column = memberships.c.project_id
+        statement = sa.select(column).where(memberships.c.user_id == sa.bindparam("member_id"))
+    else:
+        column = projects.c.id
+        statement = sa.select(column.label("project_id"))
+        if shape.owner:
+            statement = statement.where(projects.c.owner_id == sa.bindparam("owner_id"))
+    if shape.projects:
+        statement = statement.where(_any_id(column, postgres=shape.postgres))
+    return statement
+
+
+def _any_id(column: sa.ColumnElement[Any], *, postgres: bool) -> sa.ColumnElement[bool]:
+    if postgres:
+        return column == sa.any_(sa.bindparam("project_ids", type_=_IDS))
+    return column.in_(sa.bindparam("project_ids", expanding=True))
+
+
+def _split_by_priority(shape: _Shape) -> bool:
+    """A sort that starts with priority is merged from one range per project and priority:
+    within one priority the next key orders the range, which an index then serves (a range
+    per project alone would read the whole priority, then sort it). PostgreSQL only."""
+    return shape.postgres and shape.sort[0].field is SortField.PRIORITY
+
+
+def _conditions(shape: _Shape) -> list[sa.ColumnElement[bool]]:
+    """The filters, on the todos table (a split sort takes its priorities from its pairs)."""
     c = todos.c
     conditions: list[sa.ColumnElement[bool]] = [
         c.deleted_at.is_not(None) if shape.deleted else c.deleted_at.is_(None)
@@ -149,7 +183,7 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
         conditions.append(c.owner_id == sa.bindparam("owner_id"))
     if shape.completed:
         conditions.append(c.completed == sa.bindparam("completed"))
-    if shape.priorities:
+    if shape.priorities and not _split_by_priority(shape):
         conditions.append(_any_priority(postgres=shape.postgres))
     if shape.tags:
         conditions.append(_has_tags(shape.tags, postgres=shape.postgres))
@@ -168,14 +202,63 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
             conditions.append(sa.and_(c.completed.is_(False), c.due_at < now))
         else:  # spelled out: NOT over a null due_at would drop the row
             conditions.append(sa.or_(c.completed.is_(True), c.due_at.is_(None), c.due_at >= now))
+    return conditions
+
+
+@lru_cache(maxsize=1024)
+def _find_statement(shape: _Shape) -> sa.Select[Any]:
+    """Built once per shape: constructing a statement (and its cache key) costs more than
+    running it.
+
+    On PostgreSQL a list across several projects is a merge of one keyset range per project:
+    for each project in scope (LATERAL), the page's worth of its rows in the sort order, read
+    from that project's keyset index (orm.py) from the cursor on; then the best of those. A
+    page costs (projects in scope) short index ranges, however deep it is, and never "every
+    visible todo, then sort". A sort that starts with priority merges one range per project and
+    priority (_split_by_priority). SQLite has no LATERAL: there the rows of the projects in
+    scope are filtered and sorted (the embedded default holds few)."""
+    limit = sa.bindparam("limit", type_=sa.Integer())
+    conditions = _conditions(shape)
     keyset = _Keyset(shape.sort, postgres=shape.postgres)
     if shape.after_nulls is not None:
         conditions.append(keyset.after(shape.after_nulls))
-    return (
+    scope = _scope(shape)
+    if not shape.postgres:
+        return (
+            TODOS.select()
+            .where(todos.c.project_id.in_(scope), *conditions)
+            .order_by(*keyset.order_by())
+            .limit(limit)
+        )
+    in_scope = scope.subquery("scope")
+    if _split_by_priority(shape):
+        # The priorities asked for, else all of them (a parameter: see _find_parameters).
+        ranks = (
+            sa.func.unnest(sa.bindparam("ranks", type_=_RANKS))
+            .table_valued("rank")
+            .render_derived(name="ranks")
+        )
+        in_scope = (
+            sa.select(in_scope.c.project_id, ranks.c.rank)
+            .select_from(in_scope)
+            .join(ranks, sa.true())
+            .subquery("pairs")
+        )
+        conditions.append(todos.c.priority == in_scope.c.rank)
+    page = (
         TODOS.select()
-        .where(*conditions)
+        .where(todos.c.project_id == in_scope.c.project_id, *conditions)
         .order_by(*keyset.order_by())
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .limit(limit)
+        .lateral("page")
+    )
+    merged = _Keyset(shape.sort, postgres=True, columns=page.c)
+    return (
+        sa.select(*page.c)
+        .select_from(in_scope)
+        .join(page, sa.true())
+        .order_by(*merged.order_by())
+        .limit(limit)
     )
 
 
@@ -212,12 +295,17 @@ def _find_parameters(
     query: TodoFilter, *, after: SortValues | None, limit: int, now: datetime, postgres: bool
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"limit": limit, "now": now}
+    if query.member_id is not None:
+        params["member_id"] = query.member_id
     if query.owner_id is not None:
         params["owner_id"] = query.owner_id
+    if query.project_ids:
+        params["project_ids"] = sorted(query.project_ids)
     if query.completed is not None:
         params["completed"] = query.completed
     if query.priorities:
         params["priorities"] = sorted(p.rank for p in query.priorities)
+    params["ranks"] = params.get("priorities") or [p.rank for p in Priority]
     if postgres:
         params["tags"] = list(query.tags)
     else:
@@ -258,12 +346,26 @@ _INSERT_WITHIN_QUOTA = (
 _LOCK_OWNER = sa.select(
     sa.func.pg_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)).label("locked")
 )
-_BY_ID = TODOS.select().where(todos.c.id == sa.bindparam("match_id"))
+# A todo with the reader's role in its project (NULL: not a member), in one read.
+_BY_ID = (
+    TODOS.select()
+    .add_columns(memberships.c.role.label("reader_role"))
+    .select_from(
+        todos.outerjoin(
+            memberships,
+            sa.and_(
+                memberships.c.project_id == todos.c.project_id,
+                memberships.c.user_id == sa.bindparam("reader_id", type_=sa.Uuid()),
+            ),
+        )
+    )
+    .where(todos.c.id == sa.bindparam("match_id"))
+)
 _SAVE = sa.update(todos).where(
     todos.c.id == sa.bindparam("match_id"), todos.c.version == sa.bindparam("match_version")
 )
 
-_STATS = sa.select(
+_COUNTS = (
     sa.func.count().label("total"),
     sa.func.count().filter(todos.c.completed.is_(True)).label("completed"),
     sa.func.count()
@@ -276,7 +378,38 @@ _STATS = sa.select(
         sa.func.count().filter(todos.c.priority == sa.literal_column(str(p.rank))).label(p.value)
         for p in Priority
     ),
-).where(todos.c.owner_id == sa.bindparam("owner_id"), todos.c.deleted_at.is_(None))
+)
+
+
+@lru_cache(maxsize=64)
+def _stats_statement(shape: _Shape) -> sa.Select[Any]:
+    """Counts over the live todos of the projects in scope (and the owner's, if named)."""
+    conditions: list[sa.ColumnElement[bool]] = [
+        todos.c.project_id.in_(_scope(shape)),
+        todos.c.deleted_at.is_(None),
+    ]
+    if shape.owner:
+        conditions.append(todos.c.owner_id == sa.bindparam("owner_id"))
+    return cast(sa.Select[Any], sa.select(*_COUNTS).where(*conditions))
+
+
+def _stats_shape(query: TodoFilter, *, postgres: bool) -> _Shape:
+    return _Shape(
+        postgres=postgres,
+        deleted=False,
+        member=query.member_id is not None,
+        owner=query.owner_id is not None,
+        projects=bool(query.project_ids),
+        completed=False,
+        priorities=False,
+        tags=0,
+        text=False,
+        due_before=False,
+        due_after=False,
+        overdue=None,
+        sort=(),
+        after_nulls=None,
+    )
 
 
 def _quota_lock_id(owner_id: UUID) -> int:
@@ -295,9 +428,14 @@ class SqlAlchemyTodoRepository(SqlRepository):
         params = {**TODOS.values(todo), "max_owned": max_owned}
         return bool(await self._rows(_INSERT_WITHIN_QUOTA, params))
 
-    async def get(self, todo_id: UUID) -> Todo | None:
-        row = await self._first(_BY_ID, {"match_id": todo_id})
-        return TODOS.load(row) if row else None
+    async def get(
+        self, todo_id: UUID, *, reader_id: UUID
+    ) -> tuple[Todo, ProjectRole | None] | None:
+        row = await self._first(_BY_ID, {"match_id": todo_id, "reader_id": reader_id})
+        if row is None:
+            return None
+        role = row.pop("reader_role")
+        return TODOS.load(row), None if role is None else ProjectRole(role)
 
     async def save(self, todo: Todo, *, expected_version: int) -> bool:
         # The version check is part of the UPDATE itself: of two writers holding the same
@@ -326,7 +464,9 @@ class SqlAlchemyTodoRepository(SqlRepository):
         shape = _Shape(
             postgres=postgres,
             deleted=query.deleted,
+            member=query.member_id is not None,
             owner=query.owner_id is not None,
+            projects=bool(query.project_ids),
             completed=query.completed is not None,
             priorities=bool(query.priorities),
             tags=len(query.tags),
@@ -341,8 +481,12 @@ class SqlAlchemyTodoRepository(SqlRepository):
         rows = await self._rows(_find_statement(shape), params)
         return [TODOS.load(row) for row in rows]
 
-    async def stats(self, owner_id: UUID, *, now: datetime) -> TodoStats:
-        (row,) = await self._rows(_STATS, {"owner_id": owner_id, "now": now})
+    async def stats(self, query: TodoFilter, *, now: datetime) -> TodoStats:
+        if query.member_id is None and query.owner_id is None and not query.project_ids:
+            raise ValueError("a query names the projects it looks in")
+        postgres = self._statements.dialect == "postgresql"
+        params = _find_parameters(query, after=None, limit=0, now=now, postgres=postgres)
+        (row,) = await self._rows(_stats_statement(_stats_shape(query, postgres=postgres)), params)
         return TodoStats(
             total=row["total"],
             completed=row["completed"],

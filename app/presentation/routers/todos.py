@@ -105,9 +105,11 @@ async def list_todos(
     actor: CurrentActor,
     todos: TodoReaderDep,
 ) -> pagination.Page[Todo]:
-    """Your todos (everyone's with `todos:read_all`), newest first unless `sort` says otherwise."""
+    """Todos across every project you are a member of (`project_id=` narrows), newest first
+    unless `sort` says otherwise. Another user's `owner_id=` needs `todos:read_all`."""
     query = TodoFilter(
         owner_id=params.owner_id,
+        project_ids=frozenset(params.project_id),
         completed=params.completed,
         priorities=frozenset(params.priority),
         tags=normalise_tags(params.tag),
@@ -130,11 +132,16 @@ async def list_todos(
     dependencies=[JsonOnly],
     responses={
         201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
-        **problems(*AUTHENTICATED, 403, 409),
+        **problems(*AUTHENTICATED, 403, 404, 409),
         403: {
             **problems(403)[403],
-            "description": "`forbidden` (a guest), or `todo_quota_exceeded`: you already own "
-            "`MAX_TODOS_PER_USER` todos, the trash included.",
+            "description": "`forbidden` (a guest, or a viewer of the project), or "
+            "`todo_quota_exceeded`: the project's owner already owns `MAX_TODOS_PER_USER` "
+            "todos, the trash included.",
+        },
+        404: {
+            **problems(404)[404],
+            "description": "`project_not_found`: no such project among yours.",
         },
     },
     openapi_extra=TOKEN_REQUIRED,
@@ -146,8 +153,10 @@ async def create_todo(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Todo:
-    """Create a todo; send an `Idempotency-Key` to make retries safe. Todos owned, live and in
-    the trash, are limited to `MAX_TODOS_PER_USER` (403 `todo_quota_exceeded`)."""
+    """Create a todo in `project_id` (owner or editor there; by default your Inbox); send an
+    `Idempotency-Key` to make retries safe. Todos a project's owner owns, live and in the
+    trash, are limited to `MAX_TODOS_PER_USER` (403 `todo_quota_exceeded`). Needs
+    `todos:write`."""
     draft = TodoDraft(
         title=body.title,
         description=body.description,
@@ -156,7 +165,9 @@ async def create_todo(
         tags=tuple(body.tags),
         completed=body.completed,
     )
-    todo, replayed = await todos.create(actor, draft, idempotency_key=idempotency_key)
+    todo, replayed = await todos.create(
+        actor, draft, project_id=body.project_id, idempotency_key=idempotency_key
+    )
     response.headers["Location"] = f"{API_PREFIX}/todos/{todo.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -169,9 +180,17 @@ async def create_todo(
     responses=problems(*AUTHENTICATED, 403),
     openapi_extra=TOKEN_REQUIRED,
 )
-async def todo_stats(actor: CurrentActor, todos: TodoReaderDep) -> TodoStatsRead:
-    """Counts over your todos (trash excluded), in one query."""
-    stats = await todos.stats(actor)
+async def todo_stats(
+    actor: CurrentActor,
+    todos: TodoReaderDep,
+    project_id: Annotated[
+        list[UUID],
+        Query(max_length=100, description="Only these projects (any of)."),
+    ] = [],  # noqa: B006 (FastAPI copies a default list per request)
+) -> TodoStatsRead:
+    """Counts over the live todos of every project you are a member of (`project_id=`
+    narrows), in one query."""
+    stats = await todos.stats(actor, project_ids=frozenset(project_id))
     return TodoStatsRead(
         total=stats.total,
         completed=stats.completed,
@@ -210,7 +229,15 @@ async def get_todo(
     operation_id="update_todo",
     response_model=TodoRead,
     dependencies=[JsonOnly],
-    responses={200: {"headers": ETAG_HEADER}, **problems(*AUTHENTICATED, 403, 404, 412)},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problems(*AUTHENTICATED, 403, 404, 412),
+        404: {
+            **problems(404)[404],
+            "description": "`todo_not_found`, or `project_not_found`: the `project_id` to move "
+            "it to is not among your projects.",
+        },
+    },
     openapi_extra=TOKEN_REQUIRED,
 )
 async def update_todo(
@@ -221,8 +248,10 @@ async def update_todo(
     response: Response,
     if_match: IfMatch = None,
 ) -> Todo:
-    """Change some fields; `completed` sets or clears `completed_at`."""
+    """Change some fields; `completed` sets or clears `completed_at`; `project_id` moves it
+    (owner or editor on both projects)."""
     changes = TodoChanges(
+        project_id=body.project_id,
         title=body.title,
         description=body.description,
         priority=body.priority,

@@ -93,6 +93,11 @@ class TodoCreate(RequestBody):
     due_at: RequestDatetime | None = None
     tags: Tags = Field(default=[])
     completed: StrictBool = False
+    project_id: UUID | None = Field(
+        default=None,
+        description="The project to create it in (you must be its owner or an editor); "
+        "by default, your Inbox.",
+    )
 
 
 class TodoUpdate(RequestBody):
@@ -107,15 +112,22 @@ class TodoUpdate(RequestBody):
     due_at: RequestDatetime | None = None
     tags: Tags | SkipJsonSchema[None] = None
     completed: StrictBool | SkipJsonSchema[None] = None
+    project_id: UUID | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Moves the todo to this project: you must be its owner or an editor here "
+        "and there.",
+    )
 
-    _not_null = not_null("title", "description", "priority", "tags", "completed")
+    _not_null = not_null("title", "description", "priority", "tags", "completed", "project_id")
 
 
 class TodoRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: UUID
-    owner_id: UUID
+    project_id: UUID
+    owner_id: UUID = Field(description="The owner of the todo's project.")
+    created_by: UUID = Field(description="Who made it; never changes.")
     title: str
     description: str
     completed: bool
@@ -163,7 +175,16 @@ class TodoListParams(BaseModel):
     due_after: RequestDatetime | None = Field(default=None, description="Due strictly after.")
     overdue: bool | None = Field(default=None, description="Due in the past and not completed.")
     deleted: bool = Field(default=False, description="List the trash instead.")
-    owner_id: UUID | None = Field(default=None, description="Needs `todos:read_all`.")
+    project_id: list[UUID] = Field(
+        default=[],
+        max_length=MAX_PAGE_SIZE,
+        description="Only these projects (any of); a project you are not a member of matches "
+        "nothing (with `todos:read_all`, any project).",
+    )
+    owner_id: UUID | None = Field(
+        default=None,
+        description="Only todos in projects this user owns; another user needs `todos:read_all`.",
+    )
     sort: str = Field(
         default="-created_at",
         max_length=200,

@@ -1,0 +1,162 @@
+"""Activity entries in SQL, each at a position in commit order.
+
+Positions. An entry's position is `(txid, n)`: the position of the transaction that wrote
+it, then its order among that transaction's entries (`n` counts the entries this unit of
+work has written). What `txid` is depends on the database:
+
+- PostgreSQL: the writing transaction's id, `pg_current_xact_id()` (64 bits, never wraps).
+  Transaction ids are handed out when a transaction first writes, not when it commits, so
+  a transaction that began earlier may commit later: entries appear out of `txid` order, and
+  a reader that remembered "everything up to txid T" could skip one committed late below T.
+  So a reader that resumes from a position (sync, live events, webhook deliveries) reads only
+  below its snapshot's horizon, `pg_snapshot_xmin(pg_current_snapshot())`: the oldest
+  transaction still running when the snapshot was taken. Every transaction below it has
+  ended, committed or not, so nothing can later appear below it; entries at or above it
+  wait for a later read. The next read resumes from the horizon, and each committed entry
+  is read exactly once, in `txid` order (`horizon()` below). A sequence value would not do:
+  sequences are handed out at the insert, not at the commit, with the same gap. The horizon
+  is the whole server's: any long transaction, in any database, holds it back, which delays
+  readers (never skips an entry); keep transactions short.
+- SQLite: one writer at a time (the engine's single connection, held by a unit of work to
+  its end), so insertion order is commit order: `txid` is one more than the largest stored,
+  and every stored entry is committed or belongs to the one transaction running. The
+  horizon is then simply past the last entry.
+
+A page of a history (newest first) needs no horizon: it shows what is committed now.
+"""
+
+import json
+from typing import Any, cast
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from app.domain.activity import Activity, ActivityType, Position
+from app.infrastructure.orm import ActivityRow, MembershipRow
+from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.rows import RowMapper
+
+activity = cast(sa.Table, ActivityRow.__table__)
+memberships = cast(sa.Table, MembershipRow.__table__)
+
+
+def _changes(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+ACTIVITY = RowMapper(
+    activity,
+    Activity,
+    stored={
+        "type": lambda kind: kind.value,
+        "changes": dict,
+        "audience": lambda users: [str(user_id) for user_id in users] or None,
+    },
+    loaded={
+        "type": ActivityType,
+        "changes": _changes,
+        "audience": lambda users: tuple(UUID(user_id) for user_id in users or ()),
+    },
+)
+
+_TXID = {
+    "postgresql": sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger),
+    "sqlite": sa.select(sa.func.coalesce(sa.func.max(activity.c.txid), 0) + 1).scalar_subquery(),
+}
+_HORIZON = {
+    "postgresql": sa.select(
+        sa.cast(
+            sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text),
+            sa.BigInteger,
+        ).label("horizon")
+    ),
+    "sqlite": sa.select((sa.func.coalesce(sa.func.max(activity.c.txid), 0) + 1).label("horizon")),
+}
+_COLUMNS = [column for column in activity.columns if column.name != "txid"]
+_INSERT = {
+    dialect: sa.insert(activity).values(
+        txid=txid, **{c.name: sa.bindparam(c.name, type_=c.type) for c in _COLUMNS}
+    )
+    for dialect, txid in _TXID.items()
+}
+_NEWEST_FIRST = (activity.c.txid.desc(), activity.c.n.desc())
+_BEFORE = sa.tuple_(activity.c.txid, activity.c.n) < sa.tuple_(
+    sa.bindparam("before_txid", type_=sa.BigInteger()),
+    sa.bindparam("before_n", type_=sa.Integer()),
+)
+_LIMIT = sa.bindparam("limit", type_=sa.Integer())
+
+
+def _history(*conditions: sa.ColumnElement[bool], after: bool) -> sa.Select[Any]:
+    statement = ACTIVITY.select().where(*conditions)
+    if after:
+        statement = statement.where(_BEFORE)
+    return statement.order_by(*_NEWEST_FIRST).limit(_LIMIT)
+
+
+_READABLE = activity.c.project_id.in_(
+    sa.select(memberships.c.project_id).where(memberships.c.user_id == sa.bindparam("reader_id"))
+)
+_TODO = activity.c.todo_id == sa.bindparam("todo_id")
+_FOR_TODO = {
+    (reader, after): _history(_TODO, *([_READABLE] if reader else []), after=after)
+    for reader in (False, True)
+    for after in (False, True)
+}
+
+
+def _for_project(after: bool) -> sa.Select[Any]:
+    """Its entries, and its todos' moves out of it (recorded in the project they moved to):
+    two index ranges, each a page long, merged."""
+    project_id = sa.bindparam("project_id", type_=sa.Uuid())
+    here = _history(activity.c.project_id == project_id, after=after).subquery("here")
+    left = _history(activity.c.previous_project_id == project_id, after=after).subquery("left")
+    both = sa.union_all(sa.select(here), sa.select(left)).subquery("entries")
+    return sa.select(both).order_by(both.c.txid.desc(), both.c.n.desc()).limit(_LIMIT)
+
+
+_FOR_PROJECT = {after: _for_project(after) for after in (False, True)}
+
+
+class SqlAlchemyActivityRepository(SqlRepository):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._written = 0  # `n`: this unit of work's entries so far
+
+    async def add(self, *entries: Activity) -> None:
+        insert = _INSERT[self._statements.dialect]
+        for entry in entries:
+            await self._write(insert, self._values(entry))
+
+    def _values(self, entry: Activity) -> dict[str, Any]:
+        self._written += 1
+        values = ACTIVITY.values(entry)
+        del values["txid"]  # the database's: see _TXID
+        values["n"] = self._written
+        return values
+
+    async def for_todo(
+        self, todo_id: UUID, *, reader_id: UUID | None, after: Position | None, limit: int
+    ) -> list[Activity]:
+        params: dict[str, Any] = {"todo_id": todo_id, "reader_id": reader_id, "limit": limit}
+        statement = _FOR_TODO[reader_id is not None, after is not None]
+        return await self._page(statement, params, after)
+
+    async def for_project(
+        self, project_id: UUID, *, after: Position | None, limit: int
+    ) -> list[Activity]:
+        params: dict[str, Any] = {"project_id": project_id, "limit": limit}
+        return await self._page(_FOR_PROJECT[after is not None], params, after)
+
+    async def horizon(self) -> int:
+        """The transaction position below which every entry is committed and none can still
+        appear (see the module's docstring): where a reader that resumes may read up to."""
+        (row,) = await self._rows(_HORIZON[self._statements.dialect])
+        return int(row["horizon"])
+
+    async def _page(
+        self, statement: sa.Select[Any], params: dict[str, Any], after: Position | None
+    ) -> list[Activity]:
+        if after is not None:
+            params["before_txid"], params["before_n"] = after
+        return [ACTIVITY.load(row) for row in await self._rows(statement, params)]
