@@ -1,11 +1,13 @@
-"""Reads on PostgreSQL through psycopg itself, on a connection SQLAlchemy's pool lends.
+"""Statements on PostgreSQL through psycopg itself, on a connection SQLAlchemy's pool lends.
 
-A read-only unit of work's statement is compiled once by SQLAlchemy (`compile()`, its SQL
-text) and run by psycopg on the pooled connection's driver connection, reached through
-SQLAlchemy's documented raw-connection access (`AsyncEngine.raw_connection()`,
-`.driver_connection`): the pool, its sizing, timeout and recycling stay SQLAlchemy's, and a read
-skips what it does not need of SQLAlchemy's Connection, execution context and Result, the
-larger part of a one-row read's cost (docs/performance.md, The read path).
+A statement is compiled once by SQLAlchemy (`compile()`, its SQL text) and run by psycopg on
+the pooled connection's driver connection, reached through SQLAlchemy's documented
+raw-connection access (`AsyncEngine.raw_connection()`, `AsyncConnection.get_raw_connection()`,
+`.driver_connection`): the pool, its sizing, timeout and recycling stay SQLAlchemy's, and a
+statement skips what it does not need of SQLAlchemy's Connection, execution context and
+Result, the larger part of a short statement's cost (docs/performance.md, The read path).
+A read-only unit of work's reads each borrow a connection (`rows()`); a writing unit of work
+runs its statements on the connection it holds, inside its transaction (`execute()`, uow.py).
 
 What that path gives up, and where it is kept:
 
@@ -13,9 +15,12 @@ What that path gives up, and where it is kept:
   the composition root takes this path only while tracing is off (app/bootstrap.py): with a
   listener installed, every statement goes through SQLAlchemy's Connection.
 - SQLAlchemy's type processing: only statements whose every value is a bound parameter the
-  caller passes are taken (the repositories build them once); psycopg adapts the values, and
-  the SQL text casts each one to its column's type. A statement that carries values of its
-  own is refused, loudly: built per call, it belongs to SQLAlchemy's compiled cache.
+  caller passes are taken (the repositories build them once); psycopg adapts the values
+  (JSON ones through its Json wrapper, as SQLAlchemy's JSON type serialises them), and the
+  SQL text casts each one to its column's type. A read that carries values of its own is
+  refused, loudly: built per call, it belongs to SQLAlchemy's compiled cache; in a writing
+  unit of work such a statement runs through SQLAlchemy's Connection, on the same
+  transaction (`sql()` says which, by the statement, never by a fault).
 - Errors: a statement PostgreSQL cancelled at its time limit is the port's StatementTimedOut,
   a connection the server closed is tried again (below), any other operational fault is
   ServiceUnavailable (503), and everything else is raised as psycopg raised it (500). No
@@ -35,6 +40,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
+from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.application.ports import ServiceUnavailable, StatementTimedOut
@@ -51,13 +57,16 @@ class DriverReads:
         if (engine.dialect.name, engine.dialect.driver) != ("postgresql", "psycopg"):
             raise ValueError("reads through the driver are for PostgreSQL on psycopg")
         self._engine = engine
-        self._attempts = pool_size + 1
+        # A pooled connection may be closed by the server, each of them: as many tries as
+        # the pool holds, plus a fresh connection.
+        self.attempts = pool_size + 1
         self._sql: dict[sa.Executable, str] = {}
+        self._json: dict[str, tuple[str, ...]] = {}  # by SQL: its JSON parameters
 
     async def rows(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
         """The statement's rows, each a fresh dict by column name."""
         sql = self._compiled(statement, parameters)
-        for attempt in range(1, self._attempts + 1):
+        for attempt in range(1, self.attempts + 1):
             try:
                 pooled = await self._engine.raw_connection()
             except psycopg.Error as error:  # the pool's new connection could not be made
@@ -65,12 +74,12 @@ class DriverReads:
             driver = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
             try:
                 async with driver.cursor(row_factory=dict_row) as cursor:
-                    await cursor.execute(sql, parameters)
+                    await cursor.execute(sql, self._adapted(sql, parameters))
                     return await cursor.fetchall()
             except psycopg.errors.QueryCanceled as error:
                 raise StatementTimedOut(TIMED_OUT) from error
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-                if not driver.closed or attempt == self._attempts:
+                if not driver.closed or attempt == self.attempts:
                     raise ServiceUnavailable("the database cannot answer") from error
                 log.warning("a pooled connection was closed by the server; reading again")
             finally:
@@ -83,21 +92,65 @@ class DriverReads:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _compiled(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> str:
-        try:
-            return self._sql[statement]
-        except KeyError:
-            pass
         if not isinstance(statement, sa.Select):
             raise TypeError("a read through the driver is a SELECT")
+        sql, refusal = self._sql_for(statement, parameters)
+        if sql is None:
+            raise ValueError(
+                f"a read through the driver takes every value as a parameter {refusal}"
+            )
+        return sql
+
+    def sql(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> str | None:
+        """The statement's SQL for psycopg, or None where it needs SQLAlchemy to run it (a
+        value of its own, as a statement built per call has, or a parameter not given). A
+        statement that qualifies is compiled once."""
+        return self._sql_for(statement, parameters)[0]
+
+    async def execute(
+        self,
+        driver: psycopg.AsyncConnection[Any],
+        sql: str,
+        parameters: Mapping[str, Any] | None,
+    ) -> tuple[Rows, int]:
+        """Runs `sql` (from sql()) on a connection a unit of work holds, inside its
+        transaction: its rows (none for a write without RETURNING), and how many it matched."""
+        async with driver.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(sql, self._adapted(sql, parameters))
+            rows = await cursor.fetchall() if cursor.description is not None else []
+            return rows, cursor.rowcount
+
+    def _adapted(self, sql: str, parameters: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        json = self._json.get(sql)
+        if not json or parameters is None:
+            return parameters
+        return {**parameters, **{name: Json(parameters[name]) for name in json}}
+
+    def _sql_for(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None
+    ) -> tuple[str | None, str]:
+        try:
+            return self._sql[statement], ""
+        except KeyError:
+            pass
+        if not isinstance(statement, sa.ClauseElement):
+            return None, "(a SQL expression, not a construct of its own)"
         compiled = statement.compile(dialect=self._engine.dialect)
         carried = sorted(name for name, value in compiled.params.items() if value is not None)
         missing = sorted(set(compiled.params) - set(parameters or ()))
         if carried or missing:
-            raise ValueError(
-                "a read through the driver takes every value as a parameter it is given:"
-                f" values carried {carried}, parameters missing {missing}"
-            )
+            return None, f"it is given: values carried {carried}, parameters missing {missing}"
         if len(self._sql) >= _CACHE_SIZE:
-            del self._sql[next(iter(self._sql))]
+            self._json.pop(self._sql.pop(next(iter(self._sql))), None)
         sql = self._sql[statement] = str(compiled)
-        return sql
+        # A value for a JSON column is serialised as SQLAlchemy's JSON type does (json.dumps,
+        # None as JSON null): by psycopg's Json wrapper.
+        written = statement.table if isinstance(statement, (sa.Insert, sa.Update)) else None
+        self._json[sql] = tuple(
+            name
+            for name in compiled.params
+            if written is not None
+            and name in written.c
+            and isinstance(written.c[name].type.dialect_impl(self._engine.dialect), sa.JSON)
+        )
+        return sql, ""

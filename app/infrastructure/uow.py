@@ -4,10 +4,11 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.application.ports import StatementTimedOut
@@ -102,7 +103,7 @@ class SqlStatements:
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
     ) -> Rows:
         if not self._read_only:
-            return _by_name(await self._execute(statement, parameters))
+            return (await self._execute(statement, parameters))[0]
         if isinstance(statement, _WRITES):
             raise RuntimeError("a write in a read-only unit of work")
         if self._reads is not None:
@@ -120,8 +121,7 @@ class SqlStatements:
     ) -> int:
         if self._read_only:
             raise RuntimeError("a write in a read-only unit of work")
-        result = await self._execute(statement, parameters)
-        return result.rowcount
+        return (await self._execute(statement, parameters))[1]
 
     async def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
         async with self._engine.connect() as connection:
@@ -131,17 +131,22 @@ class SqlStatements:
 
     async def _execute(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None
-    ) -> sa.CursorResult[Any]:
+    ) -> tuple[Rows, int]:
+        """The statement's rows (a query's, or a write's RETURNING) and its row count."""
         first = self._connection is None
+        # SQLAlchemy replaces every pooled connection once it finds one closed; the driver's
+        # path replaces only the one it found, so its first statement may meet each.
+        attempts = (self._reads.attempts if self._reads is not None else 2) if first else 1
         try:
             with _timed_out_as_domain():
-                try:
-                    return await (await self._connect()).execute(statement, parameters)
-                except DBAPIError as error:
-                    if not (first and _found_closed(error)):
-                        raise
-                await self.close()
-                return await (await self._connect()).execute(statement, parameters)
+                for attempt in range(1, attempts + 1):
+                    try:
+                        return await self._run(statement, parameters)
+                    except DBAPIError as error:
+                        if attempt == attempts or not _found_closed(error):
+                            raise
+                    await self.close()
+                raise AssertionError("unreachable: the last attempt returns or raises")
         except IntegrityError as exc:
             if _is_foreign_key_violation(exc):
                 # A row refers to what a concurrent request deleted: a project (its deletion
@@ -150,6 +155,33 @@ class SqlStatements:
                     raise ProjectNotFound from None
                 raise AccountGone from None
             raise
+
+    async def _run(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None
+    ) -> tuple[Rows, int]:
+        connection = await self._connect()
+        reads = self._reads
+        sql = None if reads is None else reads.sql(statement, parameters)
+        if reads is None or sql is None:
+            result = await connection.execute(statement, parameters)
+            return (_by_name(result) if result.returns_rows else []), result.rowcount
+        if not connection.in_transaction():
+            # Begun by SQLAlchemy, as its own statements would: commit() then commits what
+            # runs through the driver (after an earlier commit too), and close() rolls back.
+            await connection.begin()
+        raw = await connection.get_raw_connection()
+        driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+        try:
+            return await reads.execute(driver, sql, parameters)
+        except psycopg.IntegrityError as error:
+            raise IntegrityError(sql, parameters, error) from error
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            # As SQLAlchemy's Connection reports it: a connection the server closed is
+            # invalidated (replaced in the pool), and the caller decides on a retry.
+            closed = driver.closed
+            if closed:
+                await connection.invalidate()
+            raise OperationalError(sql, parameters, error, connection_invalidated=closed) from error
 
     async def _connect(self) -> AsyncConnection:
         if self._connection is None:

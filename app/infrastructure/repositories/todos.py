@@ -170,7 +170,15 @@ def _split_by_priority(shape: _Shape) -> bool:
     """A sort that starts with priority is merged from one range per project and priority:
     within one priority the next key orders the range, which an index then serves (a range
     per project alone would read the whole priority, then sort it). PostgreSQL only."""
-    return shape.postgres and shape.sort[0].field is SortField.PRIORITY
+    return _merged(shape) and shape.sort[0].field is SortField.PRIORITY
+
+
+def _merged(shape: _Shape) -> bool:
+    """Whether a list is a merge of per-project keyset ranges (PostgreSQL, no `q`). A search
+    is looked up in the trigram indexes across the projects in scope, then sorted: walking a
+    project's range would test each of its rows against the text, and the planner, not
+    knowing which project a range is, cannot tell a large project from a small one."""
+    return shape.postgres and not shape.text
 
 
 def _conditions(shape: _Shape) -> list[sa.ColumnElement[bool]]:
@@ -215,21 +223,24 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
     from that project's keyset index (orm.py) from the cursor on; then the best of those. A
     page costs (projects in scope) short index ranges, however deep it is, and never "every
     visible todo, then sort". A sort that starts with priority merges one range per project and
-    priority (_split_by_priority). SQLite has no LATERAL: there the rows of the projects in
-    scope are filtered and sorted (the embedded default holds few)."""
+    priority (_split_by_priority). A search (`q`) is not merged (_merged). SQLite has no
+    LATERAL: there the rows of the projects in scope are filtered and sorted (the embedded
+    default holds few)."""
     limit = sa.bindparam("limit", type_=sa.Integer())
     conditions = _conditions(shape)
     keyset = _Keyset(shape.sort, postgres=shape.postgres)
     if shape.after_nulls is not None:
         conditions.append(keyset.after(shape.after_nulls))
     scope = _scope(shape)
-    if not shape.postgres:
-        return (
-            TODOS.select()
-            .where(todos.c.project_id.in_(scope), *conditions)
-            .order_by(*keyset.order_by())
-            .limit(limit)
+    if not _merged(shape):
+        scoped = (
+            # ANY(ARRAY(...)): the ids as one value, which a bitmap of the project index can
+            # combine with the trigram indexes' bitmaps.
+            todos.c.project_id == sa.any_(sa.func.array(scope.scalar_subquery()))
+            if shape.postgres
+            else todos.c.project_id.in_(scope)
         )
+        return TODOS.select().where(scoped, *conditions).order_by(*keyset.order_by()).limit(limit)
     in_scope = scope.subquery("scope")
     if _split_by_priority(shape):
         # The priorities asked for, else all of them (a parameter: see _find_parameters).
