@@ -15,7 +15,7 @@ from uuid import UUID
 
 from app.domain.common import UNSET, Unset
 from app.domain.errors import DomainError, InvalidField, PermissionDenied
-from app.domain.text import clean_text
+from app.domain.text import clean_description, clean_text
 from app.domain.users import Actor, Permission
 
 NAME_MAX_LENGTH = 100
@@ -45,12 +45,7 @@ def normalise_name(name: str) -> str:
 
 
 def normalise_description(description: str) -> str:
-    description = clean_text(description)
-    if len(description) > DESCRIPTION_MAX_LENGTH:
-        raise InvalidField(
-            "description", f"Description must be at most {DESCRIPTION_MAX_LENGTH} characters."
-        )
-    return description
+    return clean_description(description, max_length=DESCRIPTION_MAX_LENGTH)
 
 
 def normalise_color(color: str | None) -> str | None:

@@ -3,6 +3,8 @@ descriptions, tags, and the searches for them): one spelling for what looks alik
 
 import unicodedata
 
+from app.domain.errors import InvalidField
+
 # Invisible characters that make two texts look the same while comparing different
 # (`wo\u200brk` beside `work`) or show one text as another (a right-to-left override).
 ZERO_WIDTH = (
@@ -27,3 +29,11 @@ def clean_text(text: str) -> str:
     They are removed first: one between a letter and its combining accent would keep the
     two from composing. Idempotent, so a stored text cleans to itself."""
     return unicodedata.normalize("NFC", text.translate(_REMOVED))
+
+
+def clean_description(description: str, *, max_length: int) -> str:
+    """A description (a todo's, a project's) cleaned, and at most `max_length` characters."""
+    description = clean_text(description)
+    if len(description) > max_length:
+        raise InvalidField("description", f"Description must be at most {max_length} characters.")
+    return description

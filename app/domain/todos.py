@@ -9,7 +9,7 @@ from uuid import UUID
 from app.domain.common import UNSET, Unset
 from app.domain.errors import InvalidField
 from app.domain.projects import Project
-from app.domain.text import clean_text
+from app.domain.text import clean_description, clean_text
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 10_000
@@ -56,12 +56,7 @@ def normalise_title(title: str) -> str:
 
 
 def normalise_description(description: str) -> str:
-    description = clean_text(description)
-    if len(description) > DESCRIPTION_MAX_LENGTH:
-        raise InvalidField(
-            "description", f"Description must be at most {DESCRIPTION_MAX_LENGTH} characters."
-        )
-    return description
+    return clean_description(description, max_length=DESCRIPTION_MAX_LENGTH)
 
 
 def normalise_tags(tags: Iterable[str]) -> tuple[str, ...]:
