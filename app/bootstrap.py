@@ -150,9 +150,7 @@ class Container:
     async def authenticate(self, access_token: str) -> Actor:
         """The caller behind an access token, as a request's edge checks it (streams check
         theirs again as they run)."""
-        return await self.auth_service(self.unit_of_work(read_only=True)).authenticate(
-            access_token
-        )
+        return await self.auth_service(self.unit_of_work(read_only=True)).authenticate(access_token)
 
     # The adapters.
 

@@ -268,7 +268,7 @@ def streams_phase(bench: Bench, report: Report) -> None:
     project = http_sync.share_with(bench.database_url, owner, members)
     result = http_sync.fanout(server.url, servers.worker_pids(server), owner, members, project)
     server.stop()
-    delete_created(bench.database_url)
+    http_sync.unshare(bench.database_url, project)
     latency_ok = result.received == count and result.p99_ms <= http_sync.STREAM_P99_MS
     memory_ok = result.kib_per_stream <= http_sync.STREAM_KIB_EACH
     report.notes.append(

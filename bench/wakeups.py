@@ -41,7 +41,7 @@ async def redis_pubsub(url: str, messages: int) -> dict[str, float]:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
         if message is not None:
             latencies.append(time.perf_counter() - sent[int(message["data"])])
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
     await publisher.aclose()
     await listener.aclose()
     return _summary(costs, latencies)

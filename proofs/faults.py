@@ -727,9 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=int, default=10_000, help="idle connections one host holds in scenario d"
     )
-    parser.add_argument(
-        "--only", default="a,b,c,d,e,f,g,h", help="scenarios to run, e.g. a,c"
-    )
+    parser.add_argument("--only", default="a,b,c,d,e,f,g,h", help="scenarios to run, e.g. a,c")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(SCENARIOS):

@@ -318,11 +318,8 @@ async def live_events(c: Cluster) -> None:
             sent = time.monotonic()
             reply = await create_todo(c.a, token, f"live: written on A #{n}")
             made.append(reply)
-            todo_id = reply.body.get("id") if reply.ok else None
-            deadline = sent + 5
-            while todo_id not in follower.arrived and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
-            arrived = follower.arrived.get(str(todo_id))
+            todo_id = str(reply.body.get("id")) if reply.ok else ""
+            arrived = await follower.has(todo_id, 5)
             latencies.append(float("inf") if arrived is None else arrived - sent)
     finally:
         stop.set()

@@ -26,6 +26,18 @@ class Follower:
     refused: Counter[str] = field(default_factory=Counter)
     ends: Counter[str] = field(default_factory=Counter)
     at: int = 0  # which of `urls` it follows now
+    news: asyncio.Event = field(default_factory=asyncio.Event)  # set at each event
+
+    async def has(self, todo_id: str, seconds: float) -> float | None:
+        """When the todo's `todo.created` came (monotonic time), waiting up to `seconds`."""
+        deadline = time.monotonic() + seconds
+        while todo_id not in self.arrived:
+            self.news.clear()
+            try:
+                await asyncio.wait_for(self.news.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+        return self.arrived.get(todo_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -39,29 +51,31 @@ class Follower:
     async def _follow(self, stop: asyncio.Event) -> None:
         headers = bearer(self.token) | ({"Last-Event-ID": self.last_id} if self.last_id else {})
         timeout = httpx.Timeout(5, read=20)  # pings come every 10 s or sooner
-        async with httpx.AsyncClient(base_url=self.urls[self.at], timeout=timeout) as http:
-            async with http.stream("GET", f"{API}/events", headers=headers) as response:
-                if response.status_code != 200:
-                    self.refused[str(response.status_code)] += 1
-                    await response.aread()
+        async with (
+            httpx.AsyncClient(base_url=self.urls[self.at], timeout=timeout) as http,
+            http.stream("GET", f"{API}/events", headers=headers) as response,
+        ):
+            if response.status_code != 200:
+                self.refused[str(response.status_code)] += 1
+                await response.aread()
+                return
+            self.opened += 1
+            event, data, event_id = "message", "", None
+            async for line in response.aiter_lines():
+                if stop.is_set():
                     return
-                self.opened += 1
-                event, data, event_id = "message", "", None
-                async for line in response.aiter_lines():
-                    if stop.is_set():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:]
+                elif line.startswith("id: "):
+                    event_id = line[4:]
+                elif line == "":
+                    self._dispatch(event, data, event_id)
+                    if event == "stream.end":
+                        self.ends[json.loads(data).get("reason", "?")] += 1
                         return
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: "):
-                        data = line[6:]
-                    elif line.startswith("id: "):
-                        event_id = line[4:]
-                    elif line == "":
-                        self._dispatch(event, data, event_id)
-                        if event == "stream.end":
-                            self.ends[json.loads(data).get("reason", "?")] += 1
-                            return
-                        event, data, event_id = "message", "", None
+                    event, data, event_id = "message", "", None
 
     def _dispatch(self, event: str, data: str, event_id: str | None) -> None:
         if event_id is not None:
@@ -72,6 +86,7 @@ class Follower:
         self.events.append((event, todo_id))
         if todo_id is not None and event == "todo.created":
             self.arrived.setdefault(todo_id, time.monotonic())
+        self.news.set()
 
     def created(self) -> list[str]:
         return [todo for event, todo in self.events if event == "todo.created" and todo]

@@ -396,7 +396,6 @@ class InMemoryTodoRepository:
             by_priority={p: sum(t.priority is p for t in todos) for p in Priority},
         )
 
-
     async def many(self, todo_ids: Sequence[UUID]) -> list[Todo]:
         return [self._state.todos[i] for i in todo_ids if i in self._state.todos]
 

@@ -42,7 +42,7 @@ class SseParser:
                         Sse(
                             event=(fields.get("event") or ["message"])[-1],
                             data="\n".join(fields.get("data", [])),
-                            id=(fields.get("id") or [None])[-1],
+                            id=fields["id"][-1] if "id" in fields else None,
                         )
                     )
                 continue
@@ -109,21 +109,21 @@ class AsgiStream:
             if not message.get("more_body", False):
                 await self._events.put(None)
 
-    async def started(self, timeout: float = 5) -> int:
-        await asyncio.wait_for(self._started.wait(), timeout)
+    async def started(self, seconds: float = 5) -> int:
+        await asyncio.wait_for(self._started.wait(), seconds)
         assert self.status is not None
         return self.status
 
-    async def next(self, timeout: float = 15, *, skip_pings: bool = True) -> Sse | None:
+    async def next(self, seconds: float = 15, *, skip_pings: bool = True) -> Sse | None:
         """The next event (None: the stream ended)."""
         while True:
-            event = await asyncio.wait_for(self._events.get(), timeout)
+            event = await asyncio.wait_for(self._events.get(), seconds)
             if event is None or not (skip_pings and event.event == "ping"):
                 return event
 
-    async def until(self, event_type: str, timeout: float = 15) -> Sse:
+    async def until(self, event_type: str, seconds: float = 15) -> Sse:
         while True:
-            event = await self.next(timeout)
+            event = await self.next(seconds)
             assert event is not None, f"the stream ended before {event_type}"
             if event.event == event_type:
                 return event

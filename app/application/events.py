@@ -18,8 +18,9 @@ and at each ping), and when the process shuts down.
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID, uuid4
@@ -142,8 +143,8 @@ async def read_batch(
     return Batch(after, end, entries, roles, todos, projects, members)
 
 
-def _ids(ids: object) -> list[UUID]:
-    return sorted({i for i in ids if isinstance(i, UUID)})  # type: ignore[attr-defined]
+def _ids(ids: Iterable[UUID | None]) -> list[UUID]:
+    return sorted({i for i in ids if i is not None})
 
 
 class _Subscription:
@@ -212,10 +213,8 @@ class LiveFeed:
             await self._stop_listening()
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self, position: Position) -> None:
         while not self.closing:
@@ -316,7 +315,22 @@ class EventService:
         stream_id = uuid4()
         if not await self.slots.acquire(actor.user_id, stream_id, limit=self.max_streams):
             raise TooManyStreams
-        return EventStream(self, actor.user_id, stream_id, start, access_token, expires_at)
+        subscription = None
+        try:
+            # Subscribed, and its start fixed, before the response starts: a client that has
+            # its 200 misses nothing committed after that.
+            subscription = await self.feed.subscribe()
+            if start is None:
+                async with self.unit_of_work() as uow:
+                    start = (await uow.activity.horizon(), 0)
+        except BaseException:
+            if subscription is not None:
+                self.feed.unsubscribe(subscription)
+            await self.slots.release(actor.user_id, stream_id)
+            raise
+        return EventStream(
+            self, actor.user_id, stream_id, subscription, start, access_token, expires_at
+        )
 
 
 class EventStream:
@@ -329,30 +343,30 @@ class EventStream:
         service: EventService,
         user_id: UUID,
         stream_id: UUID,
-        start: Position | None,
+        subscription: "_Subscription",
+        start: Position,
         access_token: str,
         expires_at: datetime,
     ) -> None:
         self._service = service
         self._user_id = user_id
         self._stream_id = stream_id
+        self._subscription = subscription
         self._start = start
         self._access_token = access_token
         self._expires_at = expires_at
 
     async def close(self) -> None:
+        self._service.feed.unsubscribe(self._subscription)
         await self._service.slots.release(self._user_id, self._stream_id)
 
-    async def items(self) -> AsyncIterator[StreamItem]:
+    async def items(self) -> AsyncGenerator[StreamItem, None]:
         service, user_id = self._service, self._user_id
         feed = service.feed
         loop = asyncio.get_running_loop()
-        subscription = await feed.subscribe()
+        subscription = self._subscription
         try:
             position = self._start
-            if position is None:
-                async with service.unit_of_work() as uow:
-                    position = (await uow.activity.horizon(), 0)
             from_log = True  # replay first: the feed's batches take over once caught up
             next_ping = loop.time() + service.ping_seconds
             while True:
@@ -399,7 +413,9 @@ class EventStream:
                     continue
                 until_expiry = (self._expires_at - service.now()).total_seconds()
                 try:
-                    async with asyncio.timeout(max(0.0, min(next_ping - loop.time(), until_expiry))):
+                    async with asyncio.timeout(
+                        max(0.0, min(next_ping - loop.time(), until_expiry))
+                    ):
                         await subscription.ready.wait()
                 except TimeoutError:
                     pass
@@ -407,9 +423,7 @@ class EventStream:
             feed.unsubscribe(subscription)
 
     def _delivery(self, event: Event) -> Delivery:
-        position = event.entry.position
-        assert position is not None
-        state = SyncPosition(position, self._service.now())
+        state = SyncPosition(_position_of(event.entry), self._service.now())
         return Delivery(self._service.tokens.encode(self._user_id, state), event)
 
     async def _ended(self) -> str | None:
@@ -425,3 +439,9 @@ class EventStream:
         except ServiceUnavailable:
             log.warning("a stream's token could not be checked now", exc_info=True)
         return None
+
+
+def _position_of(entry: Activity) -> Position:
+    if entry.position is None:
+        raise ValueError("an entry read back has its position")
+    return entry.position

@@ -229,7 +229,8 @@ class SyncService:
                     start = state.project_id
                     walk = [pid for pid in mine if start is None or pid >= start]
                 for project_id in walk:
-                    assert project_id is not None
+                    if project_id is None:
+                        continue
                     after = state.todo_id if project_id == state.project_id else None
                     room = page.room
                     if room == 0:
@@ -240,7 +241,9 @@ class SyncService:
                     for todo in todos[:room]:
                         page.add_todo(todo)
                     if len(todos) > room:
-                        return replace(state, project_id=project_id, todo_id=todos[room - 1].id), True
+                        return replace(
+                            state, project_id=project_id, todo_id=todos[room - 1].id
+                        ), True
                 state = replace(state, phase=Phase.LOG, project_id=None, todo_id=None)
             room = page.room
             if room == 0:
@@ -250,21 +253,21 @@ class SyncService:
             )
             joined = False
             for entry in entries:
-                projects, todos = _named(entry, user_id)
-                if not page.fits(projects, todos):
+                named_projects, named_todos = _named(entry, user_id)
+                if not page.fits(named_projects, named_todos):
                     return state, True
                 state = replace(state, position=_position(entry))
                 if _is_join(entry, user_id) and entry.project_id in await memberships.roles():
-                    view = await self._uow.projects.get(entry.project_id, reader_id=user_id)
-                    if view is not None and view.role is not None:
-                        page.add_project(view)
+                    found = await self._uow.projects.get(entry.project_id, reader_id=user_id)
+                    if found is not None and found.role is not None:
+                        page.add_project(found)
                         state = replace(
                             state, phase=Phase.JOINED, project_id=entry.project_id, todo_id=None
                         )
                         joined = True
                         break
-                page.named_projects.update(projects)
-                page.named_todos.update(todos)
+                page.named_projects.update(named_projects)
+                page.named_todos.update(named_todos)
             if joined:
                 continue
             state = replace(state, position=covered)

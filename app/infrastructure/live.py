@@ -8,6 +8,7 @@ says "some may have been missed" and the feed reads the log at once. Redis empti
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -65,10 +66,8 @@ class RedisActivitySignal:
 
         async def stop() -> None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
         return stop
 
@@ -90,17 +89,15 @@ class RedisActivitySignal:
                 log.warning("activity wake-ups lost their Redis subscription; again in %ss", delay)
                 await asyncio.sleep(delay)
             finally:
-                try:
-                    await pubsub.aclose()
-                except (RedisError, RedisClusterException, OSError):
-                    pass
+                with contextlib.suppress(RedisError, RedisClusterException, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _txid(data: object) -> int | None:
-    try:
-        return int(data)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
+    """The announced position (None: not one, then the feed reads anyway)."""
+    if isinstance(data, bytes):
+        data = data.decode(errors="replace")
+    return int(data) if isinstance(data, str) and data.isdigit() else None
 
 
 class InMemoryStreamSlots:
@@ -158,7 +155,7 @@ class RedisStreamSlots:
         now = int(time.time() * 1000)
         lapse = now + STREAM_LEASE_SECONDS * 1000
         try:
-            taken = await self._redis.eval(  # type: ignore[misc]
+            taken = await self._redis.eval(
                 _ACQUIRE, 1, _key(user_id), now, lapse, limit, str(stream_id)
             )
         except (RedisError, RedisClusterException) as error:
@@ -169,7 +166,7 @@ class RedisStreamSlots:
         lapse = int(time.time() * 1000) + STREAM_LEASE_SECONDS * 1000
         try:
             # ZADD, not ZADD XX: after Redis was emptied, open streams take their places back.
-            await self._redis.eval(_RENEW, 1, _key(user_id), lapse, str(stream_id))  # type: ignore[misc]
+            await self._redis.eval(_RENEW, 1, _key(user_id), lapse, str(stream_id))
         except (RedisError, RedisClusterException):
             log.warning("could not renew a stream's place on Redis", exc_info=True)
 

@@ -68,7 +68,7 @@ async def test_an_event_id_is_a_sync_token_that_resumes_after_it(
     resumed = await open_stream(ada, last_event_id=event.id)
     assert await resumed.started() == 200
     replayed = [await resumed.next(), await resumed.next()]
-    assert [(e.event, e.json["todo_id"]) for e in replayed] == [  # type: ignore[union-attr]
+    assert [(e.event, e.json["todo_id"]) for e in replayed] == [
         ("todo.created", second["id"]),
         ("todo.updated", first["id"]),
     ]
@@ -78,7 +78,7 @@ async def test_an_event_id_is_a_sync_token_that_resumes_after_it(
     page = await sync(client, ada, token=event.id)
     assert {t["id"] for t in page["todos"]} == {first["id"], second["id"], third["id"]}
     by_query = await open_stream(ada, token=event.id)
-    assert (await by_query.next()).json["todo_id"] == second["id"]  # type: ignore[union-attr]
+    assert (await by_query.next()).json["todo_id"] == second["id"]
 
 
 async def test_an_unusable_token_is_answered_before_the_stream_starts(
@@ -121,7 +121,9 @@ async def test_a_project_deleted_reaches_every_member_it_had(
     project = await share(client, ada, bob, "viewer")
     stream = await open_stream(bob)
     await stream.started()
-    assert (await client.delete(f"{API}/projects/{project['id']}", headers=ada.headers)).status_code == 204
+    assert (
+        await client.delete(f"{API}/projects/{project['id']}", headers=ada.headers)
+    ).status_code == 204
     event = await stream.until("project.deleted")
     assert event.json["project_id"] == project["id"]
     assert "project" not in event.json
@@ -144,7 +146,8 @@ async def test_a_todo_moved_away_is_todo_moved_with_only_its_id_and_the_old_proj
     event = await bob_stream.until("todo.moved")
     assert event.json["todo_id"] == todo["id"]
     assert event.json["project_id"] == shared["id"]
-    assert "todo" not in event.json and event.json["changes"] == {}
+    assert "todo" not in event.json
+    assert event.json["changes"] == {}
     owner_view = await inbox_stream.until("todo.updated")
     assert "project_id" in owner_view.json["changes"]
 
@@ -199,5 +202,6 @@ async def test_the_stream_is_documented_as_text_event_stream(client: AsyncClient
     content = operation["responses"]["200"]["content"]
     assert "text/event-stream" in content
     assert "EventData" in document["components"]["schemas"]
-    assert "410" in operation["responses"] and "429" in operation["responses"]
+    assert "410" in operation["responses"]
+    assert "429" in operation["responses"]
     assert "SyncRead" in str(document["paths"][f"{API}/sync"]["get"]["responses"]["200"])

@@ -44,7 +44,9 @@ async def sync_all(
     """Every page of a chain, from `token` (none: a full sync) until `has_more` is false."""
     pages = []
     while True:
-        page = await sync(client, who, **({"token": token} if token else {}), **params)
+        if token is not None:
+            params["token"] = token
+        page = await sync(client, who, **params)
         pages.append(page)
         token = page["sync_token"]
         if not page["has_more"]:
@@ -84,7 +86,9 @@ class Replica:
             self.todos[todo["id"]] = todo
         for project_id in page["removed"]["projects"]:
             self.projects.pop(project_id, None)
-            for todo_id in [t for t, todo in self.todos.items() if todo["project_id"] == project_id]:
+            for todo_id in [
+                t for t, todo in self.todos.items() if todo["project_id"] == project_id
+            ]:
                 del self.todos[todo_id]
         for todo_id in page["removed"]["todos"]:
             self.todos.pop(todo_id, None)
@@ -248,10 +252,13 @@ async def test_a_removed_member_and_the_members_of_a_deleted_project_get_it_in_r
     )
     assert removal.status_code == 204
     await add_todo(client, ada, left["id"], "after the removal")
-    assert (await client.delete(f"{API}/projects/{gone['id']}", headers=ada.headers)).status_code == 204
+    assert (
+        await client.delete(f"{API}/projects/{gone['id']}", headers=ada.headers)
+    ).status_code == 204
     bob_page = await sync(client, bob, token=bob_token, until=lambda p: p["removed"]["projects"])
     assert bob_page["removed"]["projects"] == [left["id"]]
-    assert bob_page["todos"] == [] and bob_page["projects"] == []
+    assert bob_page["todos"] == []
+    assert bob_page["projects"] == []
     cy_page = await sync(client, cy, token=cy_token, until=lambda p: p["removed"]["projects"])
     assert cy_page["removed"]["projects"] == [gone["id"]]
     ada_page = await sync(client, ada, token=(await sync(client, ada))["sync_token"])

@@ -109,9 +109,7 @@ async def test_a_project_joined_comes_whole_and_one_left_is_removed(
     for n in range(3):
         await todos.create(ADA, TodoDraft(title=f"s{n}"), project_id=project.id)
     _, token = await chain(service, BOB)
-    await uow.memberships.add(
-        Membership(project.id, BOB.user_id, ProjectRole.VIEWER, clock.now())
-    )
+    await uow.memberships.add(Membership(project.id, BOB.user_id, ProjectRole.VIEWER, clock.now()))
     await uow.activity.add(
         project_activity(
             ActivityType.MEMBER_ADDED,
@@ -145,7 +143,8 @@ async def test_readers_of_the_old_project_only_hear_that_a_todo_moved(
     [for_bob] = batch.events_for(BOB.user_id, after=(horizon, 0))
     [for_ada] = batch.events_for(ADA.user_id, after=(horizon, 0))
     assert (for_bob.type, for_bob.todo) == (TODO_MOVED, None)
-    assert for_ada.type == "todo.updated" and for_ada.todo is not None
+    assert for_ada.type == "todo.updated"
+    assert for_ada.todo is not None
 
 
 async def test_a_stream_replays_then_goes_live_and_a_cap_refuses_one_more(

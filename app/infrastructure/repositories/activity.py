@@ -126,15 +126,18 @@ _AFTER = sa.tuple_(activity.c.txid, activity.c.n) > sa.tuple_(
 )
 _OLDEST_FIRST = (activity.c.txid, activity.c.n)
 # A literal, not a parameter: reads run statements whose every value the caller passes.
-_PROJECT_DELETED = sa.literal_column(f"'{ActivityType.PROJECT_DELETED.value}'")
+_PROJECT_DELETED: sa.ColumnElement[str] = sa.literal_column(
+    f"'{ActivityType.PROJECT_DELETED.value}'"
+)
 
 
 def _since(dialect: str, *, reader: bool) -> sa.Select[Any]:
     """Everyone's entries (a process's live-event feed), or one reader's: those of the projects
     they are a member of now, of todos that moved out of those, about them as a member, and
-    those addressed to them (project deletions: only those whose audience names them are kept). On PostgreSQL each of a
-    reader's projects is one short range of the (project_id, txid, n) index (LATERAL), so a
-    reader with nothing new costs a probe per project, whatever everyone else wrote."""
+    the project deletions (the caller keeps those whose audience names the reader). On
+    PostgreSQL each of a reader's projects is one short range of the (project_id, txid, n)
+    index (LATERAL), so a reader with nothing new costs a probe per project, whatever everyone
+    else wrote."""
     horizon = _HORIZON[dialect].cte("horizon")
     below = activity.c.txid < sa.select(horizon.c.horizon).scalar_subquery()
     limit = _LIMIT
@@ -159,9 +162,7 @@ def _since(dialect: str, *, reader: bool) -> sa.Select[Any]:
         if dialect == "postgresql":
             scope = mine.subquery("mine")
             parts = [
-                sa.select(*lateral.c)
-                .select_from(scope)
-                .join(lateral, sa.true())
+                sa.select(*lateral.c).select_from(scope).join(lateral, sa.true())
                 for column in (activity.c.project_id, activity.c.previous_project_id)
                 for lateral in (ranged(column == scope.c.project_id).lateral(),)
             ]

@@ -82,7 +82,9 @@ _BY_PROJECT_ID_AFTER = _BY_PROJECT_ID.where(
 )
 _IDS = postgresql.ARRAY(sa.Uuid())
 _MANY = {
-    "postgresql": PROJECTS.select().where(projects.c.id == sa.any_(sa.bindparam("ids", type_=_IDS))),
+    "postgresql": PROJECTS.select().where(
+        projects.c.id == sa.any_(sa.bindparam("ids", type_=_IDS))
+    ),
     "sqlite": PROJECTS.select().where(projects.c.id.in_(sa.bindparam("ids", expanding=True))),
 }
 _OWNED = sa.select(projects.c.id).where(projects.c.owner_id == sa.bindparam("owner_id"))

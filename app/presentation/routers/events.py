@@ -98,7 +98,9 @@ def server_sent(item: StreamItem) -> ServerSentEvent:
         case Ping():
             return ServerSentEvent(event="ping", raw_data="{}")
         case End(reason=reason):
-            return ServerSentEvent(event="stream.end", raw_data=StreamEnd(reason=reason).model_dump_json())
+            return ServerSentEvent(
+                event="stream.end", raw_data=StreamEnd(reason=reason).model_dump_json()
+            )
     raise TypeError(f"not a stream item: {item!r}")
 
 
@@ -108,7 +110,9 @@ def event_json(event: Event) -> str:
         "type": event.type,
         "at": json_value(entry.at),
         "actor_id": json_value(entry.actor_id),
-        "project_id": json_value(entry.previous_project_id if event.type == "todo.moved" else entry.project_id),
+        "project_id": json_value(
+            entry.previous_project_id if event.type == "todo.moved" else entry.project_id
+        ),
     }
     if entry.todo_id is not None:
         data["todo_id"] = str(entry.todo_id)
@@ -122,4 +126,3 @@ def event_json(event: Event) -> str:
         data["member"] = MemberRead.model_validate(event.member).model_dump(mode="json")
     data["changes"] = {} if event.type == "todo.moved" else entry.changes
     return json.dumps(data, separators=(",", ":"))
-

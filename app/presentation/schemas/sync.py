@@ -17,8 +17,7 @@ class SyncParams(BaseModel):
     token: str | None = Field(
         default=None,
         max_length=TOKEN_MAX_LENGTH,
-        description="The `sync_token` of your last sync (or a live event's id); none: a full "
-        "sync.",
+        description="The `sync_token` of your last sync (or a live event's id); none: a full sync.",
     )
     limit: int = Field(
         default=DEFAULT_SYNC_LIMIT,
@@ -95,4 +94,6 @@ class EventData(BaseModel):
 class StreamEnd(BaseModel):
     """The `data:` of `event: stream.end`, the last event the server sends before it closes."""
 
-    reason: str = Field(description="`token_expired`, `revoked` or `shutdown`: reconnect and resume.")
+    reason: str = Field(
+        description="`token_expired`, `revoked` or `shutdown`: reconnect and resume."
+    )
