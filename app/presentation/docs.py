@@ -91,10 +91,12 @@ def with_problem_json(document: dict[str, Any]) -> dict[str, Any]:
                 )
             for response in responses.values():
                 content = response.get("content", {})
-                if "application/problem+json" in content and (
-                    content.get("application/json", {}).get("schema") == PROBLEM
-                ):
-                    content["application/problem+json"] = content.pop("application/json")
+                if "application/problem+json" not in content:
+                    continue
+                # Under the route's own media type (JSON, or a stream's text/event-stream).
+                for media_type in [m for m, c in content.items() if c.get("schema") == PROBLEM]:
+                    if media_type != "application/problem+json":
+                        content["application/problem+json"] = content.pop(media_type)
     return document
 
 
