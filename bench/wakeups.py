@@ -17,7 +17,7 @@ import time
 import psycopg
 from redis.asyncio import Redis
 
-CHANNEL = "bench-wakeups"
+CHANNEL = "bench_wakeups"
 
 
 def _pct(values: list[float], p: float) -> float:
