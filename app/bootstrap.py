@@ -17,17 +17,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.application.activity import ActivityService
 from app.application.auth import ActorCache, AuthService, revocations_in_force
+from app.application.events import EventService, LiveFeed
 from app.application.invitations import InvitationService
 from app.application.pagination import CursorCodec
-from app.application.ports import AuditTrail, RevocationList, UnitOfWork
+from app.application.ports import (
+    ActivitySignal,
+    AuditTrail,
+    RevocationList,
+    StreamSlots,
+    UnitOfWork,
+)
 from app.application.projects import ProjectService
+from app.application.sync import SyncService, SyncTokens
 from app.application.todos import TodoService
 from app.application.users import UserService
 from app.config import Settings
+from app.domain.users import Actor
 from app.infrastructure.audit import LoggingAuditTrail
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.driver_reads import DriverReads
+from app.infrastructure.live import (
+    InMemoryStreamSlots,
+    InProcessActivitySignal,
+    RedisActivitySignal,
+    RedisStreamSlots,
+)
 from app.infrastructure.passwords import common_passwords
 from app.infrastructure.redis import InMemoryRevocationList, RedisRevocationList
 from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
@@ -67,6 +82,8 @@ class Container:
         built = self.__dict__  # where cached_property keeps what it built
         if "engine" in built:
             await self.engine.dispose()
+        if "live_feed" in built:
+            await self.live_feed.aclose()
         if built.get("redis") is not None:
             await built["redis"].aclose()
 
@@ -121,8 +138,19 @@ class Container:
     def activity_service(self, uow: UnitOfWork) -> ActivityService:
         return ActivityService(uow, cursors=self.cursors)
 
+    def sync_service(self, uow: UnitOfWork) -> SyncService:
+        return SyncService(uow, clock=self.clock, tokens=self.sync_tokens)
+
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
-        return SqlAlchemyUnitOfWork(self.engine, read_only=read_only, reads=self.driver_reads)
+        if read_only:
+            return SqlAlchemyUnitOfWork(self.engine, read_only=True, reads=self.driver_reads)
+        # A write's committed activity wakes the live-event feeds (application/events.py).
+        return SqlAlchemyUnitOfWork(self.engine, committed=self.activity_signal.announce)
+
+    async def authenticate(self, access_token: str) -> Actor:
+        """The caller behind an access token, as a request's edge checks it (streams check
+        theirs again as they run)."""
+        return await self.auth_service(self.unit_of_work(read_only=True)).authenticate(access_token)
 
     # The adapters.
 
@@ -195,6 +223,44 @@ class Container:
         if self.redis is not None:
             return RedisRevocationList(self.redis, on_record)
         return InMemoryRevocationList(on_record)
+
+    @cached_property
+    def sync_tokens(self) -> SyncTokens:
+        return SyncTokens(
+            self.cursors,
+            clock=self.clock,
+            retention=timedelta(days=self.settings.sync_retention_days),
+        )
+
+    @cached_property
+    def activity_signal(self) -> ActivitySignal:
+        """Wake-ups that activity was committed: Redis pub/sub across instances, else in
+        process (docs/performance.md, Live events, says why pub/sub)."""
+        if self.redis is not None:
+            return RedisActivitySignal(self.redis)
+        return InProcessActivitySignal()
+
+    @cached_property
+    def stream_slots(self) -> StreamSlots:
+        if self.redis is not None:
+            return RedisStreamSlots(self.redis)
+        return InMemoryStreamSlots()
+
+    @cached_property
+    def live_feed(self) -> LiveFeed:
+        return LiveFeed(lambda: self.unit_of_work(read_only=True), self.activity_signal)
+
+    @cached_property
+    def event_service(self) -> EventService:
+        return EventService(
+            unit_of_work=lambda: self.unit_of_work(read_only=True),
+            feed=self.live_feed,
+            tokens=self.sync_tokens,
+            slots=self.stream_slots,
+            authenticate=self.authenticate,
+            now=self.clock.now,
+            max_streams=self.settings.sse_max_streams_per_user,
+        )
 
     @cached_property
     def actors(self) -> ActorCache:

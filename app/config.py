@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     max_todos_per_user: int = Field(default=10_000, ge=1)
     # How long a project invitation's token may be accepted.
     invitation_expire_days: int = Field(default=7, ge=1, le=365)
+    # A sync token (or live event id) older than this is refused (410): start with a full sync.
+    sync_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Live-event streams one user may have open at once, across instances; one more is a 429.
+    sse_max_streams_per_user: int = Field(default=5, ge=1, le=1000)
     # Argon2id cost; the defaults are OWASP's recommendation (19 MiB, 2 passes).
     password_hash_time_cost: int = Field(default=2, ge=1)
     password_hash_memory_kib: int = Field(default=19 * 1024, ge=1024)

@@ -1,11 +1,16 @@
 """The API's start-up and shutdown: the adapters built, tracing instrumented, the first admin
 made; at shutdown, the pools closed and the spans flushed."""
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -47,7 +52,8 @@ def lifespan(container: Container) -> Lifespan:
                     ", ".join(settings.allowed_origins),
                 )
             tune_garbage_collector()
-            yield
+            with streams_end_on_shutdown(container.live_feed.shut_down):
+                yield
         finally:  # after uvicorn's graceful shutdown: every request has finished or was cut
             await container.aclose()
             await tracing.shutdown(container.tracer_provider)
@@ -69,6 +75,39 @@ async def ensure_first_admin(container: Container, *, email: str, password: str)
         level = logging.WARNING if outcome is AdminBootstrap.EMAIL_IN_USE else logging.INFO
         log.log(level, "FIRST_ADMIN_EMAIL %s: %s", email, outcome.value)
         return
+
+
+@contextmanager
+def streams_end_on_shutdown(shut_down: Callable[[], None]) -> Iterator[None]:
+    """Open event streams never finish by themselves, and the server waits for every response
+    to finish before it shuts the application down (the lifespan's end comes after them). So
+    the streams learn of the shutdown from its signal: a handler for SIGTERM and SIGINT,
+    installed with the standard `signal` API in front of the server's own, ends them (each
+    sends `stream.end` "shutdown") and then hands the signal on to the handler it replaced,
+    which begins the server's graceful shutdown as before. Restored when the app stops. Where
+    signals cannot be handled (not the main thread), the lifespan's end still ends them."""
+    loop = asyncio.get_running_loop()
+    replaced: dict[signal.Signals, Any] = {}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(shut_down)
+        previous = replaced.get(signal.Signals(signum))
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # no server handles it: the default action
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            replaced[signum] = signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, previous in replaced.items():
+            if signal.getsignal(signum) is handle:
+                signal.signal(signum, previous)
+        shut_down()
 
 
 @cache  # once per process: what is frozen is never collected

@@ -26,9 +26,11 @@ from app.presentation.middleware import (
 from app.presentation.routers import (
     activity,
     auth,
+    events,
     health,
     invitations,
     projects,
+    sync,
     todos,
     users,
 )
@@ -50,6 +52,10 @@ TAGS = [
     {"name": "projects", "description": "Projects, shared with members by invitation."},
     {"name": "invitations", "description": "Invite to a project; preview and accept a token."},
     {"name": "activity", "description": "Who changed what, per todo and per project."},
+    {
+        "name": "sync",
+        "description": "Keep an offline copy exact (sync tokens), and live events (SSE).",
+    },
     {"name": "operations", "description": "Health checks and metrics."},
 ]
 
@@ -118,6 +124,8 @@ def install_routers(app: FastAPI) -> None:
         health.router,
         todos.router,
         projects.router,
+        sync.router,
+        events.router,
         activity.router,
         invitations.router,
         users.router,

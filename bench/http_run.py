@@ -25,6 +25,7 @@ from types import FrameType
 from urllib.parse import quote
 
 from bench import http_servers as servers
+from bench import http_sync
 from bench import http_wrk as wrk
 from bench.common import DEEP_ROWS, ROOT
 from bench.http_report import Report, Row, machine, scan_log, table, write_results
@@ -131,6 +132,7 @@ def service_phase(
             deep_phase(bench, server, report, deep_client)
     if shared_client is not None:
         shared_phase(bench, server, report, shared_client, seeded, results)
+    sync_phase(bench, server, report, results)
     report.extra["rss_mib"] = {"service_1_worker": bench.rss(server), "floor": floor_rss}
     server.stop()
     return results, floor_results
@@ -217,6 +219,69 @@ def shared_phase(
         **{name: result.as_dict() for name, result in shared.items()},
         "ratios": ratios,
     }
+
+
+def sync_phase(
+    bench: Bench, server: LiveServer, report: Report, results: dict[str, wrk.Result]
+) -> None:
+    """`GET /sync?token=` with nothing new since the token (every user's own, 32 connections)
+    against this run's get_one, and with 20 changes since it (CHANGED_USERS users)."""
+    clients = bench.clients
+    tokens = http_sync.sync_tokens(server.url, clients)
+    nothing = http_sync.write_sync_lua(bench.out / "sync-nothing.lua", clients, tokens)
+    nothing_new = bench.measure(server, "sync_nothing_new", [http_sync.sync_load(nothing)])[0]
+    changed_clients = clients[: http_sync.CHANGED_USERS]
+    before = http_sync.sync_tokens(server.url, changed_clients)
+    http_sync.change_todos(server.url, bench.database_url, changed_clients)
+    changed = http_sync.write_sync_lua(bench.out / "sync-changed.lua", changed_clients, before)
+    twenty = bench.measure(server, "sync_20_changes", [http_sync.sync_load(changed)])[0]
+    get_one = results["get_one"].rps
+    ratio = nothing_new.rps / get_one if get_one else 0.0
+    verdict = "ok" if ratio >= http_sync.NOTHING_NEW_FLOOR else "UNDER"
+    report.notes.append(
+        f"sync_nothing_new c32: {nothing_new.rps:,.0f} rps vs get_one {get_one:,.0f} rps: "
+        f"{ratio:.2f} (requirement >= {http_sync.NOTHING_NEW_FLOOR:g}: {verdict}); "
+        f"p50 {nothing_new.p50_ms:.1f} ms"
+    )
+    report.notes.append(
+        f"sync_20_changes c32 ({len(changed_clients)} users, {http_sync.CHANGES} todos each): "
+        f"{twenty.rps:,.0f} rps ({twenty.rps / get_one if get_one else 0:.2f} of get_one); "
+        f"p50 {twenty.p50_ms:.1f} ms, p99 {twenty.p99_ms:.1f} ms"
+    )
+    report.extra["sync"] = {
+        "nothing_new": nothing_new.as_dict(),
+        "twenty_changes": twenty.as_dict(),
+        "ratio_nothing_new_vs_get_one": ratio,
+    }
+
+
+def streams_phase(bench: Bench, report: Report) -> None:
+    """N open event streams on one worker (one per user), one write every stream hears: the
+    time until each has it, and the worker's RSS growth per open stream."""
+    count = min(
+        http_sync.SMOKE_STREAMS if bench.args.smoke else http_sync.STREAMS, len(bench.clients)
+    )
+    print(f"== {count} event streams on one worker", flush=True)
+    # Room for every stream besides the write (MAX_CONNECTIONS bounds open connections).
+    server = bench.service(1, "service-streams.log", MAX_CONNECTIONS=str(count + 100))
+    owner, members = bench.clients[0], bench.clients[:count]
+    project = http_sync.share_with(bench.database_url, owner, members)
+    result = http_sync.fanout(server.url, servers.worker_pids(server), owner, members, project)
+    server.stop()
+    http_sync.unshare(bench.database_url, project)
+    latency_ok = result.received == count and result.p99_ms <= http_sync.STREAM_P99_MS
+    memory_ok = result.kib_per_stream <= http_sync.STREAM_KIB_EACH
+    report.notes.append(
+        f"event streams: {count} open on one worker, one write: {result.received} received, "
+        f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms (requirement <= "
+        f"{http_sync.STREAM_P99_MS:g} ms: {'ok' if latency_ok else 'OVER'}); RSS "
+        f"{result.rss_before_mib:.0f} -> {result.rss_after_mib:.0f} MiB, "
+        f"{result.kib_per_stream:.1f} KiB per stream (requirement <= "
+        f"{http_sync.STREAM_KIB_EACH:g}: {'ok' if memory_ok else 'OVER'})"
+    )
+    report.extra["streams"] = result.as_dict()
+    if result.received != count:
+        bench.failures.append(f"event streams: {result.received} of {count} got the write")
 
 
 def search_phase(
@@ -398,6 +463,7 @@ def run(args: argparse.Namespace, out: Path, stack: ExitStack) -> Bench:
 
     service, floor = service_phase(bench, report, seeded)
     report.rows = rows(service, floor)
+    streams_phase(bench, report)
     if not args.smoke:
         workers_phase(bench, report, service)
     if args.soak:

@@ -74,7 +74,7 @@ class Bench:
         self.revisions: dict[str, str] = {}
         """The code each server started on: it may change during a run."""
 
-    def service(self, workers: int, log: str) -> LiveServer:
+    def service(self, workers: int, log: str, **env: str) -> LiveServer:
         server = servers.start_service(
             port=self.args.port,
             workers=workers,
@@ -82,6 +82,7 @@ class Bench:
             redis_url=self.redis_url,
             pool_size=self.args.pool_size,
             log=self.logs / log,
+            env=env,
         )
         self.stack.callback(server.stop)  # on any exit; stopping twice is harmless
         self.revisions[log.removesuffix(".log")] = revision(head())

@@ -19,8 +19,16 @@ SERVICE_FLAGS = ("--loop", "uvloop")
 
 
 def start_service(
-    *, port: int, workers: int, database_url: str, redis_url: str, pool_size: int | None, log: Path
+    *,
+    port: int,
+    workers: int,
+    database_url: str,
+    redis_url: str,
+    pool_size: int | None,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> LiveServer:
+    extra = env or {}
     env = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": database_url,
@@ -31,6 +39,7 @@ def start_service(
         # Tokens are collected once, at the start; they must outlive the longest run.
         "ACCESS_TOKEN_EXPIRE_MINUTES": str(24 * 60),
         **RAISED_LIMITS,
+        **extra,
     }
     if pool_size is not None:
         env["DB_POOL_SIZE"] = str(pool_size)

@@ -1,7 +1,7 @@
 """scripts/faults: the service's worst day, on private PostgreSQL and Redis it starts, stops
 and restarts itself, with the service started by scripts/serve in production settings.
 
-    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d,e,f]
+    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d,e,f,g,h]
 
 a. 100 concurrent keyed POSTs, the server killed (-9) while they are in flight, restarted, and
    every request retried with its key until answered 201/200: exactly one todo per key.
@@ -20,6 +20,12 @@ e. The documented deployment's bounds on request heads and reads: a 64 KiB heade
 f. A member removed from a project, then Redis killed and restarted empty: the removed
    member is refused (404) before, while Redis is down (or 503) and after, on every path of
    the project and its todos; a member who stayed is served after the restart.
+g. Live-event streams open while todos are written, Redis emptied (FLUSHALL) and then killed
+   and restarted empty: every stream, resuming from its last event id whenever it must,
+   has every acknowledged todo exactly once.
+h. Live-event streams on one instance, todos written through a second one, the first killed
+   (-9): its clients reconnect to the second with their last event id and have every
+   acknowledged todo exactly once.
 
 Black-box: HTTP, process control and the database's todos table only, so it runs on any
 version of the service. Prints every check with its counts; exits 1 if any fails.
@@ -35,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import redis
 
 from harness import live_server
 from harness.raised_limits import RAISED_LIMITS
@@ -67,6 +74,7 @@ from proofs.connections import (
 )
 from proofs.run import run_proof
 from proofs.stack import Nginx, Service, Stores, Workspace
+from proofs.streams import Follower, lost_and_twice
 
 # Time the service gets, once PostgreSQL is back, to replace the pool's dead connections.
 POOL_SETTLE_SECONDS = 1.0
@@ -107,6 +115,8 @@ class Drill:
     keys: int
     retry_for: float
     idle: int
+    env: dict[str, str]
+    """The service's environment: a second instance (scenario h) starts with it too."""
 
     def restore(self) -> None:
         """Everything up again after a scenario that stopped half-way."""
@@ -605,6 +615,85 @@ async def shared_project_join(d: Drill, owner: str, member: str, project_id: str
         raise RuntimeError(f"accept: {joined}")
 
 
+STREAM_FOLLOWERS = 2  # one user's streams: with a killed instance's places, under the cap
+STREAM_WRITES_SECONDS = 2.0
+STREAM_SETTLE_SECONDS = 3.0
+
+
+async def _follow_while_writing(
+    d: Drill, urls: list[str], write_to: httpx.AsyncClient, fault: Callable[[], Awaitable[str]]
+) -> None:
+    """Followers on `urls[0]`, a writer creating todos through `write_to`, `fault` midway."""
+    token = await new_token(d.http, "fault-streams")
+    followers = [Follower(list(urls), token) for _ in range(STREAM_FOLLOWERS)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(f.run(stop)) for f in followers]
+    await asyncio.sleep(1.0)  # open and subscribed
+    acknowledged: dict[str, float] = {}
+
+    async def write(n: int, i: int) -> Reply:
+        reply = await create_todo(write_to, token, f"fault-streams {n}-{i}")
+        if reply.status == 201:
+            acknowledged[reply.body["id"]] = time.monotonic()
+        return reply
+
+    writes = Load()
+    writes.run(write, 2)
+    await asyncio.sleep(STREAM_WRITES_SECONDS)
+    what = await fault()
+    await asyncio.sleep(STREAM_WRITES_SECONDS)
+    await writes.stop()
+    await asyncio.sleep(STREAM_SETTLE_SECONDS)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    lost, twice = lost_and_twice(followers, set(acknowledged))
+    d.report.check(
+        f"{what}: streams resume from their last id with nothing lost or repeated",
+        bool(acknowledged) and lost == 0 and twice == 0,
+        f"{len(acknowledged)} todos acknowledged ({tally(writes.replies)}); {len(followers)} "
+        f"streams got {[len(f.created()) for f in followers]} todo.created, lost {lost}, twice "
+        f"{twice}; connections opened {[f.opened for f in followers]}, refused or broken "
+        f"{[dict(f.refused) for f in followers]}, stream.end {[dict(f.ends) for f in followers]}",
+    )
+
+
+async def redis_emptied_under_streams(d: Drill) -> None:
+    """g. Live-event streams open, Redis emptied, then killed and restarted empty."""
+
+    async def fault() -> str:
+        await asyncio.to_thread(_flushall, d.stores.redis.url())
+        await asyncio.sleep(STREAM_WRITES_SECONDS)
+        await asyncio.to_thread(d.stores.redis.kill)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(d.stores.redis.start)
+        return "g. Redis emptied, then restarted empty"
+
+    await _follow_while_writing(d, [d.service.url], d.http, fault)
+
+
+def _flushall(url: str) -> None:
+    with redis.Redis.from_url(url) as connection:
+        connection.flushall()
+
+
+async def instance_killed_under_streams(d: Drill) -> None:
+    """h. Live-event streams on an instance killed (-9): they resume on another one."""
+    other = await asyncio.to_thread(Service, d.space, "service-b", d.env)
+    try:
+        async with client(other.url) as on_other:
+
+            async def fault() -> str:
+                await asyncio.to_thread(d.service.kill)
+                return "h. the streams' instance killed"
+
+            await _follow_while_writing(d, [d.service.url, other.url], on_other, fault)
+    finally:
+        await asyncio.to_thread(other.stop)
+        await asyncio.to_thread(d.service.start)
+
+
 SCENARIOS = {
     "a": server_killed,
     "b": redis_restarted,
@@ -612,6 +701,8 @@ SCENARIOS = {
     "d": connection_flood,
     "e": head_bounds,
     "f": removed_member,
+    "g": redis_emptied_under_streams,
+    "h": instance_killed_under_streams,
 }
 
 
@@ -636,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=int, default=10_000, help="idle connections one host holds in scenario d"
     )
-    parser.add_argument("--only", default="a,b,c,d,e,f", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e,f,g,h", help="scenarios to run, e.g. a,c")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(SCENARIOS):
@@ -653,7 +744,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         async def run() -> None:
             async with client(service.url, connections=args.keys + 20) as http:
                 d = Drill(
-                    space, stores, service, http, report, args.keys, args.retry_for, args.idle
+                    space,
+                    stores,
+                    service,
+                    http,
+                    report,
+                    args.keys,
+                    args.retry_for,
+                    args.idle,
+                    env,
                 )
                 await drill(d, only)
 

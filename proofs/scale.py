@@ -10,7 +10,9 @@ here), and what must hold across them:
 - one Idempotency-Key sent to both instances creates one todo;
 - a stale ETag from one instance is refused (412) on the other;
 - a project member's role lowered on one instance, and then their removal, bite on the
-  other's very next request.
+  other's very next request;
+- a change committed on one instance reaches a live-event stream served by the other within
+  a second.
 
 Requests alternate between the instances through nginx, whose answers name the instance in
 `X-Upstream`, and go to each instance directly where a check needs one side for sure.
@@ -23,6 +25,7 @@ It runs twice by default: on one Redis server, then on a three-node Redis Cluste
 
 import argparse
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +52,7 @@ from proofs.api import (
 )
 from proofs.run import run_proof
 from proofs.stack import Nginx, RedisNodes, Service, Stores, Workspace
+from proofs.streams import Follower
 
 # nginx reaches the instances from this loopback address, and the instances trust forwarded
 # headers from it alone: a client on 127.0.0.1 cannot pose as the proxy.
@@ -298,6 +302,40 @@ async def membership(c: Cluster) -> None:
     )
 
 
+LIVE_WITHIN_SECONDS = 1.0
+
+
+async def live_events(c: Cluster) -> None:
+    token = await new_token(c.a, "streamer")
+    follower = Follower([str(c.b.base_url)], token)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    try:
+        await asyncio.sleep(1.0)  # the stream is open on B, its feed subscribed
+        latencies = []
+        made = []
+        for n in range(5):
+            sent = time.monotonic()
+            reply = await create_todo(c.a, token, f"live: written on A #{n}")
+            made.append(reply)
+            todo_id = str(reply.body.get("id")) if reply.ok else ""
+            arrived = await follower.has(todo_id, 5)
+            latencies.append(float("inf") if arrived is None else arrived - sent)
+    finally:
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    c.report.check(
+        "a change committed on A reaches a live-event stream on B within a second",
+        all(reply.status == 201 for reply in made)
+        and follower.opened >= 1
+        and max(latencies) < LIVE_WITHIN_SECONDS,
+        f"5 todos created on A {tally(made)}; the stream on B (opened {follower.opened}, "
+        f"refused {dict(follower.refused)}) had each after "
+        + ", ".join(f"{1000 * seconds:.0f} ms" for seconds in latencies),
+    )
+
+
 CHECKS: list[Callable[[Cluster], Awaitable[None]]] = [
     round_robin,
     login_limit,
@@ -307,6 +345,7 @@ CHECKS: list[Callable[[Cluster], Awaitable[None]]] = [
     idempotency,
     if_match,
     membership,
+    live_events,
 ]
 
 

@@ -33,7 +33,7 @@ from app.application.ports import (
     UnitOfWork,
     UserRepository,
 )
-from app.domain.activity import Activity, Position
+from app.domain.activity import Activity, ActivityType, Position
 from app.domain.errors import EmailTaken, IdempotencyKeyInFlight
 from app.domain.projects import (
     Invitation,
@@ -396,6 +396,18 @@ class InMemoryTodoRepository:
             by_priority={p: sum(t.priority is p for t in todos) for p in Priority},
         )
 
+    async def many(self, todo_ids: Sequence[UUID]) -> list[Todo]:
+        return [self._state.todos[i] for i in todo_ids if i in self._state.todos]
+
+    async def in_project(self, project_id: UUID, *, after: UUID | None, limit: int) -> list[Todo]:
+        todos = sorted(
+            (t for t in self._state.todos.values() if t.project_id == project_id),
+            key=lambda t: t.id,
+        )
+        if after is not None:
+            todos = [t for t in todos if t.id > after]
+        return todos[:limit]
+
 
 def _scope(state: InMemoryState, query: TodoFilter) -> set[UUID]:
     """The projects a query looks in (see TodoFilter)."""
@@ -585,6 +597,20 @@ class InMemoryProjectRepository:
     async def owned(self, owner_id: UUID) -> list[UUID]:
         return [p.id for p in self._state.projects.values() if p.owner_id == owner_id]
 
+    async def member_of(
+        self, member_id: UUID, *, after: UUID | None, limit: int
+    ) -> list[ProjectView]:
+        mine = sorted(
+            (m for m in self._state.memberships.values() if m.user_id == member_id),
+            key=lambda m: m.project_id,
+        )
+        if after is not None:
+            mine = [m for m in mine if m.project_id > after]
+        return [ProjectView(self._state.projects[m.project_id], m.role) for m in mine[:limit]]
+
+    async def many(self, project_ids: Sequence[UUID]) -> list[Project]:
+        return [self._state.projects[i] for i in project_ids if i in self._state.projects]
+
 
 class InMemoryMembershipRepository:
     def __init__(self, state: InMemoryState | None = None) -> None:
@@ -638,6 +664,10 @@ class InMemoryMembershipRepository:
 
     async def of_user(self, user_id: UUID) -> list[Membership]:
         return [m for m in self._state.memberships.values() if m.user_id == user_id]
+
+    async def of_projects(self, project_ids: Sequence[UUID]) -> list[Membership]:
+        wanted = set(project_ids)
+        return [m for m in self._state.memberships.values() if m.project_id in wanted]
 
 
 class InMemoryInvitationRepository:
@@ -704,7 +734,7 @@ class InMemoryActivityRepository:
     async def add(self, *entries: Activity) -> None:
         for entry in entries:
             last = max(self._state.activity, default=(0, 0))
-            position = (last[0] + 1, 0)
+            position = (last[0] + 1, 1)
             self._state.activity[position] = replace(entry, txid=position[0], n=position[1])
 
     def entries(self) -> list[Activity]:
@@ -728,6 +758,32 @@ class InMemoryActivityRepository:
 
     async def horizon(self) -> int:
         return max(self._state.activity, default=(0, 0))[0] + 1
+
+    async def since(
+        self, after: Position, *, reader_id: UUID | None, limit: int
+    ) -> tuple[list[Activity], Position]:
+        def heard(entry: Activity) -> bool:
+            if reader_id is None:
+                return True
+            mine = {pid for pid, uid in self._state.memberships if uid == reader_id}
+            return (
+                entry.project_id in mine
+                or entry.previous_project_id in mine
+                or entry.member_id == reader_id
+                or entry.type is ActivityType.PROJECT_DELETED
+            )
+
+        positions = sorted(p for p, e in self._state.activity.items() if p > after and heard(e))
+        read = positions[:limit]
+        covered = read[-1] if len(read) == limit else (await self.horizon(), 0)
+        entries = [self._state.activity[p] for p in read]
+        if reader_id is not None:
+            entries = [
+                e
+                for e in entries
+                if e.type is not ActivityType.PROJECT_DELETED or reader_id in e.audience
+            ]
+        return entries, covered
 
     def _newest(
         self, matches: Callable[[Activity], bool], after: Position | None, limit: int

@@ -118,6 +118,12 @@ class TodoRepository(Protocol):
     async def stats(self, query: TodoFilter, *, now: datetime) -> TodoStats:
         """Counts over the live todos of the query's projects (its other filters unused)."""
 
+    async def many(self, todo_ids: Sequence[UUID]) -> list[Todo]:
+        """The todos among these ids that exist (live or in the trash), in any order."""
+
+    async def in_project(self, project_id: UUID, *, after: UUID | None, limit: int) -> list[Todo]:
+        """The project's todos, the trash included, by id, after `after`."""
+
 
 class ProjectRepository(Protocol):
     async def add(self, project: Project) -> None:
@@ -140,6 +146,13 @@ class ProjectRepository(Protocol):
         they got it (created or joined), ties by id. `after`: (not is_inbox, added_at, id)."""
 
     async def owned(self, owner_id: UUID) -> list[UUID]: ...
+    async def member_of(
+        self, member_id: UUID, *, after: UUID | None, limit: int
+    ) -> list[ProjectView]:
+        """The member's projects with their role, by project id, after `after`."""
+
+    async def many(self, project_ids: Sequence[UUID]) -> list[Project]:
+        """The projects among these ids that exist, in any order."""
 
 
 class MembershipRepository(Protocol):
@@ -155,6 +168,8 @@ class MembershipRepository(Protocol):
 
     async def user_ids(self, project_id: UUID) -> list[UUID]: ...
     async def of_user(self, user_id: UUID) -> list[Membership]: ...
+    async def of_projects(self, project_ids: Sequence[UUID]) -> list[Membership]:
+        """Every membership of these projects."""
 
 
 class InvitationRepository(Protocol):
@@ -194,6 +209,16 @@ class ActivityRepository(Protocol):
     async def horizon(self) -> int:
         """The transaction position below which every entry is committed and none can still
         appear: how far a reader that resumes from a position (sync, live events) may read."""
+
+    async def since(
+        self, after: Position, *, reader_id: UUID | None, limit: int
+    ) -> tuple[list[Activity], Position]:
+        """Oldest first, the entries after `after` and below the horizon (at most `limit` read):
+        everyone's (`reader_id` None), or those a reader hears of: of the projects they are a
+        member of now, of todos moved out of those, about them as a member, and addressed to
+        them. With the position the read covers: the horizon's `(horizon, 0)` when it read
+        everything there was, else the last entry read. Exactness rests on this: every entry
+        at or before that position has been read, and none will appear there later."""
 
 
 class RefreshTokenRepository(Protocol):
@@ -316,3 +341,27 @@ class RevocationList(Protocol):
 
     async def user_changed(self, user_id: UUID) -> None:
         """Retires the user's stamp: every copy read before now is stale."""
+
+
+class ActivitySignal(Protocol):
+    """Wake-ups that entries were committed, across instances (or within one process): a
+    hint only, which may be lost; the log says what happened."""
+
+    async def announce(self, txid: int) -> None:
+        """Entries at this transaction position are committed."""
+
+    def listen(self, heard: Callable[[int | None], None]) -> Callable[[], Awaitable[None]]:
+        """Calls `heard` with each position announced anywhere (None: some may have been
+        missed, read now); returns what stops listening."""
+
+
+class StreamSlots(Protocol):
+    """How many streams each user has open, across instances."""
+
+    async def acquire(self, user_id: UUID, stream_id: UUID, *, limit: int) -> bool:
+        """Takes a place unless the user has `limit` streams open already."""
+
+    async def renew(self, user_id: UUID, stream_id: UUID) -> None:
+        """Keeps the place (a place not renewed lapses: an instance killed frees its own)."""
+
+    async def release(self, user_id: UUID, stream_id: UUID) -> None: ...

@@ -110,3 +110,17 @@ class OwnerCannotLeave(DomainError):
 
 class AlreadyMember(DomainError):
     detail = "You are already a member of this project."
+
+
+class InvalidSyncToken(DomainError):
+    """Tampered with, malformed, or another user's: the same answer for each."""
+
+    detail = "This sync token is not valid for you; start again with a full sync (no token)."
+
+
+class SyncTokenExpired(DomainError):
+    detail = "This sync token is too old; start again with a full sync (no token)."
+
+
+class TooManyStreams(DomainError):
+    detail = "You have as many event streams open as allowed; close one first."

@@ -202,6 +202,9 @@ class InvitationRow(Base):
     )
 
 
+PROJECT_DELETED = sa.text("type = 'project.deleted'")
+
+
 class ActivityRow(Base):
     """Activity entries, in commit order: (txid, n) is an entry's position (see
     repositories/activity.py). No foreign keys: an entry outlives its todo, its project and
@@ -248,6 +251,14 @@ class ActivityRow(Base):
             postgresql_where=sa.text("member_id IS NOT NULL"),
             sqlite_where=sa.text("member_id IS NOT NULL"),
         ),
+        # The project deletions after a position (a reader's sync keeps those addressed to it).
+        sa.Index(
+            "ix_activity_deleted_txid_n",
+            "txid",
+            "n",
+            postgresql_where=PROJECT_DELETED,
+            sqlite_where=PROJECT_DELETED,
+        ),
     )
 
 
@@ -293,6 +304,8 @@ class TodoRow(Base):
         _keyset_index("title"),
         # Every todo of a project, the trash included: the trash list, a project's deletion.
         sa.Index(None, "project_id", "deleted_at"),
+        # ... and by id: a full sync walks a project's todos a page at a time.
+        sa.Index(None, "project_id", "id"),
         # The quota's count, and an account's deletion.
         sa.Index(None, "owner_id", "deleted_at"),
         sa.Index(None, "tags", postgresql_using="gin", info=POSTGRESQL_ONLY).ddl_if(

@@ -1,7 +1,7 @@
 """The unit of work: one database connection per use case, and the one place that commits."""
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self, cast
@@ -220,8 +220,14 @@ class SqlAlchemyUnitOfWork:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, read_only: bool = False, reads: DriverReads | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        read_only: bool = False,
+        reads: DriverReads | None = None,
+        committed: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
+        self._committed = committed
         self._statements = statements = SqlStatements(engine, read_only=read_only, reads=reads)
         self.users = SqlAlchemyUserRepository(statements)
         self.todos = SqlAlchemyTodoRepository(statements)
@@ -245,6 +251,12 @@ class SqlAlchemyUnitOfWork:
 
     async def commit(self) -> None:
         await self._statements.commit()
+        txid = self.activity.take_written()
+        if txid is not None and self._committed is not None:
+            # Activity is committed: live-event feeds may read it (a wake-up only; they also
+            # read the log on a timer, so an announcement lost costs delay, never an event).
+            await self._committed(txid)
 
     async def rollback(self) -> None:
         await self._statements.rollback()
+        self.activity.take_written()

@@ -11,19 +11,23 @@ from prometheus_client import CollectorRegistry
 
 from app.application.activity import ActivityService
 from app.application.auth import AuthService
+from app.application.events import EventService, EventStream
 from app.application.invitations import InvitationService
 from app.application.ports import RevocationList, TokenIssuer, UnitOfWork
 from app.application.projects import ProjectService
+from app.application.sync import SyncService
 from app.application.todos import TodoService
 from app.application.users import UserService
-from app.domain.errors import InvalidToken
+from app.domain.errors import InvalidSyncToken, InvalidToken
 from app.domain.users import PASSWORD_MAX_LENGTH, Actor, normalise_email
 from app.logs import request_context
 from app.presentation.errors import HTTPProblem
 from app.presentation.metrics import MetricsAccess
+from app.presentation.middleware import HEAD_AS_GET
 from app.presentation.rate_limit import RateLimiter, RateLimitState, client_ip
 from app.presentation.schemas.auth import LoginRequest
 from app.presentation.schemas.common import NO_NUL
+from app.presentation.schemas.sync import TOKEN_MAX_LENGTH as SYNC_TOKEN_MAX_LENGTH
 from app.presentation.schemas.users import MeUpdate
 
 API_PREFIX = "/api/v1"
@@ -55,6 +59,9 @@ class Services(Protocol):
     def project_service(self, uow: UnitOfWork) -> ProjectService: ...
     def invitation_service(self, uow: UnitOfWork) -> InvitationService: ...
     def activity_service(self, uow: UnitOfWork) -> ActivityService: ...
+    def sync_service(self, uow: UnitOfWork) -> SyncService: ...
+    @property
+    def event_service(self) -> EventService: ...
 
 
 def install_services(app: FastAPI, services: Services) -> None:
@@ -132,6 +139,11 @@ async def get_activity_reader(request: Request) -> ActivityService:
     return services.activity_service(services.unit_of_work(read_only=True))
 
 
+async def get_sync_reader(request: Request) -> SyncService:
+    services = services_of(request)
+    return services.sync_service(services.unit_of_work(read_only=True))
+
+
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 TodoServiceDep = Annotated[TodoService, Depends(get_todo_service)]
@@ -142,6 +154,7 @@ ProjectReaderDep = Annotated[ProjectService, Depends(get_project_reader)]
 InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_service)]
 InvitationReaderDep = Annotated[InvitationService, Depends(get_invitation_reader)]
 ActivityReaderDep = Annotated[ActivityService, Depends(get_activity_reader)]
+SyncReaderDep = Annotated[SyncService, Depends(get_sync_reader)]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -208,6 +221,37 @@ async def get_current_actor(request: Request) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]
+
+
+async def open_event_stream(
+    request: Request, actor: CurrentActor
+) -> AsyncIterator[EventStream | None]:
+    """The caller's event stream, opened before the response starts, so an unusable token
+    (400 / 410) or one stream too many (429) is a problem+json answer, not a broken stream;
+    its place is given back once the response is over. Resumes from `Last-Event-ID` (what a
+    reconnecting EventSource sends), else from `?token=`."""
+    services = services_of(request)
+    access_token = _required(bearer_token(request))
+    resume = request.headers.get("last-event-id") or request.query_params.get("token") or None
+    if resume is not None and len(resume) > SYNC_TOKEN_MAX_LENGTH:
+        raise InvalidSyncToken
+    if request.scope.get(HEAD_AS_GET):  # a HEAD: the checks and headers, no stream to hold
+        services.event_service.check(actor, token=resume)
+        yield None
+        return
+    stream = await services.event_service.open(
+        actor,
+        token=resume,
+        access_token=access_token,
+        expires_at=services.tokens.decode_access(access_token).expires_at,
+    )
+    try:
+        yield stream
+    finally:
+        await stream.close()
+
+
+EventStreamDep = Annotated[EventStream | None, Depends(open_event_stream)]
 
 
 def _keep(request: Request, state: RateLimitState | None) -> None:

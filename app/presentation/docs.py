@@ -21,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.presentation.deps import API_PREFIX
 from app.presentation.schemas.common import BEARER_SCHEMES
+from app.presentation.schemas.sync import EventData, StreamEnd
+
+EVENT_MODELS = (EventData, StreamEnd)
 
 # The fastapi-offline package ships swagger-ui-dist 5 (renders OpenAPI 3.1) and ReDoc 2.
 ASSETS = str(files("fastapi_offline") / "static")
@@ -88,10 +91,12 @@ def with_problem_json(document: dict[str, Any]) -> dict[str, Any]:
                 )
             for response in responses.values():
                 content = response.get("content", {})
-                if "application/problem+json" in content and (
-                    content.get("application/json", {}).get("schema") == PROBLEM
-                ):
-                    content["application/problem+json"] = content.pop("application/json")
+                if "application/problem+json" not in content:
+                    continue
+                # Under the route's own media type (JSON, or a stream's text/event-stream).
+                for media_type in [m for m, c in content.items() if c.get("schema") == PROBLEM]:
+                    if media_type != "application/problem+json":
+                        content["application/problem+json"] = content.pop(media_type)
     return document
 
 
@@ -138,13 +143,26 @@ def with_security_schemes(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def with_event_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """The live-event stream's `data:` shapes, which its `text/event-stream` response names
+    (routers/events.py): no route returns them as JSON, so FastAPI would not list them."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in EVENT_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, nested in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, nested)
+        schemas.setdefault(model.__name__, schema)
+    return document
+
+
 class DocumentedFastAPI(FastAPI):
     """FastAPI publishing the document shaped above: every error as problem+json, optional
-    parameters without their null branch, the bearer token's security schemes."""
+    parameters without their null branch, the bearer token's security schemes, the live
+    events' shapes."""
 
     def openapi(self) -> dict[str, Any]:
         document = with_problem_json(super().openapi())
-        return with_security_schemes(with_plain_optional_parameters(document))
+        return with_event_schemas(with_security_schemes(with_plain_optional_parameters(document)))
 
 
 def install_docs(app: FastAPI) -> None:

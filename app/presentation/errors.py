@@ -23,6 +23,9 @@ PROBLEM_JSON = "application/problem+json"
 DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
     domain.InvalidField: (422, "validation_error"),
     domain.InvalidCursor: (400, "invalid_cursor"),
+    domain.InvalidSyncToken: (400, "invalid_sync_token"),
+    domain.SyncTokenExpired: (410, "sync_token_expired"),
+    domain.TooManyStreams: (429, "rate_limited"),
     domain.InvalidCredentials: (401, "invalid_credentials"),
     domain.InvalidToken: (401, "invalid_token"),
     domain.TokenReused: (401, "token_reused"),
@@ -44,6 +47,8 @@ DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
     domain.PreconditionFailed: (412, "precondition_failed"),
     domain.IdempotencyKeyReused: (422, "idempotency_key_reused"),
 }
+
+RETRY_STREAM_SECONDS = 5
 
 HTTP_CODES = {
     400: "invalid_request",
@@ -127,7 +132,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, domain.InvalidField):
         where = _declared_location(request, exc.field)
         errors = [{"field": f"{where}.{exc.field}", "message": exc.detail, "type": "value_error"}]
-    return problem(request, status, code, exc.detail, errors=errors)
+    # A 429 says when to try again (a stream closed frees its place at once).
+    headers = {"Retry-After": str(RETRY_STREAM_SECONDS)} if status == 429 else None
+    return problem(request, status, code, exc.detail, errors=errors, headers=headers)
 
 
 def _declared_location(request: Request, name: str) -> str:

@@ -227,6 +227,11 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+HEAD_AS_GET = "todo_api.head_as_get"
+"""Set in the scope of a HEAD run as a GET: a route that would stream forever (live events)
+answers its headers and ends instead."""
+
+
 class HeadAsGetMiddleware:
     """HEAD is answered wherever GET is (RFC 9110 §9.3.2): the request runs as a GET, and its
     response goes out with the same status and headers (Content-Length included) but no body.
@@ -252,7 +257,7 @@ class HeadAsGetMiddleware:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         # A copy: the server keeps its own scope's HEAD, and sends no body bytes for it either.
-        as_get = {**scope, "method": "GET"}
+        as_get = {**scope, "method": "GET", HEAD_AS_GET: True}
         try:
             await self.app(as_get, receive, send_head)
         finally:

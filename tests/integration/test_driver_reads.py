@@ -22,7 +22,9 @@ from app.domain.todos import DEFAULT_SORT, Priority, SortField, SortKey, Todo, T
 from app.domain.users import Role, User
 from app.infrastructure.db import create_engine
 from app.infrastructure.driver_reads import DriverReads
+from app.infrastructure.repositories import activity as activity_sql
 from app.infrastructure.repositories import idempotency_keys as key_sql
+from app.infrastructure.repositories import memberships as membership_sql
 from app.infrastructure.repositories import projects as project_sql
 from app.infrastructure.repositories import todos as todo_sql
 from app.infrastructure.repositories import tokens as token_sql
@@ -177,6 +179,17 @@ async def test_reads_through_the_driver_return_what_sqlalchemy_returns(engine: A
             _find(DEFAULT_SORT, after_nulls=(False, False)),
             {**base, "tags": [], "after_0": todos[6].created_at, "after_1": todos[6].id},
         ),
+        # Sync and live events: objects by id (array parameters), a project's todos and a
+        # member's projects by id.
+        (todo_sql._MANY["postgresql"], {"ids": [todos[1].id, todos[2].id]}),
+        (todo_sql._IN_PROJECT, {"project_id": inbox_id(ada.id), "limit": 3}),
+        (
+            todo_sql._IN_PROJECT_AFTER,
+            {"project_id": inbox_id(ada.id), "limit": 3, "after_id": todos[1].id},
+        ),
+        (project_sql._MANY["postgresql"], {"ids": [inbox_id(ada.id)]}),
+        (project_sql._BY_PROJECT_ID, {"member_id": ada.id, "limit": 3}),
+        (membership_sql._OF_PROJECTS["postgresql"], {"ids": [inbox_id(ada.id)]}),
     ]
     for statement, parameters in cases:
         expected = await _through_sqlalchemy(engine, statement, parameters)
@@ -184,6 +197,17 @@ async def test_reads_through_the_driver_return_what_sqlalchemy_returns(engine: A
         assert got == expected, statement
         # Same names, same order of columns: rows are matched by name from here on.
         assert [list(row) for row in got] == [list(row) for row in expected]
+    # The log after a position, a reader's and everyone's: taken by the driver path too (the
+    # horizon each row carries moves with the server's transactions, so no comparison).
+    log_reads: list[tuple[sa.Executable, dict[str, Any]]] = [
+        (
+            activity_sql._SINCE["postgresql", True],
+            {"after_txid": 0, "after_n": 0, "limit": 5, "reader_id": ada.id},
+        ),
+        (activity_sql._SINCE["postgresql", False], {"after_txid": 0, "after_n": 0, "limit": 5}),
+    ]
+    for statement, parameters in log_reads:
+        assert (await reads.rows(statement, parameters))[0]["horizon"] > 0
     by_id = {"match_id": todos[4].id, "reader_id": ada.id}
     assert len(await reads.rows(todo_sql._BY_ID, by_id)) == 1
     # The tags come back as lists, as SQLAlchemy's ARRAY type gives them.

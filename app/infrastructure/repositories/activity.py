@@ -74,9 +74,9 @@ _HORIZON = {
 }
 _COLUMNS = [column for column in activity.columns if column.name != "txid"]
 _INSERT = {
-    dialect: sa.insert(activity).values(
-        txid=txid, **{c.name: sa.bindparam(c.name, type_=c.type) for c in _COLUMNS}
-    )
+    dialect: sa.insert(activity)
+    .values(txid=txid, **{c.name: sa.bindparam(c.name, type_=c.type) for c in _COLUMNS})
+    .returning(activity.c.txid)
     for dialect, txid in _TXID.items()
 }
 _NEWEST_FIRST = (activity.c.txid.desc(), activity.c.n.desc())
@@ -117,16 +117,95 @@ def _for_project(after: bool) -> sa.Select[Any]:
 
 _FOR_PROJECT = {after: _for_project(after) for after in (False, True)}
 
+# Reading forward from a position (sync, live events): the entries after it and below the
+# horizon, oldest first, with the horizon itself on every row (and on one row of NULL entry
+# columns when there is none), so that "nothing new" is one statement.
+_AFTER = sa.tuple_(activity.c.txid, activity.c.n) > sa.tuple_(
+    sa.bindparam("after_txid", type_=sa.BigInteger()),
+    sa.bindparam("after_n", type_=sa.Integer()),
+)
+_OLDEST_FIRST = (activity.c.txid, activity.c.n)
+# A literal, not a parameter: reads run statements whose every value the caller passes.
+_PROJECT_DELETED: sa.ColumnElement[str] = sa.literal_column(
+    f"'{ActivityType.PROJECT_DELETED.value}'"
+)
+_DELETED = activity.c.type == _PROJECT_DELETED  # the partial index's very predicate
+
+
+def _since(dialect: str, *, reader: bool) -> sa.Select[Any]:
+    """Everyone's entries (a process's live-event feed), or one reader's: those of the projects
+    they are a member of now, of todos that moved out of those, about them as a member, and
+    the project deletions (the caller keeps those whose audience names the reader). On
+    PostgreSQL each of a reader's projects is one short range of the (project_id, txid, n)
+    index (LATERAL), so a reader with nothing new costs a probe per project, whatever everyone
+    else wrote."""
+    horizon = _HORIZON[dialect].cte("horizon")
+    below = activity.c.txid < sa.select(horizon.c.horizon).scalar_subquery()
+    limit = _LIMIT
+
+    def ranged(*conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        return (
+            ACTIVITY.select()
+            .where(_AFTER, below, *conditions)
+            .order_by(*_OLDEST_FIRST)
+            .limit(limit)
+        )
+
+    if not reader:
+        entries = ranged().subquery("entries")
+    else:
+        reader_id = sa.bindparam("reader_id", type_=sa.Uuid())
+        mine = sa.select(memberships.c.project_id).where(memberships.c.user_id == reader_id)
+        # About the reader as a member, and every project deletion (two partial indexes).
+        addressed = ranged(sa.or_(activity.c.member_id == reader_id, _DELETED))
+        if dialect == "postgresql":
+            # Per project of the reader, its entries and its todos' moves out of it (two
+            # indexes). Two branches, not four: every statement is planned anew
+            # (db.py: custom plans only), and planning grows with the branches.
+            scope = mine.subquery("mine")
+            here = activity.c.project_id == scope.c.project_id
+            left = activity.c.previous_project_id == scope.c.project_id
+            lateral = ranged(sa.or_(here, left)).lateral()
+            parts = [sa.select(*lateral.c).select_from(scope).join(lateral, sa.true())]
+        else:
+            in_mine = sa.or_(
+                activity.c.project_id.in_(mine), activity.c.previous_project_id.in_(mine)
+            )
+            parts = [ranged(in_mine)]
+        union = sa.union_all(*(sa.select(part.subquery()) for part in [*parts, addressed]))
+        entries = union.subquery("entries")
+    return (
+        sa.select(horizon.c.horizon, *entries.c)
+        .select_from(horizon.outerjoin(entries, sa.true()))
+        .order_by(entries.c.txid, entries.c.n)
+        .limit(limit)
+    )
+
+
+_SINCE = {
+    (dialect, reader): _since(dialect, reader=reader)
+    for dialect in _HORIZON
+    for reader in (False, True)
+}
+
 
 class SqlAlchemyActivityRepository(SqlRepository):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._written = 0  # `n`: this unit of work's entries so far
+        self._txid: int | None = None  # the transaction's position, once it wrote an entry
 
     async def add(self, *entries: Activity) -> None:
         insert = _INSERT[self._statements.dialect]
         for entry in entries:
-            await self._write(insert, self._values(entry))
+            (row,) = await self._rows(insert, self._values(entry))
+            self._txid = int(row["txid"])
+
+    def take_written(self) -> int | None:
+        """The position of the transaction's entries, if it wrote any since the last call:
+        what the unit of work announces once it has committed (live events)."""
+        txid, self._txid = self._txid, None
+        return txid
 
     def _values(self, entry: Activity) -> dict[str, Any]:
         self._written += 1
@@ -147,6 +226,35 @@ class SqlAlchemyActivityRepository(SqlRepository):
     ) -> list[Activity]:
         params: dict[str, Any] = {"project_id": project_id, "limit": limit}
         return await self._page(_FOR_PROJECT[after is not None], params, after)
+
+    async def since(
+        self, after: Position, *, reader_id: UUID | None, limit: int
+    ) -> tuple[list[Activity], Position]:
+        params: dict[str, Any] = {"after_txid": after[0], "after_n": after[1], "limit": limit}
+        if reader_id is not None:
+            params["reader_id"] = reader_id
+        rows = await self._rows(_SINCE[self._statements.dialect, reader_id is not None], params)
+        horizon = int(rows[0]["horizon"])
+        covered: Position = (horizon, 0)  # all read: up to the horizon
+        entries = []
+        seen: set[Position] = set()
+        for row in rows:
+            del row["horizon"]
+            position = (row["txid"], row["n"])
+            if position[0] is None or position in seen:
+                continue  # the one row that only carries the horizon; or found by two ranges
+            seen.add(position)
+            if len(rows) == limit:
+                covered = position  # cut at the limit: up to the last row read
+            entry = ACTIVITY.load(row)
+            if (
+                reader_id is not None
+                and entry.type is ActivityType.PROJECT_DELETED
+                and reader_id not in entry.audience
+            ):
+                continue  # a project.deleted addressed to others
+            entries.append(entry)
+        return entries, covered
 
     async def horizon(self) -> int:
         """The transaction position below which every entry is committed and none can still

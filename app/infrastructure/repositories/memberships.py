@@ -1,5 +1,6 @@
 """Project memberships in SQL: who is in a project, and as what."""
 
+from collections.abc import Sequence
 from typing import Any, cast
 from uuid import UUID
 
@@ -51,6 +52,16 @@ _USER_IDS = sa.select(memberships.c.user_id).where(
 )
 _OF_USER = MEMBERSHIPS.select().where(memberships.c.user_id == sa.bindparam("user_id"))
 
+_IDS = postgresql.ARRAY(sa.Uuid())
+_OF_PROJECTS = {
+    "postgresql": MEMBERSHIPS.select().where(
+        memberships.c.project_id == sa.any_(sa.bindparam("ids", type_=_IDS))
+    ),
+    "sqlite": MEMBERSHIPS.select().where(
+        memberships.c.project_id.in_(sa.bindparam("ids", expanding=True))
+    ),
+}
+
 # Insert unless a member already: the primary key decides, even under a race.
 _JOIN = {
     "postgresql": postgresql.insert(memberships)
@@ -98,3 +109,9 @@ class SqlAlchemyMembershipRepository(SqlRepository):
 
     async def of_user(self, user_id: UUID) -> list[Membership]:
         return [MEMBERSHIPS.load(row) for row in await self._rows(_OF_USER, {"user_id": user_id})]
+
+    async def of_projects(self, project_ids: Sequence[UUID]) -> list[Membership]:
+        if not project_ids:
+            return []
+        rows = await self._rows(_OF_PROJECTS[self._statements.dialect], {"ids": list(project_ids)})
+        return [MEMBERSHIPS.load(row) for row in rows]

@@ -1,10 +1,12 @@
 """Projects in SQL, each read with the reader's membership in it."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from app.application.ports import SortValues
 from app.domain.projects import Project, ProjectRole, ProjectView
@@ -66,6 +68,25 @@ _MINE_AFTER = _MINE.where(
         sa.bindparam("after_2", type_=sa.Uuid()),
     )
 )
+# Sync: the member's projects by id; projects by id (live events read their members apart).
+_BY_PROJECT_ID = (
+    PROJECTS.select()
+    .add_columns(_ROLE)
+    .join(memberships, memberships.c.project_id == projects.c.id)
+    .where(memberships.c.user_id == sa.bindparam("member_id"))
+    .order_by(projects.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+_BY_PROJECT_ID_AFTER = _BY_PROJECT_ID.where(
+    projects.c.id > sa.bindparam("after_id", type_=sa.Uuid())
+)
+_IDS = postgresql.ARRAY(sa.Uuid())
+_MANY = {
+    "postgresql": PROJECTS.select().where(
+        projects.c.id == sa.any_(sa.bindparam("ids", type_=_IDS))
+    ),
+    "sqlite": PROJECTS.select().where(projects.c.id.in_(sa.bindparam("ids", expanding=True))),
+}
 _OWNED = sa.select(projects.c.id).where(projects.c.owner_id == sa.bindparam("owner_id"))
 
 
@@ -113,3 +134,18 @@ class SqlAlchemyProjectRepository(SqlRepository):
 
     async def owned(self, owner_id: UUID) -> list[UUID]:
         return [row["id"] for row in await self._rows(_OWNED, {"owner_id": owner_id})]
+
+    async def member_of(
+        self, member_id: UUID, *, after: UUID | None, limit: int
+    ) -> list[ProjectView]:
+        params: dict[str, Any] = {"member_id": member_id, "limit": limit}
+        if after is not None:
+            params["after_id"] = after
+        rows = await self._rows(_BY_PROJECT_ID if after is None else _BY_PROJECT_ID_AFTER, params)
+        return [_view(row) for row in rows]
+
+    async def many(self, project_ids: Sequence[UUID]) -> list[Project]:
+        if not project_ids:
+            return []
+        rows = await self._rows(_MANY[self._statements.dialect], {"ids": list(project_ids)})
+        return [PROJECTS.load(row) for row in rows]

@@ -160,10 +160,12 @@ def _scope(shape: _Shape) -> sa.Select[Any]:
     return statement
 
 
-def _any_id(column: sa.ColumnElement[Any], *, postgres: bool) -> sa.ColumnElement[bool]:
+def _any_id(
+    column: sa.ColumnElement[Any], *, postgres: bool, name: str = "project_ids"
+) -> sa.ColumnElement[bool]:
     if postgres:
-        return column == sa.any_(sa.bindparam("project_ids", type_=_IDS))
-    return column.in_(sa.bindparam("project_ids", expanding=True))
+        return column == sa.any_(sa.bindparam(name, type_=_IDS))
+    return column.in_(sa.bindparam(name, expanding=True))
 
 
 def _split_by_priority(shape: _Shape) -> bool:
@@ -372,6 +374,19 @@ _BY_ID = (
     )
     .where(todos.c.id == sa.bindparam("match_id"))
 )
+# Sync and live events: todos by id (their current state, whatever project they are in), and
+# every todo of one project, the trash included, by id.
+_MANY = {
+    "postgresql": TODOS.select().where(_any_id(todos.c.id, postgres=True, name="ids")),
+    "sqlite": TODOS.select().where(_any_id(todos.c.id, postgres=False, name="ids")),
+}
+_IN_PROJECT = (
+    TODOS.select()
+    .where(todos.c.project_id == sa.bindparam("project_id", type_=sa.Uuid()))
+    .order_by(todos.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+_IN_PROJECT_AFTER = _IN_PROJECT.where(todos.c.id > sa.bindparam("after_id", type_=sa.Uuid()))
 _SAVE = sa.update(todos).where(
     todos.c.id == sa.bindparam("match_id"), todos.c.version == sa.bindparam("match_version")
 )
@@ -504,3 +519,16 @@ class SqlAlchemyTodoRepository(SqlRepository):
             overdue=row["overdue"],
             by_priority={priority: row[priority.value] for priority in Priority},
         )
+
+    async def many(self, todo_ids: Sequence[UUID]) -> list[Todo]:
+        if not todo_ids:
+            return []
+        rows = await self._rows(_MANY[self._statements.dialect], {"ids": list(todo_ids)})
+        return [TODOS.load(row) for row in rows]
+
+    async def in_project(self, project_id: UUID, *, after: UUID | None, limit: int) -> list[Todo]:
+        params: dict[str, Any] = {"project_id": project_id, "limit": limit}
+        if after is not None:
+            params["after_id"] = after
+        rows = await self._rows(_IN_PROJECT if after is None else _IN_PROJECT_AFTER, params)
+        return [TODOS.load(row) for row in rows]

@@ -1,0 +1,207 @@
+"""Live events over HTTP (the app itself, streamed): a change reaches every member's open
+stream, replay from Last-Event-ID then live, access per event, the stream's end, the cap."""
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from app.bootstrap import Container
+from tests.api.test_projects import _me, add_todo, share
+from tests.api.test_sync import sync
+from tests.sse import AsgiStream
+from tests.support import API, MakeUser, Session, assert_problem, login
+
+OpenStream = Callable[..., Any]
+
+
+@pytest.fixture
+async def open_stream(app: Any) -> AsyncIterator[OpenStream]:
+    streams: list[AsgiStream] = []
+
+    async def open_(who: Session, **kwargs: Any) -> AsgiStream:
+        stream = AsgiStream(app, who.headers, **kwargs)
+        streams.append(stream)
+        return stream
+
+    yield open_
+    for stream in streams:
+        await stream.close()
+
+
+async def test_a_change_reaches_the_open_streams_of_every_member(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada, bob, eve = await make_user(), await make_user(), await make_user()
+    project = await share(client, ada, bob, "viewer")
+    streams = [await open_stream(who) for who in (ada, bob, eve)]
+    for stream in streams:
+        assert await stream.started() == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+    todo = await add_todo(client, ada, project["id"], "shared news")
+    for stream in streams[:2]:
+        event = await stream.until("todo.created")
+        data = event.json
+        assert (data["type"], data["todo_id"], data["project_id"]) == (
+            "todo.created",
+            todo["id"],
+            project["id"],
+        )
+        assert data["todo"]["title"] == "shared news"
+        assert data["actor_id"] == (await _me(client, ada))["id"]
+        assert event.id
+    await streams[2].nothing_within(0.5)
+
+
+async def test_an_event_id_is_a_sync_token_that_resumes_after_it(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada = await make_user()
+    stream = await open_stream(ada)
+    await stream.started()
+    first = await add_todo(client, ada, None, "first")
+    event = await stream.until("todo.created")
+    await stream.close()
+    second = await add_todo(client, ada, None, "second")
+    await client.patch(f"{API}/todos/{first['id']}", json={"completed": True}, headers=ada.headers)
+    resumed = await open_stream(ada, last_event_id=event.id)
+    assert await resumed.started() == 200
+    replayed = [await resumed.next(), await resumed.next()]
+    assert [(e.event, e.json["todo_id"]) for e in replayed] == [
+        ("todo.created", second["id"]),
+        ("todo.updated", first["id"]),
+    ]
+    third = await add_todo(client, ada, None, "third")
+    live = await resumed.until("todo.created")
+    assert live.json["todo_id"] == third["id"]
+    page = await sync(client, ada, token=event.id)
+    assert {t["id"] for t in page["todos"]} == {first["id"], second["id"], third["id"]}
+    by_query = await open_stream(ada, token=event.id)
+    assert (await by_query.next()).json["todo_id"] == second["id"]
+
+
+async def test_an_unusable_token_is_answered_before_the_stream_starts(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada, bob = await make_user(), await make_user()
+    token = (await sync(client, ada))["sync_token"]
+    for who, resume in ((ada, "garbage"), (bob, token)):
+        stream = await open_stream(who, last_event_id=resume)
+        assert await stream.started() == 400
+        assert await stream.next() is None
+        assert b'"invalid_sync_token"' in stream.body
+        assert stream.headers["content-type"] == "application/problem+json"
+    response = await client.get(f"{API}/events")
+    assert_problem(response, 401, "not_authenticated")
+
+
+async def test_a_removed_member_hears_of_it_then_nothing_more_of_the_project(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada, bob = await make_user(), await make_user()
+    project = await share(client, ada, bob, "editor")
+    stream = await open_stream(bob)
+    await stream.started()
+    bob_id = (await _me(client, bob))["id"]
+    removed = await client.delete(
+        f"{API}/projects/{project['id']}/members/{bob_id}", headers=ada.headers
+    )
+    assert removed.status_code == 204
+    event = await stream.until("member.removed")
+    assert (event.json["project_id"], event.json["member_id"]) == (project["id"], bob_id)
+    await add_todo(client, ada, project["id"], "secret")
+    await stream.nothing_within(0.5)
+
+
+async def test_a_project_deleted_reaches_every_member_it_had(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada, bob = await make_user(), await make_user()
+    project = await share(client, ada, bob, "viewer")
+    stream = await open_stream(bob)
+    await stream.started()
+    assert (
+        await client.delete(f"{API}/projects/{project['id']}", headers=ada.headers)
+    ).status_code == 204
+    event = await stream.until("project.deleted")
+    assert event.json["project_id"] == project["id"]
+    assert "project" not in event.json
+
+
+async def test_a_todo_moved_away_is_todo_moved_with_only_its_id_and_the_old_project(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada, bob = await make_user(), await make_user()
+    shared = await share(client, ada, bob, "viewer", "Shared")
+    todo = await add_todo(client, ada, shared["id"])
+    inbox_stream, bob_stream = await open_stream(ada), await open_stream(bob)
+    await inbox_stream.started()
+    await bob_stream.started()
+    inbox_id = next(p["id"] for p in (await sync(client, ada))["projects"] if p["is_inbox"])
+    moved = await client.patch(
+        f"{API}/todos/{todo['id']}", json={"project_id": inbox_id}, headers=ada.headers
+    )
+    assert moved.status_code == 200, moved.text
+    event = await bob_stream.until("todo.moved")
+    assert event.json["todo_id"] == todo["id"]
+    assert event.json["project_id"] == shared["id"]
+    assert "todo" not in event.json
+    assert event.json["changes"] == {}
+    owner_view = await inbox_stream.until("todo.updated")
+    assert "project_id" in owner_view.json["changes"]
+
+
+async def test_the_stream_ends_with_stream_end_when_its_token_is_revoked(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada = await make_user()
+    stream = await open_stream(ada)
+    await stream.started()
+    logout = await client.post(f"{API}/auth/logout", json={}, headers=ada.headers)
+    assert logout.status_code == 204
+    # An event for the stream: its token is checked before anything is sent.
+    await add_todo(client, await login(client, ada.email))
+    end = await stream.until("stream.end")
+    assert end.json == {"reason": "revoked"}
+    assert await stream.next() is None
+
+
+async def test_shutdown_ends_every_stream_with_stream_end(
+    make_user: MakeUser, open_stream: OpenStream, container: Container
+) -> None:
+    ada = await make_user()
+    stream = await open_stream(ada)
+    await stream.started()
+    container.live_feed.shut_down()
+    end = await stream.until("stream.end")
+    assert end.json == {"reason": "shutdown"}
+    assert await stream.next() is None
+
+
+async def test_one_stream_more_than_the_cap_is_a_429(
+    make_user: MakeUser, open_stream: OpenStream, container: Container
+) -> None:
+    ada = await make_user()
+    cap = container.settings.sse_max_streams_per_user
+    streams = [await open_stream(ada) for _ in range(cap)]
+    for stream in streams:
+        assert await stream.started() == 200
+    refused = await open_stream(ada)
+    assert await refused.started() == 429
+    assert b'"rate_limited"' in refused.body
+    assert "retry-after" in refused.headers
+    await streams[0].close()
+    again = await open_stream(ada)
+    assert await again.started() == 200
+
+
+async def test_the_stream_is_documented_as_text_event_stream(client: AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    operation = document["paths"][f"{API}/events"]["get"]
+    content = operation["responses"]["200"]["content"]
+    assert "text/event-stream" in content
+    assert "EventData" in document["components"]["schemas"]
+    assert "410" in operation["responses"]
+    assert "429" in operation["responses"]
+    assert "SyncRead" in str(document["paths"][f"{API}/sync"]["get"]["responses"]["200"])
