@@ -145,7 +145,9 @@ class Container:
         if read_only:
             return SqlAlchemyUnitOfWork(self.engine, read_only=True, reads=self.driver_reads)
         # A write's committed activity wakes the live-event feeds (application/events.py).
-        return SqlAlchemyUnitOfWork(self.engine, committed=self.activity_signal.announce)
+        return SqlAlchemyUnitOfWork(
+            self.engine, reads=self.driver_reads, committed=self.activity_signal.announce
+        )
 
     async def authenticate(self, access_token: str) -> Actor:
         """The caller behind an access token, as a request's edge checks it (streams check

@@ -15,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.application.activity import todo_activity
+from app.application.ports import UnitOfWork
+from app.bootstrap import Container
 from app.config import Settings
 from app.domain.activity import ActivityType
 from app.domain.errors import ProjectNotFound
@@ -150,3 +152,32 @@ async def test_a_project_deleted_under_a_create_is_project_not_found(engine: Asy
         async with _writing(engine) as uow:
             await uow.todos.add(_todo(user, uuid.uuid4()), max_owned=10)
     assert await _titles(engine) == []
+
+
+@on_postgres
+async def test_the_composition_roots_units_of_work_write_through_the_driver(
+    settings: Settings,
+) -> None:
+    await empty_stores(settings)
+    container = Container(settings)
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    event.listen(container.engine.sync_engine, "before_cursor_execute", record)
+    user, _ = await _user_with_inbox(container.engine)
+    sent.clear()
+    try:
+        async with container.unit_of_work() as uow:
+            assert await uow.todos.add(_todo(user, (await _inbox(uow, user)).id), max_owned=10)
+            await uow.commit()
+    finally:
+        await container.engine.dispose()
+    assert sent == []  # every statement went through psycopg
+
+
+async def _inbox(uow: UnitOfWork, user: User) -> Project:
+    inbox = await uow.projects.inbox(user.id)
+    assert inbox is not None
+    return inbox
