@@ -53,13 +53,25 @@ class RedisActivitySignal:
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
+        self._latest = 0  # the newest position committed here and not announced yet
+        self._sending: asyncio.Task[None] | None = None
 
     async def announce(self, txid: int) -> None:
-        try:
-            await self._redis.publish(CHANNEL, str(txid))
-        except (RedisError, RedisClusterException):
-            # The change is committed; streams read it at their feed's next tick instead.
-            log.warning("could not announce committed activity on Redis", exc_info=True)
+        """Announced by one publishing task per process, not by the committing request: the
+        request does not wait on Redis, and commits that land while a PUBLISH is under way
+        share the next one (its position, the newest, has listeners read up to it)."""
+        self._latest = max(self._latest, txid)
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send(), name="activity-announce")
+
+    async def _send(self) -> None:
+        while self._latest:
+            txid, self._latest = self._latest, 0
+            try:
+                await self._redis.publish(CHANNEL, str(txid))
+            except (RedisError, RedisClusterException):
+                # The change is committed; streams read it at their feed's next tick instead.
+                log.warning("could not announce committed activity on Redis", exc_info=True)
 
     def listen(self, heard: Heard) -> Callable[[], Awaitable[None]]:
         task = asyncio.create_task(self._listen(heard), name="activity-signal")
