@@ -30,6 +30,12 @@ _SPEND = (
     )
     .values(used_at=sa.bindparam("now", type_=tokens.c.used_at.type))
 )
+_INSERT = sa.insert(tokens)
+_REVOKE_FAMILY = (
+    sa.update(tokens)
+    .where(tokens.c.family_id == sa.bindparam("family"), tokens.c.revoked_at.is_(None))
+    .values(revoked_at=sa.bindparam("now", type_=tokens.c.revoked_at.type))
+)
 _BY_HASH = TOKENS.select().where(tokens.c.token_hash == sa.bindparam("match_hash"))
 # One user's tokens, by the index on user_id: as cheap as they are few.
 _REVOKED_SINCE = (
@@ -44,7 +50,8 @@ _REVOKED_SINCE = (
 
 class SqlAlchemyRefreshTokenRepository(SqlRepository):
     async def add(self, token: RefreshToken) -> None:
-        await self._write(sa.insert(tokens).values(TOKENS.values(token)))
+        # Built once, as every hot statement: one built per call would be compiled per call.
+        await self._write(_INSERT, TOKENS.values(token))
 
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
         row = await self._first(_BY_HASH, {"match_hash": token_hash})
@@ -55,11 +62,7 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
         return await self._write(_SPEND, parameters) == 1
 
     async def revoke_family(self, family_id: UUID, *, now: datetime) -> None:
-        await self._write(
-            sa.update(tokens)
-            .where(tokens.c.family_id == family_id, tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        await self._write(_REVOKE_FAMILY, {"family": family_id, "now": now})
 
     async def revoke_user_families(
         self, user_id: UUID, *, now: datetime, keep: UUID | None = None
