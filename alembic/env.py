@@ -30,7 +30,10 @@ def _url() -> str:
 def _include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """PostgreSQL-only indexes (GIN, expressions) do not exist elsewhere: not a difference."""
+    """PostgreSQL-only indexes (GIN, expressions) do not exist elsewhere: not a difference.
+    The job engine's tables are its own schema's (migration 0013), not the models'."""
+    if type_ == "table" and reflected and (name or "").startswith("procrastinate_"):
+        return False
     dialect = context.get_context().dialect
     postgresql_only = getattr(obj, "info", {}).get("postgresql_only", False)
     return not (postgresql_only and dialect is not None and dialect.name != "postgresql")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from uuid import UUID
 
+import procrastinate
 from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis, RedisCluster
@@ -31,12 +32,14 @@ from app.application.projects import ProjectService
 from app.application.sync import SyncService, SyncTokens
 from app.application.todos import TodoService
 from app.application.users import UserService
+from app.application.webhooks import WebhookDispatcher, WebhookSender, WebhookService
 from app.config import Settings
 from app.domain.users import Actor
 from app.infrastructure.audit import LoggingAuditTrail
 from app.infrastructure.clock import SystemClock
 from app.infrastructure.db import create_engine
 from app.infrastructure.driver_reads import DriverReads
+from app.infrastructure.jobs import ProcrastinateJobQueue, job_app
 from app.infrastructure.live import (
     InMemoryStreamSlots,
     InProcessActivitySignal,
@@ -47,8 +50,10 @@ from app.infrastructure.passwords import common_passwords
 from app.infrastructure.redis import InMemoryRevocationList, RedisRevocationList
 from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from app.infrastructure.webhook_http import HttpWebhookTransport
 from app.presentation.metrics import MetricsAccess
 from app.presentation.rate_limit import CountingRevocationList, RateLimiter
+from app.presentation.routers.events import event_data
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
     from opentelemetry.sdk.trace import TracerProvider
@@ -86,6 +91,8 @@ class Container:
             await self.live_feed.aclose()
         if built.get("redis") is not None:
             await built["redis"].aclose()
+        if "webhook_transport" in built:
+            await self.webhook_transport.aclose()
 
     # The services, on the caller's unit of work: their argument lists are written only here.
 
@@ -140,6 +147,15 @@ class Container:
 
     def sync_service(self, uow: UnitOfWork) -> SyncService:
         return SyncService(uow, clock=self.clock, tokens=self.sync_tokens)
+
+    def webhook_service(self, uow: UnitOfWork) -> WebhookService:
+        return WebhookService(
+            uow,
+            clock=self.clock,
+            cursors=self.cursors,
+            transport=self.webhook_transport,
+            jobs=self.job_queue,
+        )
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         if read_only:
@@ -262,6 +278,39 @@ class Container:
             authenticate=self.authenticate,
             now=self.clock.now,
             max_streams=self.settings.sse_max_streams_per_user,
+        )
+
+    @cached_property
+    def jobs(self) -> procrastinate.App:
+        """The job engine (infrastructure/jobs.py); its tasks are app/jobs.py's."""
+        return job_app(self.settings.database_url)
+
+    @cached_property
+    def job_queue(self) -> ProcrastinateJobQueue:
+        return ProcrastinateJobQueue(self.jobs)
+
+    @cached_property
+    def webhook_transport(self) -> HttpWebhookTransport:
+        return HttpWebhookTransport(
+            timeout_seconds=self.settings.webhook_timeout_seconds,
+            allow_private=self.settings.allows_private_webhook_targets,
+        )
+
+    @cached_property
+    def webhook_dispatcher(self) -> WebhookDispatcher:
+        return WebhookDispatcher(
+            self.unit_of_work, clock=self.clock, jobs=self.job_queue, render=event_data
+        )
+
+    @cached_property
+    def webhook_sender(self) -> WebhookSender:
+        return WebhookSender(
+            self.unit_of_work,
+            clock=self.clock,
+            transport=self.webhook_transport,
+            jobs=self.job_queue,
+            schedule=self.settings.webhook_retry_schedule,
+            per_webhook=self.settings.webhook_concurrency_per_webhook,
         )
 
     @cached_property

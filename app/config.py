@@ -73,6 +73,25 @@ class Settings(BaseSettings):
     sync_retention_days: int = Field(default=30, ge=1, le=3650)
     # Live-event streams one user may have open at once, across instances; one more is a 429.
     sse_max_streams_per_user: int = Field(default=5, ge=1, le=1000)
+    # Webhooks: how long a receiver has to answer, the delays (seconds) before each retry,
+    # whether private/loopback targets may be called (unset: only outside production), and how
+    # many attempts to one webhook a worker makes at once.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_schedule: Annotated[tuple[int, ...], NoDecode] = (
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+    )
+    webhook_allow_private_targets: bool | None = None
+    webhook_concurrency_per_webhook: int = Field(default=4, ge=1, le=100)
+    # Jobs (webhook deliveries, the scheduled clean-ups): run by a worker process
+    # (scripts/worker) with this many at once; JOBS_IN_PROCESS runs them in the API's own
+    # process instead (unset: on the embedded default only, where no worker runs).
+    worker_concurrency: int = Field(default=10, ge=1, le=200)
+    jobs_in_process: bool | None = None
     # Argon2id cost; the defaults are OWASP's recommendation (19 MiB, 2 passes).
     password_hash_time_cost: int = Field(default=2, ge=1)
     password_hash_memory_kib: int = Field(default=19 * 1024, ge=1024)
@@ -92,6 +111,19 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                delays = tuple(int(part) for part in value.split(",") if part.strip())
+            except ValueError:
+                raise ValueError("not comma-separated seconds like '5,300,1800'") from None
+            if any(delay < 0 for delay in delays):
+                raise ValueError("delays are seconds, 0 or more")
+            return delays
         return value
 
     @field_validator("trusted_proxies", mode="before")
@@ -175,6 +207,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        return self.is_sqlite if self.jobs_in_process is None else self.jobs_in_process
+
+    @property
+    def allows_private_webhook_targets(self) -> bool:
+        if self.webhook_allow_private_targets is not None:
+            return self.webhook_allow_private_targets
+        return self.environment != "production"
 
 
 def load_settings() -> Settings:

@@ -7,7 +7,12 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from functools import cache
 from types import FrameType
 from typing import Any
@@ -18,6 +23,7 @@ from app import tracing
 from app.application.users import AdminBootstrap
 from app.bootstrap import Container
 from app.domain.errors import EmailTaken
+from app.jobs import register, run_in_process
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +58,15 @@ def lifespan(container: Container) -> Lifespan:
                     ", ".join(settings.allowed_origins),
                 )
             tune_garbage_collector()
-            with streams_end_on_shutdown(container.live_feed.shut_down):
-                yield
+            async with AsyncExitStack() as stack:
+                # The job engine: the API defers jobs (a webhook ping); on the embedded
+                # default it also runs them, since no worker process runs there.
+                await stack.enter_async_context(register(container).open_async())
+                if settings.runs_jobs_in_process:
+                    await stack.enter_async_context(run_in_process(container))
+                    log.info("jobs run in this process (no worker needed)")
+                with streams_end_on_shutdown(container.live_feed.shut_down):
+                    yield
         finally:  # after uvicorn's graceful shutdown: every request has finished or was cut
             await container.aclose()
             await tracing.shutdown(container.tracer_provider)

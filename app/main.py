@@ -33,6 +33,7 @@ from app.presentation.routers import (
     sync,
     todos,
     users,
+    webhooks,
 )
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
@@ -128,6 +129,7 @@ def install_routers(app: FastAPI) -> None:
         events.router,
         activity.router,
         invitations.router,
+        webhooks.router,
         users.router,
         auth.router,
     )

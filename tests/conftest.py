@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 TABLES = (
+    "webhook_deliveries",
+    "webhooks",
     "activity",
     "invitations",
     "idempotency_keys",
@@ -38,6 +40,8 @@ TABLES = (
     "refresh_tokens",
     "users",
 )
+# The job engine's (procrastinate's, on PostgreSQL): no test inherits another's jobs.
+JOB_TABLES = ("procrastinate_jobs", "procrastinate_periodic_defers", "procrastinate_events")
 # The `serve` fixture: the deployed service, for the browser and server tests.
 pytest_plugins = ["tests.serving"]
 
@@ -93,10 +97,12 @@ async def empty_stores(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            await connection.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+            await connection.execute(sa.text(f"TRUNCATE {', '.join(TABLES + JOB_TABLES)} CASCADE"))
         else:
             for table in TABLES:
                 await connection.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608
+            # The log starts again at 1 there (its positions count its entries): so does dispatch.
+            await connection.execute(sa.text("UPDATE webhook_dispatch SET txid = 0, n = 0"))
     await engine.dispose()
     if settings.redis_url:
         client = RedisCluster if settings.redis_cluster else Redis

@@ -47,6 +47,7 @@ from app.domain.projects import (
 from app.domain.sessions import RefreshToken
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoDraft, TodoFilter
 from app.domain.users import Role, User, UserFilter
+from app.domain.webhooks import Delivery, Webhook
 from app.infrastructure.redis import InMemoryRevocationList
 from app.infrastructure.security import JwtTokenIssuer
 from tests.support import PASSWORD
@@ -163,6 +164,9 @@ class InMemoryState:
     memberships: dict[tuple[UUID, UUID], Membership] = field(default_factory=dict)
     invitations: dict[UUID, Invitation] = field(default_factory=dict)
     activity: dict[Position, Activity] = field(default_factory=dict)
+    webhooks: dict[UUID, Webhook] = field(default_factory=dict)
+    deliveries: dict[UUID, Delivery] = field(default_factory=dict)
+    dispatched: dict[int, Position] = field(default_factory=lambda: {1: (0, 0)})
 
     def snapshot(self) -> "InMemoryState":
         return InMemoryState(
@@ -174,6 +178,9 @@ class InMemoryState:
             dict(self.memberships),
             dict(self.invitations),
             dict(self.activity),
+            dict(self.webhooks),
+            dict(self.deliveries),
+            dict(self.dispatched),
         )
 
     def restore(self, snapshot: "InMemoryState") -> None:
@@ -186,6 +193,9 @@ class InMemoryState:
         _replace_contents(self.memberships, snapshot.memberships)
         _replace_contents(self.invitations, snapshot.invitations)
         _replace_contents(self.activity, snapshot.activity)
+        _replace_contents(self.webhooks, snapshot.webhooks)
+        _replace_contents(self.deliveries, snapshot.deliveries)
+        _replace_contents(self.dispatched, snapshot.dispatched)
 
     def role(self, project_id: UUID, user_id: UUID) -> ProjectRole | None:
         membership = self.memberships.get((project_id, user_id))
@@ -822,6 +832,101 @@ class RecordingAuditTrail:
         return [record.action for record in self.records]
 
 
+class InMemoryWebhookRepository:
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    async def add(self, webhook: Webhook) -> None:
+        self._state.webhooks[webhook.id] = webhook
+
+    async def get(self, webhook_id: UUID) -> Webhook | None:
+        return self._state.webhooks.get(webhook_id)
+
+    async def update(self, webhook: Webhook) -> None:
+        if webhook.id in self._state.webhooks:
+            self._state.webhooks[webhook.id] = webhook
+
+    async def delete(self, webhook_id: UUID) -> bool:
+        for delivery_id in [
+            d.id for d in self._state.deliveries.values() if d.webhook_id == webhook_id
+        ]:
+            del self._state.deliveries[delivery_id]
+        return self._state.webhooks.pop(webhook_id, None) is not None
+
+    async def of_user(
+        self, user_id: UUID, *, after: SortValues | None, limit: int
+    ) -> list[Webhook]:
+        rows = sorted(
+            (w for w in self._state.webhooks.values() if w.user_id == user_id),
+            key=lambda w: (w.created_at, w.id),
+        )
+        if after is not None:
+            rows = [w for w in rows if (w.created_at, w.id) > cast(tuple[datetime, UUID], after)]
+        return rows[:limit]
+
+    async def active(self) -> list[Webhook]:
+        return [w for w in self._state.webhooks.values() if w.active]
+
+    async def dispatch_position(self) -> Position:
+        return self._state.dispatched[1]
+
+    async def set_dispatch_position(self, position: Position) -> None:
+        self._state.dispatched[1] = position
+
+
+class InMemoryDeliveryRepository:
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    async def add(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        stored = []
+        seen = {(d.webhook_id, d.event_id) for d in self._state.deliveries.values()}
+        for delivery in deliveries:
+            if (delivery.webhook_id, delivery.event_id) not in seen:
+                self._state.deliveries[delivery.id] = delivery
+                seen.add((delivery.webhook_id, delivery.event_id))
+                stored.append(delivery)
+        return stored
+
+    async def get(self, delivery_id: UUID) -> Delivery | None:
+        return self._state.deliveries.get(delivery_id)
+
+    async def update(self, delivery: Delivery) -> None:
+        if delivery.id in self._state.deliveries:
+            self._state.deliveries[delivery.id] = delivery
+
+    async def of_webhook(
+        self, webhook_id: UUID, *, after: SortValues | None, limit: int
+    ) -> list[Delivery]:
+        rows = sorted(
+            (d for d in self._state.deliveries.values() if d.webhook_id == webhook_id),
+            key=lambda d: (d.created_at, d.id),
+            reverse=True,
+        )
+        if after is not None:
+            bound = cast(tuple[datetime, UUID], after)
+            rows = [d for d in rows if (d.created_at, d.id) < bound]
+        return rows[:limit]
+
+    async def due(self, *, before: datetime, limit: int) -> list[Delivery]:
+        rows = [
+            d
+            for d in self._state.deliveries.values()
+            if d.next_attempt_at is not None and d.next_attempt_at < before
+        ]
+        return sorted(rows, key=lambda d: cast(datetime, d.next_attempt_at))[:limit]
+
+    async def counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for delivery in self._state.deliveries.values():
+            totals[delivery.status.value] = totals.get(delivery.status.value, 0) + 1
+        return totals
+
+    async def oldest_due(self) -> datetime | None:
+        due = [d.next_attempt_at for d in self._state.deliveries.values() if d.next_attempt_at]
+        return min(due, default=None)
+
+
 class InMemoryUnitOfWork:
     """One transaction over in-memory tables.
 
@@ -839,6 +944,8 @@ class InMemoryUnitOfWork:
         self.memberships = InMemoryMembershipRepository(self.state)
         self.invitations = InMemoryInvitationRepository(self.state)
         self.activity = InMemoryActivityRepository(self.state)
+        self.webhooks = InMemoryWebhookRepository(self.state)
+        self.deliveries = InMemoryDeliveryRepository(self.state)
         self.commits = 0
         self.rollbacks = 0
         self._committed = self.state.snapshot()

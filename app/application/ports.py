@@ -20,6 +20,7 @@ from app.domain.projects import (
 from app.domain.sessions import AccessClaims, RefreshClaims, RefreshToken
 from app.domain.todos import Priority, SortKey, Todo, TodoFilter
 from app.domain.users import User, UserFilter
+from app.domain.webhooks import Delivery, Outcome, Webhook
 
 SortValues = tuple[object, ...]
 """A row's sort-key values followed by its id: where a keyset page resumes."""
@@ -263,6 +264,47 @@ class IdempotencyKeyRepository(Protocol):
         waiting for one that another transaction holds."""
 
 
+class WebhookRepository(Protocol):
+    async def add(self, webhook: Webhook) -> None: ...
+    async def get(self, webhook_id: UUID) -> Webhook | None: ...
+    async def update(self, webhook: Webhook) -> None: ...
+    async def delete(self, webhook_id: UUID) -> bool: ...
+    async def of_user(
+        self, user_id: UUID, *, after: SortValues | None, limit: int
+    ) -> list[Webhook]:
+        """Oldest first; `after`: (created_at, id)."""
+
+    async def active(self) -> list[Webhook]:
+        """Every active webhook: what dispatch matches events against."""
+
+    async def dispatch_position(self) -> Position:
+        """How far dispatch has read the log, the row locked to the end of the transaction:
+        of two dispatchers, the second waits and reads on from where the first ended."""
+
+    async def set_dispatch_position(self, position: Position) -> None: ...
+
+
+class DeliveryRepository(Protocol):
+    async def add(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Stores those not stored yet (one per event per webhook); returns those it stored."""
+
+    async def get(self, delivery_id: UUID) -> Delivery | None: ...
+    async def update(self, delivery: Delivery) -> None: ...
+    async def of_webhook(
+        self, webhook_id: UUID, *, after: SortValues | None, limit: int
+    ) -> list[Delivery]:
+        """Newest first; `after`: (created_at, id)."""
+
+    async def due(self, *, before: datetime, limit: int) -> list[Delivery]:
+        """Unsettled deliveries due before `before`, the most overdue first."""
+
+    async def counts(self) -> dict[str, int]:
+        """How many deliveries are in each status."""
+
+    async def oldest_due(self) -> datetime | None:
+        """When the most overdue unsettled delivery fell due (the retry lag's measure)."""
+
+
 class UnitOfWork(Protocol):
     @property
     def users(self) -> UserRepository: ...
@@ -280,6 +322,10 @@ class UnitOfWork(Protocol):
     def invitations(self) -> InvitationRepository: ...
     @property
     def activity(self) -> ActivityRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
 
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
@@ -365,3 +411,23 @@ class StreamSlots(Protocol):
         """Keeps the place (a place not renewed lapses: an instance killed frees its own)."""
 
     async def release(self, user_id: UUID, stream_id: UUID) -> None: ...
+
+
+class WebhookTransport(Protocol):
+    """Calls a webhook's URL, and only where the service may call."""
+
+    async def check(self, url: str) -> None:
+        """Raises WebhookUrlNotAllowed for a URL that is not http(s) or whose host resolves
+        to an address the service must not call."""
+
+    async def send(self, url: str, *, headers: Mapping[str, str], body: bytes) -> Outcome:
+        """POSTs once, to the very address checked (no second lookup), following no
+        redirect: the status, or why there is none."""
+
+
+class JobQueue(Protocol):
+    """The job engine, as the use cases ask it for work."""
+
+    async def deliver(self, delivery_ids: Sequence[UUID], *, at: datetime | None = None) -> None:
+        """Queues an attempt of each delivery (at `at`, else now): one attempt of a delivery
+        never runs twice at once."""

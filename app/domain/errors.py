@@ -124,3 +124,14 @@ class SyncTokenExpired(DomainError):
 
 class TooManyStreams(DomainError):
     detail = "You have as many event streams open as allowed; close one first."
+
+
+class WebhookNotFound(DomainError):
+    detail = "No webhook with this id."
+
+
+class WebhookUrlNotAllowed(InvalidField):
+    """A target the service will not call: not http(s), or an address it must not reach."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("url", detail)

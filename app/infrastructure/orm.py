@@ -329,3 +329,68 @@ class IdempotencyKeyRow(Base):
     # No foreign key: a todo deleted for good leaves its key, whose replay is then a 404.
     todo_id: Mapped[UUID]
     created_at: Mapped[datetime] = mapped_column(index=True)  # the expiry sweep's range
+
+
+class WebhookRow(Base):
+    """A user's webhook. `project_id` is no foreign key: a project's deletion is itself an
+    event its webhooks deliver (then they turn inactive, at delivery)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    events: Mapped[list[str]] = mapped_column(sa.JSON)
+    project_id: Mapped[UUID | None]
+    description: Mapped[str] = mapped_column(sa.String(500))
+    active: Mapped[bool]
+    secret: Mapped[str] = mapped_column(sa.String(100))
+    previous_secret: Mapped[str | None] = mapped_column(sa.String(100))
+    previous_secret_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (sa.Index(None, "user_id", "created_at", "id"),)
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one webhook, with the body every attempt sends."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    webhook_id: Mapped[UUID] = mapped_column(sa.ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(sa.String(64))
+    event_type: Mapped[str] = mapped_column(sa.String(32))
+    project_id: Mapped[UUID | None]
+    body: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int]
+    response_status: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.String(32))
+    duration_ms: Mapped[int | None]
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # One delivery per event per webhook: a dispatch run twice adds nothing.
+        sa.UniqueConstraint("webhook_id", "event_id"),
+        sa.Index(None, "webhook_id", "created_at", "id"),
+        # The unsettled ones, by when they are due: what the sweep re-queues.
+        sa.Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+            sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+        ),
+    )
+
+
+class WebhookDispatchRow(Base):
+    """How far in the activity log webhook dispatch has read: one row."""
+
+    __tablename__ = "webhook_dispatch"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    txid: Mapped[int] = mapped_column(sa.BigInteger)
+    n: Mapped[int]

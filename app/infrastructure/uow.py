@@ -24,6 +24,10 @@ from app.infrastructure.repositories.projects import SqlAlchemyProjectRepository
 from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
 from app.infrastructure.repositories.tokens import SqlAlchemyRefreshTokenRepository
 from app.infrastructure.repositories.users import SqlAlchemyUserRepository
+from app.infrastructure.repositories.webhooks import (
+    SqlAlchemyDeliveryRepository,
+    SqlAlchemyWebhookRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +241,8 @@ class SqlAlchemyUnitOfWork:
         self.memberships = SqlAlchemyMembershipRepository(statements)
         self.invitations = SqlAlchemyInvitationRepository(statements)
         self.activity = SqlAlchemyActivityRepository(statements)
+        self.webhooks = SqlAlchemyWebhookRepository(statements)
+        self.deliveries = SqlAlchemyDeliveryRepository(statements)
 
     async def __aenter__(self) -> Self:
         return self

@@ -18,6 +18,7 @@ from app.application.projects import ProjectService
 from app.application.sync import SyncService
 from app.application.todos import TodoService
 from app.application.users import UserService
+from app.application.webhooks import WebhookService
 from app.domain.errors import InvalidSyncToken, InvalidToken
 from app.domain.users import PASSWORD_MAX_LENGTH, Actor, normalise_email
 from app.logs import request_context
@@ -60,6 +61,7 @@ class Services(Protocol):
     def invitation_service(self, uow: UnitOfWork) -> InvitationService: ...
     def activity_service(self, uow: UnitOfWork) -> ActivityService: ...
     def sync_service(self, uow: UnitOfWork) -> SyncService: ...
+    def webhook_service(self, uow: UnitOfWork) -> WebhookService: ...
     @property
     def event_service(self) -> EventService: ...
 
@@ -111,6 +113,11 @@ async def get_invitation_service(request: Request) -> AsyncIterator[InvitationSe
         yield services_of(request).invitation_service(uow)
 
 
+async def get_webhook_service(request: Request) -> AsyncIterator[WebhookService]:
+    async with services_of(request).unit_of_work() as uow:
+        yield services_of(request).webhook_service(uow)
+
+
 # A safe method's (GET's) service reads through a read-only unit of work, which holds no
 # connection and so has nothing to give back: a plain dependency, which FastAPI solves for
 # less than a generator's exit costs it (docs/performance.md).
@@ -144,6 +151,11 @@ async def get_sync_reader(request: Request) -> SyncService:
     return services.sync_service(services.unit_of_work(read_only=True))
 
 
+async def get_webhook_reader(request: Request) -> WebhookService:
+    services = services_of(request)
+    return services.webhook_service(services.unit_of_work(read_only=True))
+
+
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 TodoServiceDep = Annotated[TodoService, Depends(get_todo_service)]
@@ -155,6 +167,8 @@ InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_servi
 InvitationReaderDep = Annotated[InvitationService, Depends(get_invitation_reader)]
 ActivityReaderDep = Annotated[ActivityService, Depends(get_activity_reader)]
 SyncReaderDep = Annotated[SyncService, Depends(get_sync_reader)]
+WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
+WebhookReaderDep = Annotated[WebhookService, Depends(get_webhook_reader)]
 
 
 def bearer_token(request: Request) -> str | None:

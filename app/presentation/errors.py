@@ -21,6 +21,7 @@ PROBLEM_JSON = "application/problem+json"
 
 # Domain error → (status, stable code). The one table that knows both worlds.
 DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
+    domain.WebhookUrlNotAllowed: (422, "webhook_url_not_allowed"),
     domain.InvalidField: (422, "validation_error"),
     domain.InvalidCursor: (400, "invalid_cursor"),
     domain.InvalidSyncToken: (400, "invalid_sync_token"),
@@ -37,6 +38,7 @@ DOMAIN_ERRORS: dict[type[domain.DomainError], tuple[int, str]] = {
     domain.ProjectNotFound: (404, "project_not_found"),
     domain.MemberNotFound: (404, "member_not_found"),
     domain.InvitationNotFound: (404, "invitation_not_found"),
+    domain.WebhookNotFound: (404, "webhook_not_found"),
     domain.InboxProtected: (409, "inbox_protected"),
     domain.OwnerRoleFixed: (409, "owner_role_fixed"),
     domain.OwnerCannotLeave: (409, "owner_cannot_leave"),

@@ -44,6 +44,9 @@ HEAD_TABLES = {
     "memberships",
     "invitations",
     "activity",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_dispatch",
 }
 
 
@@ -71,7 +74,8 @@ async def _tables(url: str) -> set[str]:
     async with engine.connect() as connection:
         names = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
     await engine.dispose()
-    return set(names) - {"alembic_version"}
+    # The job engine's own tables (PostgreSQL only) are its schema's, counted apart.
+    return {name for name in names if not name.startswith("procrastinate_")} - {"alembic_version"}
 
 
 async def test_upgrade_downgrade_upgrade_and_no_drift(scratch_url: str) -> None:

@@ -105,6 +105,11 @@ def server_sent(item: StreamItem) -> ServerSentEvent:
 
 
 def event_json(event: Event) -> str:
+    return json.dumps(event_data(event), separators=(",", ":"))
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """An event as streams send it and webhooks deliver it (their `data`)."""
     entry = event.entry
     data: dict[str, Any] = {
         "type": event.type,
@@ -125,4 +130,4 @@ def event_json(event: Event) -> str:
     if event.member is not None:
         data["member"] = MemberRead.model_validate(event.member).model_dump(mode="json")
     data["changes"] = {} if event.type == "todo.moved" else entry.changes
-    return json.dumps(data, separators=(",", ":"))
+    return data

@@ -1,0 +1,67 @@
+"""The job engine: procrastinate, on the service's PostgreSQL, or in memory on the embedded
+default (SQLite, where procrastinate has no connector; its jobs there run in the API's process
+and die with it, which loses nothing: the work they do is recorded in the database, and the
+sweep queues again whatever is still due — application/webhooks.py).
+
+Why procrastinate (docs/jobs.md has the measurements): its job table lives in the database
+the changes are committed to, so a job survives any crash of the API or the worker and needs
+no second store to keep (Redis losing its data loses no job); a job a killed worker held is
+found through the workers' heartbeats and run again; periodic jobs are deferred once per
+tick whichever worker defers them; a job's `lock` keeps two workers from running one
+delivery's attempt at once.
+"""
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.testing import InMemoryConnector
+from sqlalchemy.engine import make_url
+
+DELIVER = "webhooks.deliver"
+WEBHOOKS_QUEUE = "webhooks"
+MAINTENANCE_QUEUE = "maintenance"
+
+
+def job_app(database_url: str) -> procrastinate.App:
+    """A procrastinate App on the service's database (PostgreSQL), else in memory."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return procrastinate.App(connector=InMemoryConnector())
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
+    )
+
+
+def delivery_lock(delivery_id: UUID) -> str:
+    return f"webhook-delivery:{delivery_id}"
+
+
+class ProcrastinateJobQueue:
+    """The JobQueue port on a procrastinate App: each delivery's attempts carry its lock (never
+    two at once) and its queueing lock (at most one waiting)."""
+
+    def __init__(self, app: procrastinate.App) -> None:
+        self._app = app
+
+    async def deliver(self, delivery_ids: Sequence[UUID], *, at: datetime | None = None) -> None:
+        for delivery_id in delivery_ids:
+            key = delivery_lock(delivery_id)
+            deferrer = self._app.configure_task(
+                DELIVER, queue=WEBHOOKS_QUEUE, lock=key, queueing_lock=key, schedule_at=at
+            )
+            # One is waiting already: it makes the attempt (it finds it due, or not yet).
+            with contextlib.suppress(AlreadyEnqueued):
+                await deferrer.defer_async(delivery_id=str(delivery_id))
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs by status across every queue: todo, doing, succeeded, failed, …"""
+        totals: dict[str, int] = {}
+        for queue in await self._app.job_manager.list_queues_async():
+            for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
+                totals[status] = totals.get(status, 0) + int(queue[status])
+        return totals

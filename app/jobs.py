@@ -1,0 +1,100 @@
+"""The service's jobs, on the job engine (infrastructure/jobs.py): webhook dispatch and
+attempts, the sweep that re-queues what a crash left due, the retry of jobs a killed worker
+held, and the scheduled clean-ups. The worker process (app/worker.py, `scripts/worker`) runs
+them; on the embedded default the API's own process does (`run_in_process`).
+
+Periodic jobs are deferred by every worker, once per tick between them (procrastinate records
+each tick's defer), and each carries a lock: two workers never run one at the same time.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import procrastinate
+
+from app.bootstrap import Container
+from app.infrastructure.jobs import DELIVER, MAINTENANCE_QUEUE, WEBHOOKS_QUEUE
+
+log = logging.getLogger(__name__)
+
+DISPATCH_CRON = "* * * * * *"  # every second: an event reaches its webhooks within about one
+EVERY_MINUTE = "* * * * *"
+
+
+def register(container: Container) -> procrastinate.App:
+    """Registers the jobs on the container's engine; the same App then defers and runs them."""
+    jobs = container.jobs
+    if DELIVER in jobs.tasks:
+        return jobs
+
+    @jobs.task(name=DELIVER, queue=WEBHOOKS_QUEUE)
+    async def deliver(delivery_id: str) -> None:
+        await container.webhook_sender.attempt(UUID(delivery_id))
+
+    @jobs.periodic(cron=DISPATCH_CRON)
+    @jobs.task(
+        name="webhooks.dispatch",
+        queue=WEBHOOKS_QUEUE,
+        lock="webhooks.dispatch",
+        queueing_lock="webhooks.dispatch",
+    )
+    async def dispatch(timestamp: int) -> None:
+        await container.webhook_dispatcher.dispatch()
+
+    @jobs.periodic(cron=EVERY_MINUTE)
+    @jobs.task(
+        name="webhooks.sweep",
+        queue=MAINTENANCE_QUEUE,
+        lock="webhooks.sweep",
+        queueing_lock="webhooks.sweep",
+    )
+    async def sweep(timestamp: int) -> None:
+        queued = await container.webhook_dispatcher.sweep()
+        if queued:
+            log.warning("re-queued %d overdue webhook deliveries", queued)
+
+    @jobs.periodic(cron=EVERY_MINUTE)
+    @jobs.task(
+        name="jobs.retry_stalled",
+        queue=MAINTENANCE_QUEUE,
+        lock="jobs.retry_stalled",
+        queueing_lock="jobs.retry_stalled",
+    )
+    async def retry_stalled(timestamp: int) -> None:
+        """Jobs held by a worker that stopped sending heartbeats (killed) run again."""
+        for job in await jobs.job_manager.get_stalled_jobs():
+            log.warning(
+                "job %s (%s) was held by a stopped worker: run again", job.id, job.task_name
+            )
+            await jobs.job_manager.retry_job(job)
+
+    return jobs
+
+
+async def run_worker(container: Container, *, in_process: bool) -> None:
+    """Runs the jobs until stopped: by SIGTERM/SIGINT in the worker process, by cancellation
+    in the API's (whose server owns the signals)."""
+    settings = container.settings
+    await register(container).run_worker_async(
+        concurrency=settings.worker_concurrency,
+        delete_jobs="successful",  # the delivery log keeps what users read
+        install_signal_handlers=not in_process,
+        # On a stop, attempts in flight finish (each is bounded by the webhook timeout).
+        shutdown_graceful_timeout=settings.webhook_timeout_seconds + 5,
+        name="in-process" if in_process else "worker",
+    )
+
+
+@contextlib.asynccontextmanager
+async def run_in_process(container: Container) -> AsyncIterator[None]:
+    """The worker as a task of the API's process, for as long as the context lasts."""
+    task = asyncio.create_task(run_worker(container, in_process=True), name="jobs")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

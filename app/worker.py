@@ -1,0 +1,34 @@
+"""The job worker: `scripts/worker` (or `python -m app.worker`), with the API's environment.
+It runs the jobs of app/jobs.py until SIGTERM or SIGINT, then lets the jobs in flight finish."""
+
+import asyncio
+import logging
+
+from app.bootstrap import Container
+from app.config import load_settings
+from app.jobs import register, run_worker
+from app.logs import configure_logging
+
+log = logging.getLogger("app.worker")
+
+
+async def run() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    container = Container(settings)
+    jobs = register(container)
+    try:
+        async with jobs.open_async():
+            log.info("worker started: concurrency %d", settings.worker_concurrency)
+            await run_worker(container, in_process=False)
+    finally:
+        await container.aclose()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
