@@ -51,9 +51,9 @@ class Receiver:
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b"" if status == 204 else b"ok"})
 
-    async def until(self, count: int, *, timeout: float = 15.0) -> list[Received]:
+    async def until(self, count: int, *, within: float = 15.0) -> list[Received]:
         """The first `count` requests, once they have all arrived."""
-        async with asyncio.timeout(timeout), self._arrived:
+        async with asyncio.timeout(within), self._arrived:
             await self._arrived.wait_for(lambda: len(self.received) >= count)
         return self.received[:count]
 
@@ -70,8 +70,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+        while not server.started:  # uvicorn's own flag; it offers no event to wait on
+            await asyncio.sleep(0.01)  # noqa: ASYNC110
         yield target
     finally:
         server.should_exit = True
