@@ -71,7 +71,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:  # uvicorn's own flag; it offers no event to wait on
-            await asyncio.sleep(0.01)  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         yield target
     finally:
         server.should_exit = True
