@@ -142,3 +142,7 @@ def configure_logging(level: str, fmt: str) -> None:
         logging.getLogger(printing_parameters).setLevel(logging.INFO)
     # uvicorn's own access log would print query strings; ours prints the path only.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every webhook request's URL, whose path may be the receiver's secret; and
+    # procrastinate writes a line per job step: warnings and errors only from both.
+    for chatty in ("httpx", "httpcore", "procrastinate"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -15,6 +15,12 @@ log = logging.getLogger("app.worker")
 async def run() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.is_sqlite:
+        log.error(
+            "the worker needs PostgreSQL (DATABASE_URL): on the embedded default (SQLite) the "
+            "API runs its jobs in its own process, and no worker is needed"
+        )
+        raise SystemExit(2)
     container = Container(settings)
     jobs = register(container)
     try:

@@ -52,18 +52,7 @@ def serving(
             database_url=database_url, redis_url=TEST_REDIS_URL, secret_key=SECRET_KEY
         )
         asyncio.run(empty_stores(settings))
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": TEST_REDIS_URL or "",
-        "SECRET_KEY": SECRET_KEY,
-        "RATE_LIMIT_ENABLED": "false",
-        "PASSWORD_HASH_TIME_COST": "1",
-        "PASSWORD_HASH_MEMORY_KIB": "1024",
-        "LOG_LEVEL": "WARNING",
-        **_measured(),
-        **variables,
-    }
+    env = {**worker_environment(database_url), "LOG_LEVEL": "WARNING", **variables}
     port = live_server.free_port()
     log = ARTIFACTS / f"server-{port}.log"
     server = live_server.start(
@@ -78,6 +67,21 @@ def serving(
         yield server
     finally:
         server.stop()
+
+
+def worker_environment(database_url: str) -> dict[str, str]:
+    """The test baseline every process of the service (server or worker) runs with."""
+    return {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": TEST_REDIS_URL or "",
+        "SECRET_KEY": SECRET_KEY,
+        "RATE_LIMIT_ENABLED": "false",
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "1024",
+        "LOG_LEVEL": "INFO",
+        **_measured(),
+    }
 
 
 def _baseline() -> dict[str, str]:
