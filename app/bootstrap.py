@@ -2,6 +2,7 @@
 place each service is built from them. Nothing is built at import: `create_app()` (app/main.py)
 and the CLI each make a Container."""
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import cached_property
@@ -51,9 +52,11 @@ from app.infrastructure.redis import InMemoryRevocationList, RedisRevocationList
 from app.infrastructure.security import Argon2PasswordHasher, JwtTokenIssuer
 from app.infrastructure.uow import SqlAlchemyUnitOfWork
 from app.infrastructure.webhook_http import HttpWebhookTransport
-from app.presentation.metrics import MetricsAccess
+from app.presentation.metrics import JobMetrics, MetricsAccess
 from app.presentation.rate_limit import CountingRevocationList, RateLimiter
 from app.presentation.routers.events import event_data
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is on (app/tracing)
     from opentelemetry.sdk.trace import TracerProvider
@@ -163,6 +166,19 @@ class Container:
         # A write's committed activity wakes the live-event feeds (application/events.py).
         return SqlAlchemyUnitOfWork(
             self.engine, reads=self.driver_reads, committed=self.activity_signal.announce
+        )
+
+    async def refresh_job_metrics(self) -> None:
+        try:
+            async with self.unit_of_work(read_only=True) as uow:
+                deliveries = await uow.deliveries.counts()
+                oldest_due = await uow.deliveries.oldest_due()
+            jobs = await self.job_queue.counts()
+        except Exception:  # the request metrics are still worth serving
+            log.warning("the job metrics could not be read now", exc_info=True)
+            return
+        self.job_metrics.update(
+            jobs=jobs, deliveries=deliveries, oldest_due=oldest_due, now=self.clock.now()
         )
 
     async def authenticate(self, access_token: str) -> Actor:
@@ -279,6 +295,10 @@ class Container:
             now=self.clock.now,
             max_streams=self.settings.sse_max_streams_per_user,
         )
+
+    @cached_property
+    def job_metrics(self) -> JobMetrics:
+        return JobMetrics(self.metrics_registry)
 
     @cached_property
     def jobs(self) -> procrastinate.App:

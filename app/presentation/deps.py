@@ -50,6 +50,9 @@ class Services(Protocol):
     def metrics_access(self) -> MetricsAccess: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork: ...
+    async def refresh_job_metrics(self) -> None:
+        """The job and delivery gauges, read now (a store that cannot answer leaves them)."""
+
     def auth_service(
         self, uow: UnitOfWork, *, revocations: RevocationList | None = None
     ) -> AuthService:

@@ -272,3 +272,17 @@ async def test_webhooks_are_personal_and_checked(
     assert deleted.status_code == 204
     gone = await client.get(f"{API}/webhooks/{hook['id']}", headers=ada.headers)
     assert_problem(gone, 404, "webhook_not_found")
+
+
+async def test_metrics_show_jobs_deliveries_and_the_retry_lag(
+    client: AsyncClient, make_user: MakeUser, hook_receiver: Receiver
+) -> None:
+    ada = await make_user()
+    hook = await subscribe(client, ada, hook_receiver.url)
+    await add_todo(client, ada)
+    await settled(client, ada, hook["id"])
+    text = (await client.get("/metrics")).text
+    assert 'todo_webhook_deliveries{status="succeeded"} 1.0' in text
+    assert 'todo_webhook_deliveries{status="failed"} 0.0' in text
+    assert "todo_webhook_retry_lag_seconds 0.0" in text
+    assert 'todo_jobs{status="todo"}' in text

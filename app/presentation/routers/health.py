@@ -67,9 +67,11 @@ async def ready(services: ServicesDep) -> JSONResponse:
     },
 )
 async def metrics(request: Request) -> Response:
-    """Request counts and latency histograms by route template and status. With
+    """Request counts and latency histograms by route template and status; jobs by status
+    (`todo_jobs`), webhook deliveries by status and the retry lag. With
     `METRICS_TOKEN` set, send it as `Authorization: Bearer <token>`; in production without
     one, metrics are not served (404)."""
     services = services_of(request)
     services.metrics_access.check(request.headers.get("authorization", ""))
+    await services.refresh_job_metrics()
     return Response(generate_latest(services.metrics_registry), media_type=CONTENT_TYPE_LATEST)
