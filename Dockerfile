@@ -9,7 +9,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY app ./app
 COPY alembic ./alembic
 COPY alembic.ini ./
-COPY scripts/serve ./scripts/serve
+COPY scripts/serve scripts/worker ./scripts/
 RUN uv sync --frozen --no-dev
 
 # Run: the same `scripts/serve` (migrate, then uvicorn) as the README's start command.
@@ -28,4 +28,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=4)"]
 # No proxy is trusted unless TRUSTED_PROXIES names it: set it when a proxy fronts the container.
+# The same image runs the job worker with `scripts/worker` as its command (docker-compose.yml).
 CMD ["scripts/serve"]

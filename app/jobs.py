@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 DISPATCH_CRON = "* * * * * *"  # every second: an event reaches its webhooks within about one
 EVERY_MINUTE = "* * * * *"
+EVERY_TEN_SECONDS = "*/10 * * * * *"
 
 
 def register(container: Container) -> procrastinate.App:
@@ -56,7 +57,7 @@ def register(container: Container) -> procrastinate.App:
         if queued:
             log.warning("re-queued %d overdue webhook deliveries", queued)
 
-    @jobs.periodic(cron=EVERY_MINUTE)
+    @jobs.periodic(cron=EVERY_TEN_SECONDS)
     @jobs.task(
         name="jobs.retry_stalled",
         queue=MAINTENANCE_QUEUE,

@@ -23,6 +23,7 @@ from app import tracing
 from app.application.users import AdminBootstrap
 from app.bootstrap import Container
 from app.domain.errors import EmailTaken
+from app.infrastructure.jobs import opened
 from app.jobs import register, run_in_process
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def lifespan(container: Container) -> Lifespan:
             async with AsyncExitStack() as stack:
                 # The job engine: the API defers jobs (a webhook ping); on the embedded
                 # default it also runs them, since no worker process runs there.
-                await stack.enter_async_context(register(container).open_async())
+                await stack.enter_async_context(opened(register(container), settings.database_url))
                 if settings.runs_jobs_in_process:
                     await stack.enter_async_context(run_in_process(container))
                     log.info("jobs run in this process (no worker needed)")

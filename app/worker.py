@@ -6,6 +6,7 @@ import logging
 
 from app.bootstrap import Container
 from app.config import load_settings
+from app.infrastructure.jobs import opened
 from app.jobs import register, run_worker
 from app.logs import configure_logging
 
@@ -24,7 +25,7 @@ async def run() -> None:
     container = Container(settings)
     jobs = register(container)
     try:
-        async with jobs.open_async():
+        async with opened(jobs, settings.database_url):
             log.info("worker started: concurrency %d", settings.worker_concurrency)
             await run_worker(container, in_process=False)
     finally:

@@ -8,7 +8,10 @@ with three api replicas behind nginx, proved through its one published port:
 - register, login, create and list work through the published port;
 - requests through it are served by every replica (each replica's own access log names the
   request ids it answered), each seeing the client's address, not nginx's;
-- a logout is honoured by every replica: the logged-out token is refused by all three.
+- a logout is honoured by every replica: the logged-out token is refused by all three;
+- the worker service runs, as uid 10001, and makes a webhook's attempts (a ping to a public
+  address, which this machine cannot reach: the delivery log records the attempt and why it
+  failed).
 
 Then the stack is stopped and its containers, volumes and networks removed (the built image
 is kept for the next run's build cache). Prints each check PASS/FAIL and the time taken;
@@ -279,6 +282,44 @@ async def check_api(stack: Stack, replicas: Sequence[str], report: Report) -> No
         )
 
 
+async def check_worker(stack: Stack, report: Report) -> None:
+    workers = stack.containers("worker")
+    uids = [docker("exec", c, "id", "-u") for c in workers]
+    report.check(
+        f"the worker service runs, as uid {APP_UID}",
+        len(workers) == 1 and uids == [APP_UID],
+        f"{len(workers)} running; uids {uids}",
+    )
+    async with client(stack.url, connections=2) as http:
+        _, _, pair = await new_user(http, "compose-worker")
+        token = pair["access_token"]
+        body = {"url": "http://1.1.1.1/hook", "events": ["*"]}
+        hook = await call(http, "POST", f"{API}/webhooks", token=token, json=body)
+        ping = (
+            await call(http, "POST", f"{API}/webhooks/{hook.body['id']}/ping", token=token)
+            if hook.status == 201
+            else hook
+        )
+        attempted: list[dict[str, object]] = []
+        deadline = time.monotonic() + 60
+        while ping.status == 202 and not attempted and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            log = await call(
+                http, "GET", f"{API}/webhooks/{hook.body['id']}/deliveries", token=token
+            )
+            attempted = [d for d in log.body["items"] if d["attempts"]] if log.ok else []
+        report.check(
+            "the worker makes a webhook's attempt (the delivery log records it)",
+            bool(attempted),
+            f"webhook {hook}, ping {ping}; "
+            + (
+                f"attempt: {attempted[0]['status']} {attempted[0]['error']}"
+                if attempted
+                else "none"
+            ),
+        )
+
+
 def prove(stack: Stack, report: Report) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -295,6 +336,7 @@ def prove(stack: Stack, report: Report) -> None:
     replicas = check_replicas(stack, report)
     check_migrations(stack, replicas, report)
     asyncio.run(check_api(stack, replicas, report))
+    asyncio.run(check_worker(stack, report))
 
 
 async def _ready(stack: Stack) -> bool:

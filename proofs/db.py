@@ -47,3 +47,12 @@ def existing_todo_ids(url: str, ids: Collection[str]) -> set[str]:
             "SELECT id::text FROM todos WHERE id = ANY(%s::uuid[])", (list(ids),)
         ).fetchall()
     return {todo_id for (todo_id,) in rows}
+
+
+def todo_titles(url: str, prefix: str) -> set[str]:
+    """The titles of the todos committed whose title starts with `prefix`."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT title FROM todos WHERE starts_with(title, %s)", (prefix,)
+        ).fetchall()
+    return {title for (title,) in rows}

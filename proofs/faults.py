@@ -1,7 +1,7 @@
 """scripts/faults: the service's worst day, on private PostgreSQL and Redis it starts, stops
 and restarts itself, with the service started by scripts/serve in production settings.
 
-    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,c,d,e,f,g,h]
+    scripts/faults [--keys 100] [--retry-for 20] [--idle 10000] [--only a,b,…,l]
 
 a. 100 concurrent keyed POSTs, the server killed (-9) while they are in flight, restarted, and
    every request retried with its key until answered 201/200: exactly one todo per key.
@@ -27,6 +27,10 @@ h. Live-event streams on one instance, todos written through a second one, the f
    (-9): its clients reconnect to the second with their last event id and have every
    acknowledged todo exactly once.
 
+i-l. Webhooks, with the job worker (scripts/worker) beside the service: the API killed
+   mid-run, the worker killed mid-delivery twice, Redis emptied, the receiver down for a
+   minute (proofs/webhooks.py says what each checks).
+
 Black-box: HTTP, process control and the database's todos table only, so it runs on any
 version of the service. Prints every check with its counts; exits 1 if any fails.
 """
@@ -46,7 +50,7 @@ import redis
 from harness import live_server
 from harness.raised_limits import RAISED_LIMITS
 from harness.reverse_proxy import NGINX_CONF
-from proofs import db
+from proofs import db, webhooks
 from proofs.api import (
     API,
     PASSWORD,
@@ -703,6 +707,10 @@ SCENARIOS = {
     "f": removed_member,
     "g": redis_emptied_under_streams,
     "h": instance_killed_under_streams,
+    "i": webhooks.api_killed,
+    "j": webhooks.worker_killed,
+    "k": webhooks.redis_emptied,
+    "l": webhooks.receiver_down,
 }
 
 
@@ -727,7 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=int, default=10_000, help="idle connections one host holds in scenario d"
     )
-    parser.add_argument("--only", default="a,b,c,d,e,f,g,h", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios to run, e.g. a,c")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(SCENARIOS):
@@ -735,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def prove(space: Workspace, stores: Stores, report: Report) -> None:
         # TRUSTED_PROXIES: the address scenario d's nginx reaches the service from.
-        env = {**stores.env, **RAISED_LIMITS, "TRUSTED_PROXIES": PROXY_ADDRESS}
+        env = {**stores.env, **RAISED_LIMITS, **webhooks.ENV, "TRUSTED_PROXIES": PROXY_ADDRESS}
         service = Service(space, "service", env)
         postgres, redis = stores.postgres, stores.redis
         print(f"PostgreSQL :{postgres.port}, Redis :{redis.port}, service {service.url}")

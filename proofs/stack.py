@@ -20,7 +20,7 @@ from types import FrameType
 
 import redis
 
-from harness import live_server, migrations, redis_cluster, reverse_proxy
+from harness import live_server, migrations, redis_cluster, reverse_proxy, worker
 from harness.live_server import LiveServer, free_port
 from harness.migrations import ROOT
 
@@ -306,3 +306,32 @@ class Stores:
         if isinstance(self.redis, RedisNodes):
             env["REDIS_CLUSTER"] = "true"
         return env
+
+
+class JobWorker:
+    """The job worker as production runs it (scripts/worker), beside the service, with its
+    environment; kill() is a crash (-9), start() a new process."""
+
+    def __init__(self, space: Workspace, name: str, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.log = space.logs / f"{name}.log"
+        self._env = {
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "LOG_FORMAT": "json",
+            **env,
+        }
+        self._worker: worker.Worker | None = None
+        space.callback(self.stop)
+        self.start()
+
+    def start(self) -> None:
+        self._worker = worker.start(env=self._env, log=self.log)
+
+    def kill(self) -> None:
+        if self._worker is not None:
+            self._worker.kill()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop(STOP_GRACE_SECONDS)

@@ -12,13 +12,14 @@ delivery's attempt at once.
 """
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.testing import InMemoryConnector
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 DELIVER = "webhooks.deliver"
@@ -26,15 +27,40 @@ WEBHOOKS_QUEUE = "webhooks"
 MAINTENANCE_QUEUE = "maintenance"
 
 
+POOL_SIZE = 4
+
+
 def job_app(database_url: str) -> procrastinate.App:
-    """A procrastinate App on the service's database (PostgreSQL), else in memory."""
+    """A procrastinate App on the service's database (PostgreSQL: its pool is given at
+    `opened`), else in memory."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return procrastinate.App(connector=InMemoryConnector())
+    return procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+
+@contextlib.asynccontextmanager
+async def opened(app: procrastinate.App, database_url: str) -> AsyncIterator[procrastinate.App]:
+    """The engine, open for as long as the block lasts. Its PostgreSQL pool is opened without
+    waiting for a connection, as the service's own is: a process started while the database
+    is down comes up, answers 503 where it needs it, and recovers when it is back."""
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
-        return procrastinate.App(connector=InMemoryConnector())
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
+        async with app.open_async():
+            yield app
+        return
+    pool = AsyncConnectionPool(
+        url.set(drivername="postgresql").render_as_string(hide_password=False),
+        min_size=1,
+        max_size=POOL_SIZE,
+        open=False,
+        check=AsyncConnectionPool.check_connection,  # a connection the server closed is replaced
     )
+    await pool.open(wait=False)
+    try:
+        async with app.open_async(pool):
+            yield app
+    finally:
+        await pool.close()
 
 
 def delivery_lock(delivery_id: UUID) -> str:

@@ -8,7 +8,7 @@ import httpx
 
 from harness import worker
 from tests.conftest import on_postgres
-from tests.receiver import receiver
+from harness.receiver import receiver
 from tests.serving import ARTIFACTS, Serve, worker_environment
 from tests.support import API, PASSWORD
 

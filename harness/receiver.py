@@ -1,9 +1,10 @@
-"""A webhook receiver for tests: a real HTTP server (uvicorn) on a loopback port that records
-every request and answers with the statuses it is told to, in order (then `status`)."""
+"""A webhook receiver for tests and proofs: a real HTTP server (uvicorn) on a loopback port
+that records every request and answers with the statuses it is told to, in order (then `status`)."""
 
 import asyncio
 import json
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float  # time.time() when it arrived
 
     @property
     def json(self) -> Any:
@@ -26,6 +28,7 @@ class Received:
 
 class Receiver:
     def __init__(self, port: int) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{port}/hook"
         self.received: list[Received] = []
         self.answers: deque[int] = deque()
@@ -34,7 +37,8 @@ class Receiver:
         self._arrived = asyncio.Condition()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
+        if scope["type"] != "http":
+            return
         body = b""
         while True:
             message = await receive()
@@ -46,7 +50,7 @@ class Receiver:
         if self.delay:
             await asyncio.sleep(self.delay)
         async with self._arrived:
-            self.received.append(Received(scope["path"], headers, body))
+            self.received.append(Received(scope["path"], headers, body, time.time()))
             self._arrived.notify_all()
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b"" if status == 204 else b"ok"})
@@ -62,15 +66,17 @@ class Receiver:
 
 
 @asynccontextmanager
-async def receiver() -> AsyncIterator[Receiver]:
+async def receiver(port: int = 0, target: Receiver | None = None) -> AsyncIterator[Receiver]:
+    """Serving until the block ends; `port` and `target` start it again where it was."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    target = Receiver(sock.getsockname()[1])
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    target = target or Receiver(sock.getsockname()[1])
     config = uvicorn.Config(target, lifespan="off", log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:  # uvicorn's own flag; it offers no event to wait on
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.01)
         yield target
     finally:
