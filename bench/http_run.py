@@ -25,7 +25,7 @@ from types import FrameType
 from urllib.parse import quote
 
 from bench import http_servers as servers
-from bench import http_sync
+from bench import http_sync, http_webhooks
 from bench import http_wrk as wrk
 from bench.common import DEEP_ROWS, ROOT
 from bench.http_report import Report, Row, machine, scan_log, table, write_results
@@ -133,6 +133,7 @@ def service_phase(
     if shared_client is not None:
         shared_phase(bench, server, report, shared_client, seeded, results)
     sync_phase(bench, server, report, results)
+    webhook_phase(bench, server, report, results)
     report.extra["rss_mib"] = {"service_1_worker": bench.rss(server), "floor": floor_rss}
     server.stop()
     return results, floor_results
@@ -252,6 +253,35 @@ def sync_phase(
         "nothing_new": nothing_new.as_dict(),
         "twenty_changes": twenty.as_dict(),
         "ratio_nothing_new_vs_get_one": ratio,
+    }
+
+
+def webhook_phase(
+    bench: Bench, server: LiveServer, report: Report, results: dict[str, wrk.Result]
+) -> None:
+    """Creates with three webhooks per user against this run's create, and the job worker's
+    deliveries per second (bench/http_webhooks.py)."""
+    hooks = http_webhooks.webhooks_phase(bench, server)
+    create = results["create"].rps
+    quiet = hooks.quiet.rps / create if create else 0.0
+    beside = hooks.beside_worker.rps / create if create else 0.0
+    verdict = "ok" if quiet >= http_webhooks.CREATE_FLOOR else "UNDER"
+    report.notes.append(
+        f"create with {http_webhooks.HOOKS_PER_USER} webhooks per user c32: "
+        f"{hooks.quiet.rps:,.0f} rps vs create {create:,.0f} rps: {quiet:.2f} (requirement >= "
+        f"{http_webhooks.CREATE_FLOOR:g}: {verdict}); with a job worker delivering on the same "
+        f"cores: {hooks.beside_worker.rps:,.0f} rps ({beside:.2f})"
+    )
+    report.notes.append(
+        f"job worker: {hooks.deliveries_per_second:,.0f} deliveries/s to a local receiver "
+        f"(one worker, WORKER_CONCURRENCY default; {hooks.delivered:,} delivered in all)"
+    )
+    report.extra["webhooks"] = {
+        "create_with_webhooks": hooks.quiet.as_dict(),
+        "create_with_webhooks_beside_worker": hooks.beside_worker.as_dict(),
+        "ratio_vs_create": quiet,
+        "ratio_vs_create_beside_worker": beside,
+        "deliveries_per_second_per_worker": hooks.deliveries_per_second,
     }
 
 

@@ -18,6 +18,7 @@ from uuid import UUID
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Job
 from procrastinate.testing import InMemoryConnector
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
@@ -75,14 +76,26 @@ class ProcrastinateJobQueue:
         self._app = app
 
     async def deliver(self, delivery_ids: Sequence[UUID], *, at: datetime | None = None) -> None:
-        for delivery_id in delivery_ids:
-            key = delivery_lock(delivery_id)
-            deferrer = self._app.configure_task(
-                DELIVER, queue=WEBHOOKS_QUEUE, lock=key, queueing_lock=key, schedule_at=at
-            )
-            # One is waiting already: it makes the attempt (it finds it due, or not yet).
-            with contextlib.suppress(AlreadyEnqueued):
-                await deferrer.defer_async(delivery_id=str(delivery_id))
+        jobs = [self._attempt(delivery_id, at) for delivery_id in delivery_ids]
+        manager = self._app.job_manager
+        try:  # one statement for a dispatch's many (new: none can be waiting already)
+            await manager.batch_defer_jobs_async(jobs)
+        except AlreadyEnqueued:
+            for job in jobs:  # one is waiting already: it makes the attempt (due, or not yet)
+                with contextlib.suppress(AlreadyEnqueued):
+                    await manager.defer_job_async(job)
+
+    @staticmethod
+    def _attempt(delivery_id: UUID, at: datetime | None) -> Job:
+        key = delivery_lock(delivery_id)
+        return Job(
+            queue=WEBHOOKS_QUEUE,
+            lock=key,
+            queueing_lock=key,
+            task_name=DELIVER,
+            task_kwargs={"delivery_id": str(delivery_id)},
+            scheduled_at=at,
+        )
 
     async def counts(self) -> dict[str, int]:
         """Jobs by status across every queue: todo, doing, succeeded, failed, …"""

@@ -12,8 +12,8 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from app.config import Settings
 from app.domain.users import Role
-from tests.api.test_projects import add_todo, new_project, share
 from harness.receiver import Receiver, receiver
+from tests.api.test_projects import add_todo, new_project, share
 from tests.support import API, MakeUser, Session, assert_problem
 
 

@@ -7,8 +7,8 @@ from contextlib import ExitStack
 import httpx
 
 from harness import worker
-from tests.conftest import on_postgres
 from harness.receiver import receiver
+from tests.conftest import on_postgres
 from tests.serving import ARTIFACTS, Serve, worker_environment
 from tests.support import API, PASSWORD
 

@@ -23,6 +23,7 @@ from app.infrastructure.repositories import (
     todos,
     tokens,
     users,
+    webhooks,
 )
 from app.infrastructure.repositories.rows import RowMapper
 
@@ -35,6 +36,7 @@ REPOSITORIES: tuple[ModuleType, ...] = (
     memberships,
     invitations,
     activity,
+    webhooks,
 )
 
 

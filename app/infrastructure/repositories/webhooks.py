@@ -1,6 +1,7 @@
 """Webhooks, their deliveries, and how far dispatch has read the activity log, in SQL."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -35,6 +36,18 @@ DELIVERIES = RowMapper(
 _LIMIT = sa.bindparam("limit", type_=sa.Integer())
 
 
+@dataclass(frozen=True, slots=True)
+class DispatchRow:
+    """The one row of webhook_dispatch: where dispatch has read the log up to."""
+
+    id: int
+    txid: int
+    n: int
+
+
+DISPATCH = RowMapper(dispatch, DispatchRow)
+
+
 def _after(table: sa.Table, *, descending: bool) -> sa.ColumnElement[bool]:
     key = sa.tuple_(table.c.created_at, table.c.id)
     bound = sa.tuple_(
@@ -64,7 +77,7 @@ _UPDATE = (
         }
     )
 )
-_POSITION = sa.select(dispatch.c.txid, dispatch.c.n).where(dispatch.c.id == 1).with_for_update()
+_POSITION = DISPATCH.select().where(dispatch.c.id == 1).with_for_update()
 
 _DELIVERY = DELIVERIES.select().where(
     deliveries.c.id == sa.bindparam("delivery_id", type_=sa.Uuid())
@@ -98,12 +111,8 @@ _COUNTS = sa.select(deliveries.c.status, sa.func.count().label("count")).group_b
 _OLDEST_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at).label("oldest")).where(
     deliveries.c.next_attempt_at.is_not(None)
 )
-_INSERTS = {
-    name: dialect.insert(deliveries)
-    .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
-    .returning(deliveries.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_DIALECTS = {"postgresql": postgresql, "sqlite": sqlite}
+_CHUNK = 200  # rows per INSERT: well under SQLite's 32 766 parameters (13 columns each)
 
 
 class SqlAlchemyWebhookRepository(SqlRepository):
@@ -139,7 +148,8 @@ class SqlAlchemyWebhookRepository(SqlRepository):
         row = await self._first(_POSITION)
         if row is None:
             raise LookupError("webhook_dispatch has no row: run the migrations")
-        return int(row["txid"]), int(row["n"])
+        position = DISPATCH.load(row)
+        return position.txid, position.n
 
     async def set_dispatch_position(self, position: Position) -> None:
         statement = sa.update(dispatch).where(dispatch.c.id == 1)
@@ -148,12 +158,19 @@ class SqlAlchemyWebhookRepository(SqlRepository):
 
 class SqlAlchemyDeliveryRepository(SqlRepository):
     async def add(self, items: Sequence[Delivery]) -> list[Delivery]:
-        insert = _INSERTS[self._statements.dialect]
-        stored = []
-        for delivery in items:
-            if await self._rows(insert, DELIVERIES.values(delivery)):
-                stored.append(delivery)
-        return stored
+        """A multi-row INSERT per chunk: a dispatch stores hundreds at once."""
+        dialect = _DIALECTS[self._statements.dialect]
+        stored: set[UUID] = set()
+        for start in range(0, len(items), _CHUNK):
+            rows = [DELIVERIES.values(item) for item in items[start : start + _CHUNK]]
+            insert = (
+                dialect.insert(deliveries)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+                .returning(deliveries.c.id)
+            )
+            stored.update(row["id"] for row in await self._rows(insert))
+        return [item for item in items if item.id in stored]
 
     async def get(self, delivery_id: UUID) -> Delivery | None:
         row = await self._first(_DELIVERY, {"delivery_id": delivery_id})
