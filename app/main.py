@@ -57,6 +57,11 @@ TAGS = [
         "name": "sync",
         "description": "Keep an offline copy exact (sync tokens), and live events (SSE).",
     },
+    {
+        "name": "webhooks",
+        "description": "Your projects' events POSTed to your URL, signed (Standard Webhooks), "
+        "retried, and logged per delivery.",
+    },
     {"name": "operations", "description": "Health checks and metrics."},
 ]
 
