@@ -1,6 +1,7 @@
 """Live events over HTTP (the app itself, streamed): a change reaches every member's open
 stream, replay from Last-Event-ID then live, access per event, the stream's end, the cap."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -8,6 +9,8 @@ import pytest
 from httpx import AsyncClient
 
 from app.bootstrap import Container
+from app.config import Settings
+from app.main import create_app
 from tests.api.test_projects import _me, add_todo, share
 from tests.api.test_sync import sync
 from tests.sse import AsgiStream
@@ -205,3 +208,28 @@ async def test_the_stream_is_documented_as_text_event_stream(client: AsyncClient
     assert "410" in operation["responses"]
     assert "429" in operation["responses"]
     assert "SyncRead" in str(document["paths"][f"{API}/sync"]["get"]["responses"]["200"])
+
+
+async def test_many_streams_closing_at_once_give_back_every_place(
+    app: Any, settings: Settings, make_user: MakeUser
+) -> None:
+    """50 streams on an instance whose Redis pool holds 4 connections close in the same
+    moment: every place is given back at once (not left to lapse), so as many open again."""
+    many = 50
+    changes: dict[str, Any] = {"sse_max_streams_per_user": many}
+    if settings.redis_url:
+        changes["redis_url"] = f"{settings.redis_url}?max_connections=4"
+    small = create_app(settings.model_copy(update=changes))
+    ada = await make_user()
+    async with small.router.lifespan_context(small):
+        streams = [AsgiStream(small, ada.headers) for _ in range(many)]
+        try:
+            assert [await stream.started() for stream in streams] == [200] * many
+            await asyncio.gather(*(stream.close() for stream in streams))
+            streams = [AsgiStream(small, ada.headers) for _ in range(many)]
+            assert [await stream.started() for stream in streams] == [200] * many
+            refused = AsgiStream(small, ada.headers)
+            streams.append(refused)
+            assert await refused.started() == 429
+        finally:
+            await asyncio.gather(*(stream.close() for stream in streams))
