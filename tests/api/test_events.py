@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from app.bootstrap import Container
 from app.config import Settings
 from app.main import create_app
-from tests.api.test_projects import _me, add_todo, share
+from tests.api.test_projects import _me, accept, add_todo, invite, share
 from tests.api.test_sync import sync
 from tests.sse import AsgiStream
 from tests.support import API, MakeUser, Session, assert_problem, login
@@ -115,6 +115,40 @@ async def test_a_removed_member_hears_of_it_then_nothing_more_of_the_project(
     assert (event.json["project_id"], event.json["member_id"]) == (project["id"], bob_id)
     await add_todo(client, ada, project["id"], "secret")
     await stream.nothing_within(0.5)
+
+
+async def test_member_removed_carries_the_member_it_was_email_for_owner_and_themself(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream
+) -> None:
+    ada, bob, cy = await make_user(), await make_user(), await make_user()
+    renamed = await client.patch(f"{API}/users/me", json={"full_name": "Bob"}, headers=bob.headers)
+    assert renamed.status_code == 200, renamed.text
+    project = await share(client, ada, bob, "editor")
+    joined = await accept(client, cy, (await invite(client, ada, project, "viewer"))["token"])
+    assert joined.status_code == 200, joined.text
+    members = await client.get(f"{API}/projects/{project['id']}/members", headers=ada.headers)
+    bob_then = next(m for m in members.json()["items"] if m["full_name"] == "Bob")
+    before = (await sync(client, ada))["sync_token"]
+    sessions = {"ada": ada, "bob": bob, "cy": cy}
+    streams = {who: await open_stream(session) for who, session in sessions.items()}
+    for stream in streams.values():
+        assert await stream.started() == 200
+    removed = await client.delete(
+        f"{API}/projects/{project['id']}/members/{bob_then['user_id']}", headers=ada.headers
+    )
+    assert removed.status_code == 204
+    seen = {who: (await stream.until("member.removed")).json for who, stream in streams.items()}
+    assert seen["ada"]["member"] == bob_then  # the owner: the Member as it was, email and all
+    assert seen["ada"]["member"]["role"] == "editor"
+    assert seen["ada"]["member"]["email"] == bob.email
+    assert seen["bob"]["member"] == bob_then  # themself: their own email too
+    assert seen["cy"]["member"] == {**bob_then, "email": None}  # another member: no email
+    for data in seen.values():
+        assert data["member_id"] == bob_then["user_id"]
+        assert data["changes"] == {}
+    # Replayed from the log (a stream resuming from before the removal): the same Member.
+    resumed = await open_stream(ada, last_event_id=before)
+    assert (await resumed.until("member.removed")).json["member"] == bob_then
 
 
 async def test_a_project_deleted_reaches_every_member_it_had(
