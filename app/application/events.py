@@ -332,13 +332,24 @@ class EventService:
         actor.require(Permission.TODOS_READ)
         return None if token is None else self.tokens.decode(actor.user_id, token).position
 
+    async def probe(self, actor: Actor, *, token: str | None) -> None:
+        """What opening a stream would answer before it starts, holding nothing (a HEAD):
+        the token's 400 / 410, a 503 while shutting down, a 429 at the cap."""
+        self.check(actor, token=token)
+        self._refuse_if_closing()
+        if await self.slots.count(actor.user_id) >= self.max_streams:
+            raise TooManyStreams
+
+    def _refuse_if_closing(self) -> None:
+        if self.feed.closing:
+            raise ServiceUnavailable("This instance is shutting down; reconnect.")
+
     async def open(
         self, actor: Actor, *, token: str | None, access_token: str, expires_at: datetime
     ) -> "EventStream":
         """Checks the token (400 / 410) and takes a place (429) before anything is sent."""
         start = self.check(actor, token=token)
-        if self.feed.closing:
-            raise ServiceUnavailable("This instance is shutting down; reconnect.")
+        self._refuse_if_closing()
         stream_id = uuid4()
         if not await self.slots.acquire(actor.user_id, stream_id, limit=self.max_streams):
             raise TooManyStreams

@@ -367,3 +367,5 @@ class StreamSlots(Protocol):
         """Keeps the place (a place not renewed lapses: an instance killed frees its own)."""
 
     async def release(self, user_id: UUID, stream_id: UUID) -> None: ...
+    async def count(self, user_id: UUID) -> int:
+        """The user's places taken (and not lapsed) now."""

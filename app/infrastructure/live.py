@@ -129,6 +129,9 @@ class InMemoryStreamSlots:
     async def renew(self, user_id: UUID, stream_id: UUID) -> None:
         return None
 
+    async def count(self, user_id: UUID) -> int:
+        return len(self._open.get(user_id, ()))
+
     async def release(self, user_id: UUID, stream_id: UUID) -> None:
         streams = self._open.get(user_id)
         if streams is not None:
@@ -153,6 +156,7 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 """
 _RELEASE = "return redis.call('ZREM', KEYS[1], ARGV[1])"
+_COUNT = "return redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')"  # not lapsed by now
 
 
 def _key(user_id: UUID) -> str:
@@ -195,3 +199,10 @@ class RedisStreamSlots:
             await self._pipelined(_RELEASE, [_key(user_id)], [str(stream_id)])
         except (RedisError, RedisClusterException):
             log.warning("could not release a stream's place on Redis (it lapses)", exc_info=True)
+
+    async def count(self, user_id: UUID) -> int:
+        now = int(time.time() * 1000)
+        try:
+            return int(await self._pipelined(_COUNT, [_key(user_id)], [now]))
+        except (RedisError, RedisClusterException) as error:
+            raise ServiceUnavailable("Redis is unavailable; try again shortly.") from error

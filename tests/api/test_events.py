@@ -233,6 +233,40 @@ async def test_one_stream_more_than_the_cap_is_a_429(
     assert await again.started() == 200
 
 
+async def test_head_answers_what_the_get_would_start_with_and_holds_no_stream(
+    client: AsyncClient, make_user: MakeUser, open_stream: OpenStream, container: Container
+) -> None:
+    ada = await make_user()
+    cap = container.settings.sse_max_streams_per_user
+    streams = [await open_stream(ada) for _ in range(cap - 1)]
+    for stream in streams:
+        assert await stream.started() == 200
+    for _ in range(3):  # a HEAD takes no place: the last place stays free
+        head = await client.head(f"{API}/events", headers=ada.headers)
+        assert head.status_code == 200
+        assert head.content == b""
+    last = await open_stream(ada)
+    assert await last.started() == 200
+    same = ("content-type", "cache-control", "x-accel-buffering", "vary")
+    assert {name: head.headers.get(name) for name in same} == {
+        name: last.headers.get(name) for name in same
+    }
+    assert head.headers["content-type"].startswith("text/event-stream")
+    # At the cap, as the GET: 429 with Retry-After, and no body.
+    full = await client.head(f"{API}/events", headers=ada.headers)
+    assert (full.status_code, full.content) == (429, b"")
+    assert "retry-after" in full.headers
+    assert full.headers["content-type"] == "application/problem+json"
+    # An unusable token, no token at all, an instance shutting down: the GET's statuses.
+    garbage = {**ada.headers, "Last-Event-ID": "garbage"}
+    assert (await client.head(f"{API}/events", headers=garbage)).status_code == 400
+    assert (await client.head(f"{API}/events")).status_code == 401
+    await last.close()
+    container.live_feed.shut_down()
+    closing = await client.head(f"{API}/events", headers=ada.headers)
+    assert (closing.status_code, closing.content) == (503, b"")
+
+
 async def test_the_stream_is_documented_as_text_event_stream(client: AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
     operation = document["paths"][f"{API}/events"]["get"]
@@ -242,6 +276,7 @@ async def test_the_stream_is_documented_as_text_event_stream(client: AsyncClient
     assert "410" in operation["responses"]
     assert "429" in operation["responses"]
     assert "SyncRead" in str(document["paths"][f"{API}/sync"]["get"]["responses"]["200"])
+    assert "`HEAD` answers what this GET" in operation["description"]
 
 
 async def test_many_streams_closing_at_once_give_back_every_place(
