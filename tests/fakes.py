@@ -654,8 +654,8 @@ class InMemoryMembershipRepository:
         self._state.memberships[project_id, user_id] = replace(membership, role=role)
         return True
 
-    async def remove(self, project_id: UUID, user_id: UUID) -> bool:
-        return self._state.memberships.pop((project_id, user_id), None) is not None
+    async def remove(self, project_id: UUID, user_id: UUID) -> Membership | None:
+        return self._state.memberships.pop((project_id, user_id), None)
 
     async def find(self, project_id: UUID, *, after: SortValues | None, limit: int) -> list[Member]:
         def key(m: Membership) -> tuple[bool, datetime, UUID]:

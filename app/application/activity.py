@@ -14,7 +14,7 @@ from app.application.pagination import CursorCodec, Page, cursor_binding, pagina
 from app.application.ports import UnitOfWork
 from app.domain.activity import Activity, ActivityType, Position
 from app.domain.errors import InvalidCursor, ProjectNotFound, TodoNotFound
-from app.domain.projects import require_read
+from app.domain.projects import Membership, require_read
 from app.domain.todos import Todo
 from app.domain.users import Actor, Permission
 
@@ -50,8 +50,10 @@ def project_activity(
     changes: Mapping[str, Any] | None = None,
     member_id: UUID | None = None,
     audience: tuple[UUID, ...] = (),
+    removed: Membership | None = None,
 ) -> Activity:
-    """An entry about a project or one of its members."""
+    """An entry about a project or one of its members (`removed`: the membership that a
+    member.removed ended)."""
     return Activity(
         id=uuid4(),
         at=at,
@@ -61,6 +63,8 @@ def project_activity(
         changes=changes or {},
         member_id=member_id,
         audience=audience,
+        member_role=None if removed is None else removed.role,
+        member_added_at=None if removed is None else removed.added_at,
     )
 
 

@@ -68,6 +68,8 @@ class Batch:
     todos: dict[UUID, Todo] = field(default_factory=dict)
     projects: dict[UUID, Project] = field(default_factory=dict)
     members: dict[tuple[UUID, UUID], Member] = field(default_factory=dict)
+    removed: dict[UUID, Member] = field(default_factory=dict)
+    """member.removed entry → the Member as the removal left it (the role they had)."""
 
     def events_for(self, user_id: UUID, *, after: Position) -> list[Event]:
         """The events of this batch that `user_id` may see, past `after`."""
@@ -87,7 +89,8 @@ class Batch:
         role = self.roles.get(entry.project_id, {}).get(user_id)
         if role is None:
             if kind is ActivityType.MEMBER_REMOVED and entry.member_id == user_id:
-                return Event(entry, kind.value)  # their own removal: the last they hear of it
+                # Their own removal: the last they hear of it.
+                return Event(entry, kind.value, member=self.removed.get(entry.id))
             moved_from = entry.previous_project_id
             if moved_from is not None and user_id in self.roles.get(moved_from, {}):
                 return Event(entry, TODO_MOVED)  # it left for a project they cannot read
@@ -103,6 +106,8 @@ class Batch:
             found_member = self.members.get((entry.project_id, entry.member_id))
             if found_member is not None:
                 member = _visible(found_member, user_id, role)
+        if kind is ActivityType.MEMBER_REMOVED and entry.id in self.removed:
+            member = _visible(self.removed[entry.id], user_id, role)
         return Event(entry, kind.value, todo=todo, project=project, member=member)
 
 
@@ -140,7 +145,29 @@ async def read_batch(
             member = await uow.memberships.get(entry.project_id, entry.member_id)
             if member is not None:
                 members[entry.project_id, entry.member_id] = member
-    return Batch(after, end, entries, roles, todos, projects, members)
+    removed = {}
+    for entry in entries:
+        if entry.type is ActivityType.MEMBER_REMOVED:
+            gone = await _removed_member(uow, entry)
+            if gone is not None:
+                removed[entry.id] = gone
+    return Batch(after, end, entries, roles, todos, projects, members, removed)
+
+
+async def _removed_member(uow: UnitOfWork, entry: Activity) -> Member | None:
+    """The Member a removal ended: its role and join time as the entry recorded them, the
+    name and email as they are now (None once the account is deleted). None for an entry
+    written before removals were recorded so (alembic 0014)."""
+    if entry.member_id is None or entry.member_role is None or entry.member_added_at is None:
+        return None
+    user = await uow.users.get(entry.member_id)
+    return Member(
+        entry.member_id,
+        None if user is None else user.email,
+        None if user is None else user.full_name,
+        entry.member_role,
+        entry.member_added_at,
+    )
 
 
 def _ids(ids: Iterable[UUID | None]) -> list[UUID]:
@@ -305,13 +332,24 @@ class EventService:
         actor.require(Permission.TODOS_READ)
         return None if token is None else self.tokens.decode(actor.user_id, token).position
 
+    async def probe(self, actor: Actor, *, token: str | None) -> None:
+        """What opening a stream would answer before it starts, holding nothing (a HEAD):
+        the token's 400 / 410, a 503 while shutting down, a 429 at the cap."""
+        self.check(actor, token=token)
+        self._refuse_if_closing()
+        if await self.slots.count(actor.user_id) >= self.max_streams:
+            raise TooManyStreams
+
+    def _refuse_if_closing(self) -> None:
+        if self.feed.closing:
+            raise ServiceUnavailable("This instance is shutting down; reconnect.")
+
     async def open(
         self, actor: Actor, *, token: str | None, access_token: str, expires_at: datetime
     ) -> "EventStream":
         """Checks the token (400 / 410) and takes a place (429) before anything is sent."""
         start = self.check(actor, token=token)
-        if self.feed.closing:
-            raise ServiceUnavailable("This instance is shutting down; reconnect.")
+        self._refuse_if_closing()
         stream_id = uuid4()
         if not await self.slots.acquire(actor.user_id, stream_id, limit=self.max_streams):
             raise TooManyStreams

@@ -162,7 +162,9 @@ class MembershipRepository(Protocol):
 
     async def get(self, project_id: UUID, user_id: UUID) -> Member | None: ...
     async def set_role(self, project_id: UUID, user_id: UUID, role: ProjectRole) -> bool: ...
-    async def remove(self, project_id: UUID, user_id: UUID) -> bool: ...
+    async def remove(self, project_id: UUID, user_id: UUID) -> Membership | None:
+        """The membership it deleted (None: there was none)."""
+
     async def find(self, project_id: UUID, *, after: SortValues | None, limit: int) -> list[Member]:
         """The owner first, then by added_at, ties by user id; emails included.
         `after`: (not owner, added_at, user_id)."""
@@ -411,6 +413,8 @@ class StreamSlots(Protocol):
         """Keeps the place (a place not renewed lapses: an instance killed frees its own)."""
 
     async def release(self, user_id: UUID, stream_id: UUID) -> None: ...
+    async def count(self, user_id: UUID) -> int:
+        """The user's places taken (and not lapsed) now."""
 
 
 class WebhookTransport(Protocol):

@@ -81,6 +81,7 @@ async def close_account_projects(
                     project_id=membership.project_id,
                     at=now,
                     member_id=user_id,
+                    removed=membership,
                 )
             )
     if entries:
@@ -252,7 +253,8 @@ class ProjectService:
             view = await self._owned(actor, project_id)
             if user_id == view.project.owner_id:
                 raise OwnerCannotLeave
-        if not await self._uow.memberships.remove(project_id, user_id):
+        removed = await self._uow.memberships.remove(project_id, user_id)
+        if removed is None:
             raise MemberNotFound
         await self._uow.activity.add(
             project_activity(
@@ -261,6 +263,7 @@ class ProjectService:
                 project_id=project_id,
                 at=self._clock.now(),
                 member_id=user_id,
+                removed=removed,
             )
         )
         await self._uow.commit()

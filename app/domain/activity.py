@@ -12,6 +12,8 @@ from enum import Enum, StrEnum
 from typing import Any
 from uuid import UUID
 
+from app.domain.projects import ProjectRole
+
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 Changes = dict[str, dict[str, JsonValue]]
 
@@ -76,6 +78,10 @@ class Activity:
     audience: tuple[UUID, ...] = ()
     """project.deleted: the members it had, who receive the entry though no membership
     names them any more (sync and live events read it; the API does not show it)."""
+    member_role: ProjectRole | None = None
+    member_added_at: datetime | None = None
+    """member.removed: the membership as it was (the role they had, since when), which its
+    live event's Member shows once the membership is gone (the API does not show it)."""
     txid: int | None = None
     """Set once stored: the position in commit order of the transaction that wrote it."""
     n: int | None = None

@@ -18,6 +18,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from app.application.ports import ServiceUnavailable
+from app.infrastructure.redis import Pipelined
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ class InMemoryStreamSlots:
     async def renew(self, user_id: UUID, stream_id: UUID) -> None:
         return None
 
+    async def count(self, user_id: UUID) -> int:
+        return len(self._open.get(user_id, ()))
+
     async def release(self, user_id: UUID, stream_id: UUID) -> None:
         streams = self._open.get(user_id)
         if streams is not None:
@@ -151,6 +155,8 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 """
+_RELEASE = "return redis.call('ZREM', KEYS[1], ARGV[1])"
+_COUNT = "return redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')"  # not lapsed by now
 
 
 def _key(user_id: UUID) -> str:
@@ -158,17 +164,23 @@ def _key(user_id: UUID) -> str:
 
 
 class RedisStreamSlots:
-    """Across instances: each stream holds a leased place in its user's sorted set."""
+    """Across instances: each stream holds a leased place in its user's sorted set.
+
+    Taking, renewing and giving back places go to Redis one pipeline at a time (Pipelined,
+    one_at_a_time): a thousand streams closing at once, or reconnecting at once after an
+    instance stopped, share one connection rather than ask redis-py's pool for a thousand,
+    where all but the pool's size failed (MaxConnectionsError) and their places were left to
+    lapse."""
 
     def __init__(self, redis: RedisClient) -> None:
-        self._redis = redis
+        self._pipelined = Pipelined(redis, one_at_a_time=True)
 
     async def acquire(self, user_id: UUID, stream_id: UUID, *, limit: int) -> bool:
         now = int(time.time() * 1000)
         lapse = now + STREAM_LEASE_SECONDS * 1000
         try:
-            taken = await self._redis.eval(
-                _ACQUIRE, 1, _key(user_id), now, lapse, limit, str(stream_id)
+            taken = await self._pipelined(
+                _ACQUIRE, [_key(user_id)], [now, lapse, limit, str(stream_id)]
             )
         except (RedisError, RedisClusterException) as error:
             raise ServiceUnavailable("Redis is unavailable; try again shortly.") from error
@@ -178,12 +190,19 @@ class RedisStreamSlots:
         lapse = int(time.time() * 1000) + STREAM_LEASE_SECONDS * 1000
         try:
             # ZADD, not ZADD XX: after Redis was emptied, open streams take their places back.
-            await self._redis.eval(_RENEW, 1, _key(user_id), lapse, str(stream_id))
+            await self._pipelined(_RENEW, [_key(user_id)], [lapse, str(stream_id)])
         except (RedisError, RedisClusterException):
             log.warning("could not renew a stream's place on Redis", exc_info=True)
 
     async def release(self, user_id: UUID, stream_id: UUID) -> None:
         try:
-            await self._redis.zrem(_key(user_id), str(stream_id))
+            await self._pipelined(_RELEASE, [_key(user_id)], [str(stream_id)])
         except (RedisError, RedisClusterException):
             log.warning("could not release a stream's place on Redis (it lapses)", exc_info=True)
+
+    async def count(self, user_id: UUID) -> int:
+        now = int(time.time() * 1000)
+        try:
+            return int(await self._pipelined(_COUNT, [_key(user_id)], [now]))
+        except (RedisError, RedisClusterException) as error:
+            raise ServiceUnavailable("Redis is unavailable; try again shortly.") from error

@@ -224,6 +224,8 @@ class ActivityRow(Base):
     previous_project_id: Mapped[UUID | None]
     changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     audience: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    member_role: Mapped[str | None] = mapped_column(sa.String(16))
+    member_added_at: Mapped[datetime | None]
 
     __table_args__ = (
         sa.Index(None, "project_id", "txid", "n"),

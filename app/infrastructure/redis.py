@@ -138,23 +138,30 @@ class _Call:
     answer: "asyncio.Future[Any]"
 
 
-class _Pipelined:
+class Pipelined:
     """The script calls made in one turn of the event loop go to Redis as one pipeline, so
     that under load the client's work (a round trip, a connection from the pool, the socket's
     waits) is shared among them (docs/performance.md). Each call is still a script of its own
     on one user's keys, run atomically when its pipeline arrives: a cluster's pipeline sends
     each to the node of its slot. EVAL, not EVALSHA: redis-py's cluster pipelines refuse
-    EVALSHA, and Redis keeps a script it was sent compiled, by its digest."""
+    EVALSHA, and Redis keeps a script it was sent compiled, by its digest.
 
-    def __init__(self, redis: RedisClient) -> None:
+    `one_at_a_time`: a pipeline waits until the one before it has answered, and takes every
+    call made meanwhile, so one connection serves them all however they arrive. For bursts
+    spread over many turns (a thousand streams closing, or reconnecting, at once), which
+    otherwise take a connection each and exhaust redis-py's pool (MaxConnectionsError). The
+    access check keeps several pipelines in flight: it does not wait on another's answer."""
+
+    def __init__(self, redis: RedisClient, *, one_at_a_time: bool = False) -> None:
         self._redis = redis
+        self._one_at_a_time = one_at_a_time
         self._pending: list[_Call] = []
         self._in_flight: set[asyncio.Task[None]] = set()
 
     def __call__(self, script: str, keys: list[str], args: list[Any]) -> "asyncio.Future[Any]":
         """The script's answer, once the pipeline it joins has run."""
         loop = asyncio.get_running_loop()
-        if not self._pending:
+        if not self._pending and not (self._one_at_a_time and self._in_flight):
             loop.call_soon(self._send_pending)
         answer: asyncio.Future[Any] = loop.create_future()
         self._pending.append(_Call(script, keys, args, answer))
@@ -164,7 +171,12 @@ class _Pipelined:
         pending, self._pending = self._pending, []
         task = asyncio.ensure_future(self._send(pending))
         self._in_flight.add(task)  # a task nothing holds may be collected mid-run
-        task.add_done_callback(self._in_flight.discard)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: "asyncio.Task[None]") -> None:
+        self._in_flight.discard(task)
+        if self._one_at_a_time and self._pending:
+            self._send_pending()  # the calls made while it was in flight
 
     async def _send(self, calls: list[_Call]) -> None:
         try:
@@ -197,7 +209,7 @@ class RedisRevocationList:
         self._redis = redis
         self._source = source
         self._refill = _OneRunPerUser(self._refill_user)
-        self._pipelined = _Pipelined(redis)
+        self._pipelined = Pipelined(redis)
 
     async def revoke(self, user_id: UUID, *session_ids: UUID, ttl: timedelta) -> None:
         keys = UserKeys(user_id)

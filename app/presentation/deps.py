@@ -252,8 +252,8 @@ async def open_event_stream(
     resume = request.headers.get("last-event-id") or request.query_params.get("token") or None
     if resume is not None and len(resume) > SYNC_TOKEN_MAX_LENGTH:
         raise InvalidSyncToken
-    if request.scope.get(HEAD_AS_GET):  # a HEAD: the checks and headers, no stream to hold
-        services.event_service.check(actor, token=resume)
+    if request.scope.get(HEAD_AS_GET):  # a HEAD: the GET's answer and headers, nothing held
+        await services.event_service.probe(actor, token=resume)
         yield None
         return
     stream = await services.event_service.open(

@@ -32,6 +32,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from app.domain.activity import Activity, ActivityType, Position
+from app.domain.projects import ProjectRole
 from app.infrastructure.orm import ActivityRow, MembershipRow
 from app.infrastructure.repositories.base import SqlRepository
 from app.infrastructure.repositories.rows import RowMapper
@@ -51,11 +52,13 @@ ACTIVITY = RowMapper(
         "type": lambda kind: kind.value,
         "changes": dict,
         "audience": lambda users: [str(user_id) for user_id in users] or None,
+        "member_role": lambda role: None if role is None else role.value,
     },
     loaded={
         "type": ActivityType,
         "changes": _changes,
         "audience": lambda users: tuple(UUID(user_id) for user_id in users or ()),
+        "member_role": lambda role: None if role is None else ProjectRole(role),
     },
 )
 

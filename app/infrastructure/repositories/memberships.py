@@ -50,6 +50,15 @@ _PAGE_AFTER = _PAGE.where(
 _USER_IDS = sa.select(memberships.c.user_id).where(
     memberships.c.project_id == sa.bindparam("project_id")
 )
+# Gone with what it was: a member.removed entry records the role and the join time.
+_REMOVE = (
+    sa.delete(memberships)
+    .where(
+        memberships.c.project_id == sa.bindparam("project_id", type_=sa.Uuid()),
+        memberships.c.user_id == sa.bindparam("user_id", type_=sa.Uuid()),
+    )
+    .returning(*MEMBERSHIPS.columns)
+)
 _OF_USER = MEMBERSHIPS.select().where(memberships.c.user_id == sa.bindparam("user_id"))
 
 _IDS = postgresql.ARRAY(sa.Uuid())
@@ -94,8 +103,9 @@ class SqlAlchemyMembershipRepository(SqlRepository):
         statement = sa.update(memberships).where(_this(project_id, user_id)).values(role=role.value)
         return await self._write(statement) == 1
 
-    async def remove(self, project_id: UUID, user_id: UUID) -> bool:
-        return await self._write(sa.delete(memberships).where(_this(project_id, user_id))) == 1
+    async def remove(self, project_id: UUID, user_id: UUID) -> Membership | None:
+        row = await self._first(_REMOVE, {"project_id": project_id, "user_id": user_id})
+        return None if row is None else MEMBERSHIPS.load(row)
 
     async def find(self, project_id: UUID, *, after: SortValues | None, limit: int) -> list[Member]:
         params: dict[str, Any] = {"project_id": project_id, "limit": limit}

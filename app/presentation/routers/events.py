@@ -84,7 +84,9 @@ async def events(stream: EventStreamDep) -> AsyncIterator[ServerSentEvent]:
     more of that project. The stream ends with `event: stream.end` when your access token
     expires or is revoked (`token_expired`, `revoked`) or the server shuts down (`shutdown`):
     reconnect with the last id. A token that cannot be resumed is a 400 / 410 as for `/sync`;
-    more than `SSE_MAX_STREAMS_PER_USER` open streams a 429. Needs `todos:read`."""
+    more than `SSE_MAX_STREAMS_PER_USER` open streams a 429. `HEAD` answers what this GET
+    would start with (its status, 400 / 410 / 429 / 503 included, and its headers) without a
+    body, and holds no stream. Needs `todos:read`."""
     if stream is None:  # a HEAD: the headers only
         return
     async for item in stream.items():

@@ -83,7 +83,9 @@ class EventData(BaseModel):
         default=None, description="`project.created` / `project.updated`: the project after it."
     )
     member: MemberRead | None = Field(
-        default=None, description="`member.added` / `member.updated`: the membership after it."
+        default=None,
+        description="`member.*`: the membership after the change; `member.removed`: the one it "
+        "ended, with the role they had (`email` for the owner and the member themself).",
     )
     member_id: UUID | None = Field(default=None, description="`member.*`: whose membership.")
     changes: dict[str, FieldChange] = Field(
