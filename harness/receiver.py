@@ -34,6 +34,10 @@ class Receiver:
         self.answers: deque[int] = deque()
         self.status = 204
         self.delay = 0.0
+        self.overlaps = 0
+        """Requests that arrived while another with the same `webhook-id` to the same path was
+        in progress (two webhooks on one receiver: give each its own path)."""
+        self._in_progress: set[str] = set()
         self._arrived = asyncio.Condition()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -47,8 +51,15 @@ class Receiver:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status = self.answers.popleft() if self.answers else self.status
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        message_id = scope["path"] + " " + headers.get("webhook-id", "")
+        if message_id in self._in_progress:
+            self.overlaps += 1
+        self._in_progress.add(message_id)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self._in_progress.discard(message_id)
         async with self._arrived:
             self.received.append(Received(scope["path"], headers, body, time.time()))
             self._arrived.notify_all()
