@@ -39,6 +39,7 @@ def start_service(
         # Tokens are collected once, at the start; they must outlive the longest run.
         "ACCESS_TOKEN_EXPIRE_MINUTES": str(24 * 60),
         **RAISED_LIMITS,
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the webhook scenarios' receiver is on loopback
         **extra,
     }
     if pool_size is not None:

@@ -98,7 +98,7 @@ def worker_env(bench: Bench) -> dict[str, str]:
         "REDIS_URL": bench.redis_url,
         "SECRET_KEY": SECRET_KEY,
         "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # its start line is how harness.worker knows it is up
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on loopback
     }
 

@@ -1,6 +1,6 @@
 """The job worker started from outside the service, as the tests and the fault suite start it:
 `scripts/worker`, in a process group of its own, its output appended to a log file. `start`
-returns once the worker says it has started; `stop` sends SIGTERM (jobs in flight finish),
+returns once the worker says it has started (its INFO line: LOG_LEVEL must let it through); `stop` sends SIGTERM (jobs in flight finish),
 then SIGKILLs whatever is left; `kill` is a crash."""
 
 import contextlib
