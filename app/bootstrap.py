@@ -331,6 +331,8 @@ class Container:
             jobs=self.job_queue,
             schedule=self.settings.webhook_retry_schedule,
             per_webhook=self.settings.webhook_concurrency_per_webhook,
+            # Longer than any attempt can take: a lease that lapses means its attempt died.
+            lease=timedelta(seconds=self.settings.webhook_timeout_seconds + 30),
         )
 
     @cached_property

@@ -167,6 +167,7 @@ class InMemoryState:
     webhooks: dict[UUID, Webhook] = field(default_factory=dict)
     deliveries: dict[UUID, Delivery] = field(default_factory=dict)
     dispatched: dict[int, Position] = field(default_factory=lambda: {1: (0, 0)})
+    leases: dict[UUID, datetime] = field(default_factory=dict)
 
     def snapshot(self) -> "InMemoryState":
         return InMemoryState(
@@ -181,6 +182,7 @@ class InMemoryState:
             dict(self.webhooks),
             dict(self.deliveries),
             dict(self.dispatched),
+            dict(self.leases),
         )
 
     def restore(self, snapshot: "InMemoryState") -> None:
@@ -196,6 +198,7 @@ class InMemoryState:
         _replace_contents(self.webhooks, snapshot.webhooks)
         _replace_contents(self.deliveries, snapshot.deliveries)
         _replace_contents(self.dispatched, snapshot.dispatched)
+        _replace_contents(self.leases, snapshot.leases)
 
     def role(self, project_id: UUID, user_id: UUID) -> ProjectRole | None:
         membership = self.memberships.get((project_id, user_id))
@@ -891,9 +894,19 @@ class InMemoryDeliveryRepository:
     async def get(self, delivery_id: UUID) -> Delivery | None:
         return self._state.deliveries.get(delivery_id)
 
+    async def claim(self, delivery_id: UUID, *, now: datetime, until: datetime) -> Delivery | None:
+        delivery = self._state.deliveries.get(delivery_id)
+        lease = self._state.leases.get(delivery_id)
+        due = delivery is not None and delivery.next_attempt_at is not None
+        if not due or delivery.next_attempt_at > now or (lease is not None and lease >= now):  # type: ignore[union-attr,operator]
+            return None
+        self._state.leases[delivery_id] = until
+        return delivery
+
     async def update(self, delivery: Delivery) -> None:
         if delivery.id in self._state.deliveries:
             self._state.deliveries[delivery.id] = delivery
+            self._state.leases.pop(delivery.id, None)
 
     async def of_webhook(
         self, webhook_id: UUID, *, after: SortValues | None, limit: int

@@ -291,7 +291,13 @@ class DeliveryRepository(Protocol):
         """Stores those not stored yet (one per event per webhook); returns those it stored."""
 
     async def get(self, delivery_id: UUID) -> Delivery | None: ...
-    async def update(self, delivery: Delivery) -> None: ...
+    async def claim(self, delivery_id: UUID, *, now: datetime, until: datetime) -> Delivery | None:
+        """The delivery, held for an attempt until `until`, if it is due and no other attempt
+        holds it (in one statement: of two attempts, one gets it); None otherwise."""
+
+    async def update(self, delivery: Delivery) -> None:
+        """Records an attempt's outcome, and lets go of the delivery's hold."""
+
     async def of_webhook(
         self, webhook_id: UUID, *, after: SortValues | None, limit: int
     ) -> list[Delivery]:

@@ -349,8 +349,10 @@ class WebhookSender:
         jobs: JobQueue,
         schedule: Sequence[int],
         per_webhook: int,
+        lease: timedelta,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._lease = lease
         self._clock = clock
         self._transport = transport
         self._jobs = jobs
@@ -359,14 +361,15 @@ class WebhookSender:
         self._in_flight: dict[UUID, int] = defaultdict(int)
 
     async def attempt(self, delivery_id: UUID) -> DeliveryStatus | None:
-        """Attempts it if it is due; its status after, or None when there was nothing to do."""
+        """Attempts it if it is due and no other attempt holds it; its status after, or None
+        when there was nothing to do (settled, not due, held, or deleted)."""
+        now = self._clock.now()
         async with self._unit_of_work() as uow:
-            delivery = await uow.deliveries.get(delivery_id)
-            if delivery is None or delivery.settled:
-                return None  # its webhook deleted, or an attempt queued twice
-            now = self._clock.now()
-            if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
-                return None  # not due: the attempt queued for then will make it
+            # The lease: of two attempts of one delivery (two workers, a job queued twice),
+            # one gets it, the other finds nothing to do; a killed attempt's lapses.
+            delivery = await uow.deliveries.claim(delivery_id, now=now, until=now + self._lease)
+            if delivery is None:
+                return None
             webhook = await uow.webhooks.get(delivery.webhook_id)
             if webhook is None:
                 return None
@@ -374,11 +377,15 @@ class WebhookSender:
             if refusal is not None:
                 await self._settle(uow, webhook, failed(delivery, refusal))
                 return DeliveryStatus.FAILED
-        if self._in_flight[webhook.id] >= self._per_webhook:
-            # One slow receiver holds at most this many of the worker's slots: the attempt
-            # waits its turn in the queue, not in a slot the other webhooks need.
-            await self._jobs.deliver([delivery.id], at=now + timedelta(seconds=1))
-            return None
+            if self._in_flight[webhook.id] >= self._per_webhook:
+                # One slow receiver holds at most this many of the worker's slots: the attempt
+                # waits its turn in the queue, not in a slot the other webhooks need.
+                later = replace(delivery, next_attempt_at=now + timedelta(seconds=1))
+                await uow.deliveries.update(later)
+                await uow.commit()
+                await self._jobs.deliver([delivery.id], at=later.next_attempt_at)
+                return None
+            await uow.commit()
         self._in_flight[webhook.id] += 1
         try:
             outcome = await self._send(webhook, delivery)

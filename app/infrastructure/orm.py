@@ -373,6 +373,8 @@ class WebhookDeliveryRow(Base):
     duration_ms: Mapped[int | None]
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime | None]
+    # Held by the attempt in progress: another attempt of the same delivery waits it out.
+    lease_until: Mapped[datetime | None]
 
     __table_args__ = (
         # One delivery per event per webhook: a dispatch run twice adds nothing.

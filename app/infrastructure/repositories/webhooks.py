@@ -24,6 +24,7 @@ WEBHOOKS = RowMapper(webhooks, Webhook, stored={"events": list}, loaded={"events
 DELIVERIES = RowMapper(
     deliveries,
     Delivery,
+    not_fields={"lease_until": "the attempt in progress's hold on it: claim() takes it"},
     stored={
         "status": lambda status: status.value,
         "error": lambda error: None if error is None else error.value,
@@ -103,7 +104,24 @@ _OUTCOME = ("status", "attempts", "response_status", "error", "duration_ms", "ne
 _UPDATE_DELIVERY = (
     sa.update(deliveries)
     .where(deliveries.c.id == sa.bindparam("match_id", type_=sa.Uuid()))
-    .values({name: sa.bindparam(name, type_=deliveries.c[name].type) for name in _OUTCOME})
+    .values(
+        {name: sa.bindparam(name, type_=deliveries.c[name].type) for name in _OUTCOME}
+        | {"lease_until": None}
+    )
+)
+_AT = deliveries.c.next_attempt_at.type
+_CLAIM = (
+    sa.update(deliveries)
+    .where(
+        deliveries.c.id == sa.bindparam("match_id", type_=sa.Uuid()),
+        deliveries.c.next_attempt_at <= sa.bindparam("now", type_=_AT),
+        sa.or_(
+            deliveries.c.lease_until.is_(None),
+            deliveries.c.lease_until < sa.bindparam("now_", type_=_AT),
+        ),
+    )
+    .values(lease_until=sa.bindparam("until", type_=_AT))
+    .returning(*DELIVERIES.columns)
 )
 _COUNTS = sa.select(deliveries.c.status, sa.func.count().label("count")).group_by(
     deliveries.c.status
@@ -174,6 +192,11 @@ class SqlAlchemyDeliveryRepository(SqlRepository):
 
     async def get(self, delivery_id: UUID) -> Delivery | None:
         row = await self._first(_DELIVERY, {"delivery_id": delivery_id})
+        return None if row is None else DELIVERIES.load(row)
+
+    async def claim(self, delivery_id: UUID, *, now: datetime, until: datetime) -> Delivery | None:
+        params = {"match_id": delivery_id, "now": now, "now_": now, "until": until}
+        row = await self._first(_CLAIM, params)
         return None if row is None else DELIVERIES.load(row)
 
     async def update(self, delivery: Delivery) -> None:
