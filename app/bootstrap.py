@@ -21,6 +21,7 @@ from app.application.activity import ActivityService
 from app.application.auth import ActorCache, AuthService, revocations_in_force
 from app.application.events import EventService, LiveFeed
 from app.application.invitations import InvitationService
+from app.application.maintenance import MaintenanceService
 from app.application.pagination import CursorCodec
 from app.application.ports import (
     ActivitySignal,
@@ -331,6 +332,17 @@ class Container:
             jobs=self.job_queue,
             schedule=self.settings.webhook_retry_schedule,
             per_webhook=self.settings.webhook_concurrency_per_webhook,
+        )
+
+    @cached_property
+    def maintenance_service(self) -> MaintenanceService:
+        """The scheduled jobs' work; each batch takes a writing unit of work of its own, so its
+        committed entries wake the live-event feeds like a request's."""
+        return MaintenanceService(
+            self.unit_of_work,
+            clock=self.clock,
+            trash_retention=timedelta(days=self.settings.trash_retention_days),
+            sync_retention=timedelta(days=self.settings.sync_retention_days),
         )
 
     @cached_property
