@@ -335,7 +335,7 @@ def _find_parameters(
 
 
 # The hot statements, built once (see _find_statement for why).
-_INSERT = sa.insert(todos)
+_INSERT = TODOS.insert()
 # The insert, only while the owner owns fewer than `max_owned` todos: one statement, so the
 # count costs no round trip of its own (an index-only count over the owner's todos).
 _OWNED = (
@@ -390,7 +390,7 @@ _IN_PROJECT = (
     .limit(sa.bindparam("limit", type_=sa.Integer()))
 )
 _IN_PROJECT_AFTER = _IN_PROJECT.where(todos.c.id > sa.bindparam("after_id", type_=sa.Uuid()))
-_SAVE = sa.update(todos).where(
+_SAVE = TODOS.update().where(
     todos.c.id == sa.bindparam("match_id"), todos.c.version == sa.bindparam("match_version")
 )
 
