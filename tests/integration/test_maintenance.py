@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from httpx import AsyncClient
 
+from app.application.events import Event, read_batch
 from app.application.maintenance import SYNC_HISTORY_GRACE, MaintenanceService, Removed
 from app.application.ports import IdempotencyRecord, UnitOfWork
 from app.bootstrap import Container
@@ -23,7 +24,7 @@ from app.domain.projects import Invitation, ProjectRole
 from app.domain.sessions import RefreshToken
 from app.domain.todos import Todo, TodoDraft
 from tests.api.test_projects import _me, add_todo, inbox, invite, new_project
-from tests.api.test_sync import sync, sync_all_until
+from tests.api.test_sync import HORIZON_PATIENCE_SECONDS, sync, sync_all_until
 from tests.conftest import on_postgres
 from tests.fakes import FakeClock
 from tests.support import API, MakeUser, Session
@@ -215,6 +216,10 @@ async def test_a_due_date_is_announced_once_per_value_and_only_for_live_open_tod
         lambda pages: any(t["id"] == due["id"] for p in pages for t in p["todos"]),
     )
     assert [t for p in pages for t in p["todos"] if t["id"] == due["id"]] == [after.json()]
+    # Live events too: a todo.due event carrying the todo.
+    (event,) = await _events(container, UUID((await _me(client, ada))["id"]), "todo.due")
+    assert event.todo is not None
+    assert str(event.todo.id) == due["id"]
 
     # Another due date is due again when it comes; the same one set again is not.
     await _patch(client, ada, due["id"], due_at=(now - timedelta(seconds=30)).isoformat())
@@ -231,6 +236,19 @@ async def test_a_due_date_is_announced_once_per_value_and_only_for_live_open_tod
     # Reopened, a todo whose due date was announced while it was open is not announced again.
     await _patch(client, ada, done["id"], completed=False)
     assert await jobs(container, now + 2 * timedelta(hours=1)).announce_due() == 1  # first time
+
+
+async def _events(container: Container, user_id: UUID, kind: str) -> list[Event]:
+    """The user's live events of this type in the whole log (waiting, on PostgreSQL, for the
+    horizon to pass what was just committed: see tests/api/test_sync.py's `sync`)."""
+    deadline = asyncio.get_running_loop().time() + HORIZON_PATIENCE_SECONDS
+    while True:
+        async with container.unit_of_work(read_only=True) as uow:
+            batch = await read_batch(uow, (0, 0), user_id=user_id)
+        events = [e for e in batch.events_for(user_id, after=(0, 0)) if e.type == kind]
+        if events or asyncio.get_running_loop().time() > deadline:
+            return events
+        await asyncio.sleep(0.05)
 
 
 # Two workers, and a worker killed mid-way
