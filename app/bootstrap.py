@@ -21,6 +21,7 @@ from app.application.activity import ActivityService
 from app.application.auth import ActorCache, AuthService, revocations_in_force
 from app.application.events import EventService, LiveFeed
 from app.application.invitations import InvitationService
+from app.application.maintenance import MaintenanceService
 from app.application.pagination import CursorCodec
 from app.application.ports import (
     ActivitySignal,
@@ -333,6 +334,17 @@ class Container:
             per_webhook=self.settings.webhook_concurrency_per_webhook,
             # Longer than any attempt can take: a lease that lapses means its attempt died.
             lease=timedelta(seconds=self.settings.webhook_timeout_seconds + 30),
+        )
+
+    @cached_property
+    def maintenance_service(self) -> MaintenanceService:
+        """The scheduled jobs' work; each batch takes a writing unit of work of its own, so its
+        committed entries wake the live-event feeds like a request's."""
+        return MaintenanceService(
+            self.unit_of_work,
+            clock=self.clock,
+            trash_retention=timedelta(days=self.settings.trash_retention_days),
+            sync_retention=timedelta(days=self.settings.sync_retention_days),
         )
 
     @cached_property

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     invitation_expire_days: int = Field(default=7, ge=1, le=365)
     # A sync token (or live event id) older than this is refused (410): start with a full sync.
     sync_retention_days: int = Field(default=30, ge=1, le=3650)
+    # A todo in the trash longer than this is deleted for good by the purge job (todo.purged).
+    trash_retention_days: int = Field(default=30, ge=1, le=3650)
     # Live-event streams one user may have open at once, across instances; one more is a 429.
     sse_max_streams_per_user: int = Field(default=5, ge=1, le=1000)
     # Webhooks: how long a receiver has to answer, the delays (seconds) before each retry,

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 DISPATCH_CRON = "* * * * * *"  # every second: an event reaches its webhooks within about one
 EVERY_MINUTE = "* * * * *"
 EVERY_TEN_SECONDS = "*/10 * * * * *"
+EVERY_TEN_MINUTES = "*/10 * * * *"
+HOURLY = "17 * * * *"  # not on the hour, when every other cron job on the host runs
 
 
 def register(container: Container) -> procrastinate.App:
@@ -71,6 +73,42 @@ def register(container: Container) -> procrastinate.App:
                 "job %s (%s) was held by a stopped worker: run again", job.id, job.task_name
             )
             await jobs.job_manager.retry_job(job)
+
+    maintenance = container.maintenance_service
+
+    @jobs.periodic(cron=EVERY_MINUTE)  # the contract: within a minute of the due time
+    @jobs.task(
+        name="todos.announce_due",
+        queue=MAINTENANCE_QUEUE,
+        lock="todos.announce_due",
+        queueing_lock="todos.announce_due",
+    )
+    async def announce_due(timestamp: int) -> None:
+        await maintenance.announce_due()
+
+    @jobs.periodic(cron=EVERY_TEN_MINUTES)
+    @jobs.task(
+        name="todos.purge_trash",
+        queue=MAINTENANCE_QUEUE,
+        lock="todos.purge_trash",
+        queueing_lock="todos.purge_trash",
+    )
+    async def purge_trash(timestamp: int) -> None:
+        purged = await maintenance.purge_trash()
+        if purged:
+            log.info("purged %d todos from the trash (TRASH_RETENTION_DAYS)", purged)
+
+    @jobs.periodic(cron=HOURLY)
+    @jobs.task(
+        name="maintenance.remove_expired",
+        queue=MAINTENANCE_QUEUE,
+        lock="maintenance.remove_expired",
+        queueing_lock="maintenance.remove_expired",
+    )
+    async def remove_expired(timestamp: int) -> None:
+        removed = await maintenance.remove_expired()
+        if removed.total:
+            log.info("removed what expired: %s", removed)
 
     return jobs
 

@@ -1,7 +1,8 @@
 """The job worker started from outside the service, as the tests and the fault suite start it:
 `scripts/worker`, in a process group of its own, its output appended to a log file. `start`
-returns once the worker says it has started (its INFO line: LOG_LEVEL must let it through); `stop` sends SIGTERM (jobs in flight finish),
-then SIGKILLs whatever is left; `kill` is a crash."""
+returns once the worker says it has started (an INFO line: LOG_LEVEL must let it through);
+`stop` sends SIGTERM (jobs in flight finish), then SIGKILLs whatever is left; `kill` is a
+crash."""
 
 import contextlib
 import os

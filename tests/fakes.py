@@ -168,6 +168,8 @@ class InMemoryState:
     deliveries: dict[UUID, Delivery] = field(default_factory=dict)
     dispatched: dict[int, Position] = field(default_factory=lambda: {1: (0, 0)})
     leases: dict[UUID, datetime] = field(default_factory=dict)
+    # todos.due_announced_for: the due_at each todo was announced for (no field of Todo).
+    due_announced: dict[UUID, datetime] = field(default_factory=dict)
 
     def snapshot(self) -> "InMemoryState":
         return InMemoryState(
@@ -183,6 +185,7 @@ class InMemoryState:
             dict(self.deliveries),
             dict(self.dispatched),
             dict(self.leases),
+            dict(self.due_announced),
         )
 
     def restore(self, snapshot: "InMemoryState") -> None:
@@ -199,6 +202,7 @@ class InMemoryState:
         _replace_contents(self.deliveries, snapshot.deliveries)
         _replace_contents(self.dispatched, snapshot.dispatched)
         _replace_contents(self.leases, snapshot.leases)
+        _replace_contents(self.due_announced, snapshot.due_announced)
 
     def role(self, project_id: UUID, user_id: UUID) -> ProjectRole | None:
         membership = self.memberships.get((project_id, user_id))
@@ -209,6 +213,7 @@ class InMemoryState:
         self.projects.pop(project_id, None)
         for todo_id in [t.id for t in self.todos.values() if t.project_id == project_id]:
             del self.todos[todo_id]
+            self.due_announced.pop(todo_id, None)
         for ident in [ident for ident in self.memberships if ident[0] == project_id]:
             del self.memberships[ident]
         for inv_id in [i.id for i in self.invitations.values() if i.project_id == project_id]:
@@ -361,7 +366,40 @@ class InMemoryTodoRepository:
         if stored is None or (expected_version is not None and stored.version != expected_version):
             return False
         del self._state.todos[todo_id]
+        self._state.due_announced.pop(todo_id, None)
         return True
+
+    async def purge_trashed(self, *, trashed_before: datetime, limit: int) -> list[Todo]:
+        trashed = sorted(
+            (
+                t
+                for t in self._state.todos.values()
+                if t.deleted_at is not None and t.deleted_at <= trashed_before
+            ),
+            key=lambda t: t.deleted_at or trashed_before,
+        )[:limit]
+        for todo in trashed:
+            del self._state.todos[todo.id]
+            self._state.due_announced.pop(todo.id, None)
+        return trashed
+
+    async def mark_due(self, *, now: datetime, limit: int) -> list[Todo]:
+        announced = self._state.due_announced
+        due = sorted(
+            (
+                t
+                for t in self._state.todos.values()
+                if not t.is_deleted
+                and not t.completed
+                and t.due_at is not None
+                and t.due_at <= now
+                and announced.get(t.id) != t.due_at
+            ),
+            key=lambda t: t.due_at or now,
+        )[:limit]
+        for todo in due:
+            announced[todo.id] = todo.due_at or now
+        return due
 
     async def find(
         self,
@@ -508,6 +546,14 @@ class InMemoryRefreshTokenRepository:
             self._tokens[token.id] = replace(token, revoked_at=now)
         return list(dict.fromkeys(t.family_id for t in live))
 
+    async def delete_expired(self, *, now: datetime, limit: int) -> int:
+        expired = sorted(
+            (t for t in self._tokens.values() if t.expires_at <= now), key=lambda t: t.expires_at
+        )[:limit]
+        for token in expired:
+            del self._tokens[token.id]
+        return len(expired)
+
     async def revoked_families(self, user_id: UUID, *, since: datetime) -> dict[UUID, datetime]:
         families: dict[UUID, datetime] = {}
         for token in self._tokens.values():
@@ -518,6 +564,9 @@ class InMemoryRefreshTokenRepository:
                     token.revoked_at, families.get(token.family_id, since)
                 )
         return families
+
+
+SWEEP_BATCH = 100  # as the SQL one's
 
 
 class InMemoryIdempotencyKeyRepository:
@@ -542,10 +591,12 @@ class InMemoryIdempotencyKeyRepository:
         self._state.idempotency_keys[ident] = record
         return None
 
-    async def delete_expired(self, *, live_since: datetime) -> None:
+    async def delete_expired(self, *, live_since: datetime) -> int:
         keys = self._state.idempotency_keys
-        for ident in [ident for ident, record in keys.items() if record.created_at <= live_since]:
+        expired = [ident for ident, record in keys.items() if record.created_at <= live_since]
+        for ident in expired[:SWEEP_BATCH]:
             del keys[ident]
+        return len(expired[:SWEEP_BATCH])
 
     def release(self) -> None:
         """The transaction ended: every key it held is free."""
@@ -737,6 +788,15 @@ class InMemoryInvitationRepository:
         )
         return True
 
+    async def delete_expired(self, *, now: datetime, limit: int) -> int:
+        invitations = self._state.invitations
+        expired = sorted(
+            (i for i in invitations.values() if i.expires_at <= now), key=lambda i: i.expires_at
+        )[:limit]
+        for invitation in expired:
+            del invitations[invitation.id]
+        return len(expired)
+
 
 class InMemoryActivityRepository:
     """Entries in insertion order: one writer at a time, as on SQLite."""
@@ -797,6 +857,28 @@ class InMemoryActivityRepository:
                 if e.type is not ActivityType.PROJECT_DELETED or reader_id in e.audience
             ]
         return entries, covered
+
+    async def prune(
+        self, *, recorded_before: datetime, after: Position, limit: int
+    ) -> tuple[int, Position | None]:
+        window = sorted(p for p in self._state.activity if p > after)[:limit]
+        if not window:
+            return 0, None
+        state = self._state
+        gone = [
+            p
+            for p in window
+            if (entry := state.activity[p]).at < recorded_before
+            and (
+                entry.todo_id not in state.todos
+                if entry.todo_id is not None
+                else entry.project_id not in state.projects
+            )
+        ]
+        reached = any(state.activity[p].at >= recorded_before for p in window)
+        for position in gone:
+            del state.activity[position]
+        return len(gone), None if reached or len(window) < limit else window[-1]
 
     def _newest(
         self, matches: Callable[[Activity], bool], after: Position | None, limit: int

@@ -9,7 +9,7 @@ The dispatch position starts at the log's horizon: no webhook existed before thi
 so nothing before it has anyone to hear it.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-05
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from procrastinate.schema import SchemaManager
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

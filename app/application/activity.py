@@ -22,17 +22,18 @@ from app.domain.users import Actor, Permission
 def todo_activity(
     type: ActivityType,
     *,
-    actor: Actor,
+    actor: Actor | None,
     todo: Todo,
     at: datetime,
     changes: Mapping[str, Any] | None = None,
     previous_project_id: UUID | None = None,
 ) -> Activity:
-    """An entry about a todo, in the project it is in after the change."""
+    """An entry about a todo, in the project it is in after the change. `actor` None: the
+    service's own doing (a scheduled job), no user's."""
     return Activity(
         id=uuid4(),
         at=at,
-        actor_id=actor.user_id,
+        actor_id=None if actor is None else actor.user_id,
         type=type,
         project_id=todo.project_id,
         todo_id=todo.id,

@@ -125,6 +125,19 @@ class TodoRepository(Protocol):
     async def in_project(self, project_id: UUID, *, after: UUID | None, limit: int) -> list[Todo]:
         """The project's todos, the trash included, by id, after `after`."""
 
+    async def purge_trashed(self, *, trashed_before: datetime, limit: int) -> list[Todo]:
+        """Deletes for good at most `limit` todos moved to the trash at or before
+        `trashed_before`, the oldest first, and returns them as they were. A todo another
+        transaction holds is skipped, not waited for: two purges at once never take the same
+        todo, and a todo restored meanwhile is not taken."""
+
+    async def mark_due(self, *, now: datetime, limit: int) -> list[Todo]:
+        """At most `limit` live, open todos whose `due_at` is at or before `now` and which were
+        not yet announced for that `due_at` value, the earliest due first: each is marked
+        announced for its current `due_at` (neither its version nor `updated_at` change: no
+        edit) and returned. A todo another transaction holds is skipped, not waited for: two
+        runs at once never mark the same todo."""
+
 
 class ProjectRepository(Protocol):
     async def add(self, project: Project) -> None:
@@ -192,6 +205,10 @@ class InvitationRepository(Protocol):
         """Marks it accepted, in one step that also finds it pending and unexpired: of two
         accepts of one token, exactly one spends it."""
 
+    async def delete_expired(self, *, now: datetime, limit: int) -> int:
+        """Deletes at most `limit` invitations that expired at or before `now` (accepted ones
+        too), never waiting for one that another transaction holds; how many it deleted."""
+
 
 class ActivityRepository(Protocol):
     async def add(self, *entries: Activity) -> None:
@@ -223,6 +240,14 @@ class ActivityRepository(Protocol):
         everything there was, else the last entry read. Exactness rests on this: every entry
         at or before that position has been read, and none will appear there later."""
 
+    async def prune(
+        self, *, recorded_before: datetime, after: Position, limit: int
+    ) -> tuple[int, Position | None]:
+        """Looks at the next `limit` entries after `after`, in commit order, and deletes those
+        recorded before `recorded_before` whose object is gone: the todo, for an entry about a
+        todo; else the project. Returns how many it deleted, and the position to look on
+        from: None once it met an entry recorded at or after `recorded_before`, or the end."""
+
 
 class RefreshTokenRepository(Protocol):
     async def add(self, token: RefreshToken) -> None: ...
@@ -239,6 +264,10 @@ class RefreshTokenRepository(Protocol):
 
     async def revoked_families(self, user_id: UUID, *, since: datetime) -> dict[UUID, datetime]:
         """The user's families revoked after `since`, each with the time it was revoked."""
+
+    async def delete_expired(self, *, now: datetime, limit: int) -> int:
+        """Deletes at most `limit` tokens that expired at or before `now`, never waiting for
+        one that another transaction holds; how many it deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +290,9 @@ class IdempotencyKeyRepository(Protocol):
         `live_since` exists: returns that one instead (an older one is replaced). Raises
         IdempotencyKeyInFlight while another transaction holds the key."""
 
-    async def delete_expired(self, *, live_since: datetime) -> None:
+    async def delete_expired(self, *, live_since: datetime) -> int:
         """Deletes a bounded batch of records created at `live_since` or earlier, never
-        waiting for one that another transaction holds."""
+        waiting for one that another transaction holds; how many it deleted."""
 
 
 class WebhookRepository(Protocol):

@@ -86,11 +86,23 @@ class RefreshTokenRow(Base):
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
-    # Sessions ended lately, read back when the revocation list refills (revocations_in_force).
-    __table_args__ = (sa.Index(None, "revoked_at", postgresql_where=REVOKED, sqlite_where=REVOKED),)
+    __table_args__ = (
+        # Sessions ended lately, read back when the revocation list refills
+        # (revocations_in_force).
+        sa.Index(None, "revoked_at", postgresql_where=REVOKED, sqlite_where=REVOKED),
+        # The expired ones, oldest first: the clean-up job's range (application/maintenance.py).
+        sa.Index(None, "expires_at"),
+    )
 
 
 LIVE = sa.text("deleted_at IS NULL")
+TRASHED = sa.text("deleted_at IS NOT NULL")
+# Live, open todos with a due date not yet announced for its current value (todo.due): what the
+# due job scans, and all that its partial index holds, so an announced todo leaves the index.
+DUE_PENDING = sa.text(
+    "deleted_at IS NULL AND NOT completed AND due_at IS NOT NULL"
+    " AND (due_announced_for IS NULL OR due_announced_for <> due_at)"
+)
 POSTGRESQL_ONLY = {"postgresql_only": True}  # read by alembic/env.py: not compared on SQLite
 
 
@@ -284,6 +296,9 @@ class TodoRow(Base):
     updated_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(server_default="1")
+    # The due_at value a todo.due was recorded for (application/maintenance.py): set by the
+    # due job only, never by an edit, so a due_at changed since makes the todo due again.
+    due_announced_for: Mapped[datetime | None]
 
     __table_args__ = (
         _keyset_index("created_at"),
@@ -315,6 +330,20 @@ class TodoRow(Base):
         ),
         _trigram_index("title"),
         _trigram_index("description"),
+        # The trash, oldest first: the purge job's range (only trashed todos are in it).
+        sa.Index(
+            "ix_todos_deleted_at_trashed",
+            "deleted_at",
+            postgresql_where=TRASHED,
+            sqlite_where=TRASHED,
+        ),
+        # Todos whose due date is still to announce, by due date: the due job's range.
+        sa.Index(
+            "ix_todos_due_at_pending",
+            "due_at",
+            postgresql_where=DUE_PENDING,
+            sqlite_where=DUE_PENDING,
+        ),
     )
 
 

@@ -116,6 +116,29 @@ async def test_a_create_runs_through_the_driver_and_its_commit_keeps_it(
 
 
 @on_postgres
+async def test_an_edit_and_the_scheduled_jobs_batches_run_through_the_driver(
+    engine: AsyncEngine, through_sqlalchemy: list[str]
+) -> None:
+    """Statements on a table with a column no edit writes (todos.due_announced_for) name
+    their columns, so their text does not depend on the values given: built once."""
+    user, inbox = await _user_with_inbox(engine)
+    todo = _todo(user, inbox.id)
+    through_sqlalchemy.clear()
+    async with _writing(engine) as uow:
+        assert await uow.todos.add(todo)
+        assert await uow.todos.save(todo.trashed(NOW), expected_version=todo.version)
+        (purged,) = await uow.todos.purge_trashed(trashed_before=NOW, limit=10)
+        assert purged.id == todo.id
+        assert await uow.todos.mark_due(now=NOW, limit=10) == []
+        assert await uow.refresh_tokens.delete_expired(now=NOW, limit=10) == 0
+        assert await uow.invitations.delete_expired(now=NOW, limit=10) == 0
+        assert await uow.activity.prune(recorded_before=NOW, after=(0, 0), limit=10) == (0, None)
+        await uow.commit()
+    assert through_sqlalchemy == []
+    assert await _titles(engine) == []
+
+
+@on_postgres
 async def test_what_ran_through_the_driver_is_rolled_back_without_a_commit(
     engine: AsyncEngine,
 ) -> None:

@@ -129,3 +129,11 @@ def test_a_row_is_read_by_name_whatever_the_order_of_its_columns() -> None:
 def test_a_conversion_for_a_column_the_table_lacks_is_refused() -> None:
     with pytest.raises(ValueError, match="no column"):
         RowMapper(_things, Thing, loaded={"colour": str})
+
+
+def test_writes_name_exactly_the_mappings_columns_each_a_parameter_of_its_name() -> None:
+    named = RowMapper(_things, Thing, not_fields={"search": "kept by a trigger, for search"})
+    insert, update = named.insert().compile(), named.update().compile()
+    assert str(insert) == "INSERT INTO things (id, name) VALUES (:id, :name)"
+    assert str(update) == "UPDATE things SET id=:id, name=:name"
+    assert set(insert.params) == set(update.params) == {"id", "name"}

@@ -26,6 +26,7 @@ A page of a history (newest first) needs no horizon: it shows what is committed 
 """
 
 import json
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -33,12 +34,14 @@ import sqlalchemy as sa
 
 from app.domain.activity import Activity, ActivityType, Position
 from app.domain.projects import ProjectRole
-from app.infrastructure.orm import ActivityRow, MembershipRow
+from app.infrastructure.orm import ActivityRow, MembershipRow, ProjectRow, TodoRow
 from app.infrastructure.repositories.base import SqlRepository
 from app.infrastructure.repositories.rows import RowMapper
 
 activity = cast(sa.Table, ActivityRow.__table__)
 memberships = cast(sa.Table, MembershipRow.__table__)
+todos = cast(sa.Table, TodoRow.__table__)
+projects = cast(sa.Table, ProjectRow.__table__)
 
 
 def _changes(value: object) -> object:
@@ -191,6 +194,37 @@ _SINCE = {
     for reader in (False, True)
 }
 
+# The sync history's clean-up (application/maintenance.py) walks the log in commit order, a
+# window of entries at a time (a primary-key range), and deletes the window's old entries
+# whose object is gone: the todo for an entry about a todo (it was purged, or went with its
+# project), else the project. Entries of objects that still exist are their history: kept.
+_WINDOW = (
+    sa.select(activity.c.txid, activity.c.n, activity.c.at)
+    .where(_AFTER)
+    .order_by(*_OLDEST_FIRST)
+    .limit(_LIMIT)
+)
+_GONE = sa.or_(
+    sa.and_(
+        activity.c.todo_id.is_not(None),
+        ~sa.exists().where(todos.c.id == activity.c.todo_id),
+    ),
+    sa.and_(
+        activity.c.todo_id.is_(None),
+        ~sa.exists().where(projects.c.id == activity.c.project_id),
+    ),
+)
+_PRUNE = sa.delete(activity).where(
+    _AFTER,
+    sa.tuple_(activity.c.txid, activity.c.n)
+    <= sa.tuple_(
+        sa.bindparam("last_txid", type_=sa.BigInteger()),
+        sa.bindparam("last_n", type_=sa.Integer()),
+    ),
+    activity.c.at < sa.bindparam("recorded_before", type_=activity.c.at.type),
+    _GONE,
+)
+
 
 class SqlAlchemyActivityRepository(SqlRepository):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -264,6 +298,26 @@ class SqlAlchemyActivityRepository(SqlRepository):
         appear (see the module's docstring): where a reader that resumes may read up to."""
         (row,) = await self._rows(_HORIZON[self._statements.dialect])
         return int(row["horizon"])
+
+    async def prune(
+        self, *, recorded_before: datetime, after: Position, limit: int
+    ) -> tuple[int, Position | None]:
+        window = {"after_txid": after[0], "after_n": after[1], "limit": limit}
+        rows = await self._rows(_WINDOW, window)
+        if not rows:
+            return 0, None
+        last: Position = (int(rows[-1]["txid"]), int(rows[-1]["n"]))
+        params = {
+            **window,
+            "last_txid": last[0],
+            "last_n": last[1],
+            "recorded_before": recorded_before,
+        }
+        deleted = await self._write(_PRUNE, params)
+        # Positions follow commit order and `at` the clock closely: from the first entry that
+        # is recent enough, the rest are too (a straggler a moment older waits for next time).
+        reached = any(row["at"] >= recorded_before for row in rows)
+        return deleted, None if reached or len(rows) < limit else last
 
     async def _page(
         self, statement: sa.Select[Any], params: dict[str, Any], after: Position | None

@@ -11,6 +11,20 @@ Row = dict[str, Any]
 Rows = list[Row]
 
 
+def in_locked_batch(
+    column: sa.ColumnElement[Any], batch: sa.Select[Any]
+) -> dict[str, sa.ColumnElement[bool]]:
+    """By dialect: `column` among the ids a batch-choosing subquery returns (one that locks
+    what it takes, FOR UPDATE SKIP LOCKED, up to a LIMIT), for the write on them. On PostgreSQL
+    `= ANY(ARRAY(subquery))`, whose subquery runs once, before the write: as `IN (subquery)`
+    the planner may run it again for each row written (a nested loop), each run locking and
+    choosing anew. SQLite has no FOR UPDATE (one writer at a time) and no arrays."""
+    return {
+        "postgresql": column == sa.any_(sa.func.array(batch.scalar_subquery())),
+        "sqlite": column.in_(batch),
+    }
+
+
 def like_escaped(text: str) -> str:
     """`text` with LIKE's wildcards taken literally, for a pattern that says ESCAPE '/'."""
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")

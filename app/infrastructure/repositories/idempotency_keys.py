@@ -86,5 +86,5 @@ class SqlAlchemyIdempotencyKeyRepository(SqlRepository):
         record = KEYS.load(row)
         return None if live_since is not None and record.created_at <= live_since else record
 
-    async def delete_expired(self, *, live_since: datetime) -> None:
-        await self._write(_SWEEP, {"live_since": live_since})
+    async def delete_expired(self, *, live_since: datetime) -> int:
+        return await self._write(_SWEEP, {"live_since": live_since})

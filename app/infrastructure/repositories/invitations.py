@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from app.application.ports import SortValues
 from app.domain.projects import Invitation, InvitationPreview, ProjectRole
 from app.infrastructure.orm import InvitationRow, ProjectRow, UserRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import SqlRepository, in_locked_batch
 from app.infrastructure.repositories.rows import RowMapper
 
 invitations = cast(sa.Table, InvitationRow.__table__)
@@ -53,6 +53,18 @@ _SPEND = (
         accepted_by=sa.bindparam("accepted_by", type_=sa.Uuid()),
     )
 )
+# The clean-up (application/maintenance.py), oldest first through the expires_at index.
+_DELETE_EXPIRED = {
+    dialect: sa.delete(invitations).where(chosen)
+    for dialect, chosen in in_locked_batch(
+        invitations.c.id,
+        sa.select(invitations.c.id)
+        .where(invitations.c.expires_at <= _NOW)
+        .order_by(invitations.c.expires_at)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .with_for_update(skip_locked=True),
+    ).items()
+}
 
 
 class SqlAlchemyInvitationRepository(SqlRepository):
@@ -84,3 +96,7 @@ class SqlAlchemyInvitationRepository(SqlRepository):
     async def spend(self, invitation_id: UUID, *, user_id: UUID, now: datetime) -> bool:
         params = {"match_id": invitation_id, "now": now, "accepted_at": now, "accepted_by": user_id}
         return await self._write(_SPEND, params) == 1
+
+    async def delete_expired(self, *, now: datetime, limit: int) -> int:
+        statement = _DELETE_EXPIRED[self._statements.dialect]
+        return await self._write(statement, {"now": now, "limit": limit})

@@ -62,3 +62,19 @@ class RowMapper(Generic[T]):
     def select(self) -> sa.Select[Any]:
         """SELECT of exactly this mapping's columns."""
         return sa.select(*self.columns)
+
+    def _each_bound(self) -> dict[str, sa.BindParameter[Any]]:
+        return {
+            column.name: sa.bindparam(column.name, type_=column.type) for column in self.columns
+        }
+
+    def insert(self) -> sa.Insert:
+        """INSERT of exactly this mapping's columns, each value a parameter of its name (what
+        `values()` gives): a column it leaves out is the database's (its default), and the
+        statement's text never depends on the parameters it is given."""
+        return sa.insert(self.table).values(self._each_bound())
+
+    def update(self) -> sa.Update:
+        """UPDATE setting exactly this mapping's columns, as `insert()` (its WHERE names its
+        own parameters, other than the columns')."""
+        return sa.update(self.table).values(self._each_bound())

@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql
 from app.application.ports import SortValues, TodoStats
 from app.domain.projects import ProjectRole
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
-from app.infrastructure.orm import TAG_ARRAY, MembershipRow, ProjectRow, TodoRow
-from app.infrastructure.repositories.base import SqlRepository, like_escaped
+from app.infrastructure.orm import DUE_PENDING, TAG_ARRAY, MembershipRow, ProjectRow, TodoRow
+from app.infrastructure.repositories.base import SqlRepository, in_locked_batch, like_escaped
 from app.infrastructure.repositories.rows import RowMapper
 
 todos = cast(sa.Table, TodoRow.__table__)
@@ -41,6 +41,9 @@ TODOS = RowMapper(
     Todo,
     stored={"priority": lambda priority: priority.rank, "tags": list},
     loaded={"priority": Priority.from_rank, "tags": tuple},
+    not_fields={
+        "due_announced_for": "the due job's own record (mark_due): no edit reads or writes it",
+    },
 )
 
 
@@ -332,7 +335,7 @@ def _find_parameters(
 
 
 # The hot statements, built once (see _find_statement for why).
-_INSERT = sa.insert(todos)
+_INSERT = TODOS.insert()
 # The insert, only while the owner owns fewer than `max_owned` todos: one statement, so the
 # count costs no round trip of its own (an index-only count over the owner's todos).
 _OWNED = (
@@ -387,8 +390,49 @@ _IN_PROJECT = (
     .limit(sa.bindparam("limit", type_=sa.Integer()))
 )
 _IN_PROJECT_AFTER = _IN_PROJECT.where(todos.c.id > sa.bindparam("after_id", type_=sa.Uuid()))
-_SAVE = sa.update(todos).where(
+_SAVE = TODOS.update().where(
     todos.c.id == sa.bindparam("match_id"), todos.c.version == sa.bindparam("match_version")
+)
+
+
+# The scheduled jobs (application/maintenance.py): a batch is chosen and locked in one
+# subquery that skips the rows another transaction holds (PostgreSQL; SQLite has one writer
+# and no FOR UPDATE), so two workers at once never take the same todo, nor wait for each
+# other. A locked row is checked against the condition as it is now (READ COMMITTED), and
+# the write checks it once more: a todo restored, completed or given another due date
+# meanwhile is taken only if it still qualifies.
+def _batch_of(
+    statement: sa.Update | sa.Delete,
+    *conditions: sa.ColumnElement[bool] | sa.TextClause,
+    first: sa.ColumnElement[Any],
+) -> dict[str, sa.Update | sa.Delete]:
+    """`statement` on at most `limit` rows meeting `conditions`, `first` first, by dialect."""
+    batch = (
+        sa.select(todos.c.id)
+        .where(*conditions)
+        .order_by(first)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .with_for_update(skip_locked=True)
+    )
+    return {
+        dialect: statement.where(chosen, *conditions).returning(*TODOS.columns)
+        for dialect, chosen in in_locked_batch(todos.c.id, batch).items()
+    }
+
+
+_TRASHED_BEFORE = sa.bindparam("trashed_before", type_=todos.c.deleted_at.type)
+_PURGE = _batch_of(
+    sa.delete(todos),
+    todos.c.deleted_at.is_not(None),
+    todos.c.deleted_at <= _TRASHED_BEFORE,
+    first=todos.c.deleted_at,
+)
+# A todo is marked with the due_at it is announced for; nothing else of the row changes.
+_MARK_DUE = _batch_of(
+    sa.update(todos).values(due_announced_for=todos.c.due_at),
+    DUE_PENDING,
+    todos.c.due_at <= sa.bindparam("now", type_=todos.c.due_at.type),
+    first=todos.c.due_at,
 )
 
 _COUNTS = (
@@ -531,4 +575,13 @@ class SqlAlchemyTodoRepository(SqlRepository):
         if after is not None:
             params["after_id"] = after
         rows = await self._rows(_IN_PROJECT if after is None else _IN_PROJECT_AFTER, params)
+        return [TODOS.load(row) for row in rows]
+
+    async def purge_trashed(self, *, trashed_before: datetime, limit: int) -> list[Todo]:
+        params = {"trashed_before": trashed_before, "limit": limit}
+        rows = await self._rows(_PURGE[self._statements.dialect], params)
+        return [TODOS.load(row) for row in rows]
+
+    async def mark_due(self, *, now: datetime, limit: int) -> list[Todo]:
+        rows = await self._rows(_MARK_DUE[self._statements.dialect], {"now": now, "limit": limit})
         return [TODOS.load(row) for row in rows]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from app.domain.sessions import RefreshToken
 from app.infrastructure.orm import RefreshTokenRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import SqlRepository, in_locked_batch
 from app.infrastructure.repositories.rows import RowMapper
 
 tokens = cast(sa.Table, RefreshTokenRow.__table__)
@@ -46,6 +46,21 @@ _REVOKED_SINCE = (
     )
     .group_by(tokens.c.family_id)
 )
+# The clean-up (application/maintenance.py), oldest first through the expires_at index.
+# Deleting an expired token never loses a revocation still in force: each access token of a
+# session was issued with one of its refresh tokens and expires no later, so while a session
+# has an access token alive, it has an unexpired refresh token that keeps its revocation.
+_DELETE_EXPIRED = {
+    dialect: sa.delete(tokens).where(chosen)
+    for dialect, chosen in in_locked_batch(
+        tokens.c.id,
+        sa.select(tokens.c.id)
+        .where(tokens.c.expires_at <= sa.bindparam("now", type_=tokens.c.expires_at.type))
+        .order_by(tokens.c.expires_at)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .with_for_update(skip_locked=True),
+    ).items()
+}
 
 
 class SqlAlchemyRefreshTokenRepository(SqlRepository):
@@ -78,3 +93,7 @@ class SqlAlchemyRefreshTokenRepository(SqlRepository):
     async def revoked_families(self, user_id: UUID, *, since: datetime) -> dict[UUID, datetime]:
         rows = await self._rows(_REVOKED_SINCE, {"user_id": user_id, "since": since})
         return {row["family_id"]: row["revoked_at"] for row in rows}
+
+    async def delete_expired(self, *, now: datetime, limit: int) -> int:
+        statement = _DELETE_EXPIRED[self._statements.dialect]
+        return await self._write(statement, {"now": now, "limit": limit})
