@@ -15,6 +15,7 @@ from uuid import UUID
 
 import procrastinate
 
+from app import tracing
 from app.bootstrap import Container
 from app.infrastructure.jobs import DELIVER, MAINTENANCE_QUEUE, WEBHOOKS_QUEUE
 
@@ -33,9 +34,12 @@ def register(container: Container) -> procrastinate.App:
     if DELIVER in jobs.tasks:
         return jobs
 
+    provider = container.tracer_provider
+
     @jobs.task(name=DELIVER, queue=WEBHOOKS_QUEUE)
-    async def deliver(delivery_id: str) -> None:
-        await container.webhook_sender.attempt(UUID(delivery_id))
+    async def deliver(delivery_id: str, trace: str | None = None) -> None:
+        with tracing.job_span(provider, DELIVER, linked_to=trace):
+            await container.webhook_sender.attempt(UUID(delivery_id))
 
     @jobs.periodic(cron=DISPATCH_CRON)
     @jobs.task(
@@ -45,7 +49,8 @@ def register(container: Container) -> procrastinate.App:
         queueing_lock="webhooks.dispatch",
     )
     async def dispatch(timestamp: int) -> None:
-        await container.webhook_dispatcher.dispatch()
+        with tracing.job_span(provider, "webhooks.dispatch"):
+            await container.webhook_dispatcher.dispatch()
 
     @jobs.periodic(cron=EVERY_MINUTE)
     @jobs.task(
@@ -55,7 +60,8 @@ def register(container: Container) -> procrastinate.App:
         queueing_lock="webhooks.sweep",
     )
     async def sweep(timestamp: int) -> None:
-        queued = await container.webhook_dispatcher.sweep()
+        with tracing.job_span(provider, "webhooks.sweep"):
+            queued = await container.webhook_dispatcher.sweep()
         if queued:
             log.warning("re-queued %d overdue webhook deliveries", queued)
 
@@ -84,7 +90,8 @@ def register(container: Container) -> procrastinate.App:
         queueing_lock="todos.announce_due",
     )
     async def announce_due(timestamp: int) -> None:
-        await maintenance.announce_due()
+        with tracing.job_span(provider, "todos.announce_due"):
+            await maintenance.announce_due()
 
     @jobs.periodic(cron=EVERY_TEN_MINUTES)
     @jobs.task(
@@ -94,7 +101,8 @@ def register(container: Container) -> procrastinate.App:
         queueing_lock="todos.purge_trash",
     )
     async def purge_trash(timestamp: int) -> None:
-        purged = await maintenance.purge_trash()
+        with tracing.job_span(provider, "todos.purge_trash"):
+            purged = await maintenance.purge_trash()
         if purged:
             log.info("purged %d todos from the trash (TRASH_RETENTION_DAYS)", purged)
 
@@ -106,7 +114,8 @@ def register(container: Container) -> procrastinate.App:
         queueing_lock="maintenance.remove_expired",
     )
     async def remove_expired(timestamp: int) -> None:
-        removed = await maintenance.remove_expired()
+        with tracing.job_span(provider, "maintenance.remove_expired"):
+            removed = await maintenance.remove_expired()
         if removed.total:
             log.info("removed what expired: %s", removed)
 

@@ -4,6 +4,7 @@ It runs the jobs of app/jobs.py until SIGTERM or SIGINT, then lets the jobs in f
 import asyncio
 import logging
 
+from app import tracing
 from app.bootstrap import Container
 from app.config import load_settings
 from app.infrastructure.jobs import opened
@@ -22,7 +23,9 @@ async def run() -> None:
             "API runs its jobs in its own process, and no worker is needed"
         )
         raise SystemExit(2)
-    container = Container(settings)
+    provider = tracing.provider_from_environment()
+    container = Container(settings, tracer_provider=provider)
+    tracing.instrument(provider, container.engine)  # its SQL spans, as the API's
     jobs = register(container)
     try:
         async with opened(jobs, settings.database_url):
@@ -30,6 +33,7 @@ async def run() -> None:
             await run_worker(container, in_process=False)
     finally:
         await container.aclose()
+        await tracing.shutdown(provider)
     log.info("worker stopped")
 
 

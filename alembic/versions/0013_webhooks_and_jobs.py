@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("trace", sa.String(64), nullable=True),
         sa.ForeignKeyConstraint(
             ["webhook_id"],
             ["webhooks.id"],
@@ -96,6 +97,8 @@ def upgrade() -> None:
         sa.Column("n", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_dispatch"),
     )
+    # The traceparent of the request behind a change, for the jobs' spans (null untraced).
+    op.add_column("activity", sa.Column("trace", sa.String(64), nullable=True))
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute(
@@ -135,6 +138,8 @@ def downgrade() -> None:
             END $$
             """
         )
+    with op.batch_alter_table("activity") as batch:
+        batch.drop_column("trace")
     op.drop_table("webhook_dispatch")
     op.drop_index("ix_webhook_deliveries_due", table_name="webhook_deliveries")
     op.drop_index(

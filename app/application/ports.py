@@ -467,6 +467,6 @@ class WebhookTransport(Protocol):
 class JobQueue(Protocol):
     """The job engine, as the use cases ask it for work."""
 
-    async def deliver(self, delivery_ids: Sequence[UUID], *, at: datetime | None = None) -> None:
-        """Queues an attempt of each delivery (at `at`, else now): one attempt of a delivery
-        never runs twice at once."""
+    async def deliver(self, deliveries: Sequence[Delivery], *, at: datetime | None = None) -> None:
+        """Queues an attempt of each delivery (at `at`, else now), at most one waiting per
+        delivery; the attempt's span links to the delivery's trace."""

@@ -236,7 +236,7 @@ class WebhookService:
         )
         await self._uow.deliveries.add([delivery])
         await self._uow.commit()
-        await self._jobs.deliver([delivery.id])
+        await self._jobs.deliver([delivery])
         return delivery
 
 
@@ -294,7 +294,7 @@ class WebhookDispatcher:
                 await uow.webhooks.set_dispatch_position(batch.end)
             await uow.commit()
         if stored:
-            await self._jobs.deliver([delivery.id for delivery in stored])
+            await self._jobs.deliver(stored)
         return len(stored), batch.end[1] != 0  # cut at the read limit: more to read
 
     def _delivery(self, hook: Webhook, event: Event, now: Any) -> Delivery:
@@ -315,6 +315,7 @@ class WebhookDispatcher:
             duration_ms=None,
             created_at=now,
             next_attempt_at=now,
+            trace=entry.trace,
         )
 
     async def sweep(self) -> int:
@@ -325,7 +326,7 @@ class WebhookDispatcher:
         async with self._unit_of_work() as uow:
             overdue = await uow.deliveries.due(before=before, limit=1000)
         if overdue:
-            await self._jobs.deliver([delivery.id for delivery in overdue])
+            await self._jobs.deliver(overdue)
             queued += len(overdue)
         return queued
 
@@ -383,7 +384,7 @@ class WebhookSender:
                 later = replace(delivery, next_attempt_at=now + timedelta(seconds=1))
                 await uow.deliveries.update(later)
                 await uow.commit()
-                await self._jobs.deliver([delivery.id], at=later.next_attempt_at)
+                await self._jobs.deliver([later], at=later.next_attempt_at)
                 return None
             await uow.commit()
         self._in_flight[webhook.id] += 1
@@ -403,7 +404,7 @@ class WebhookSender:
             webhook = await uow.webhooks.get(webhook.id) or webhook
             await self._settle(uow, webhook, recorded, gone=outcome.gone)
         if recorded.status is DeliveryStatus.RETRYING and recorded.next_attempt_at is not None:
-            await self._jobs.deliver([recorded.id], at=recorded.next_attempt_at)
+            await self._jobs.deliver([recorded], at=recorded.next_attempt_at)
         return recorded.status
 
     async def _refusal(

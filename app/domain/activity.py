@@ -82,6 +82,9 @@ class Activity:
     member_added_at: datetime | None = None
     """member.removed: the membership as it was (the role they had, since when), which its
     live event's Member shows once the membership is gone (the API does not show it)."""
+    trace: str | None = None
+    """The W3C `traceparent` of the request that made the change, when it was traced: the
+    jobs that deliver it link their spans to that trace."""
     txid: int | None = None
     """Set once stored: the position in commit order of the transaction that wrote it."""
     n: int | None = None

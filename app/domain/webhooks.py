@@ -141,6 +141,8 @@ class Delivery:
     duration_ms: int | None
     created_at: datetime
     next_attempt_at: datetime | None
+    trace: str | None = None
+    """The `traceparent` of the request behind it (the change's, or the ping's), if traced."""
 
     @property
     def settled(self) -> bool:

@@ -28,6 +28,9 @@ from procrastinate.testing import InMemoryConnector
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
+from app.domain.webhooks import Delivery
+from app.infrastructure.trace_context import current_traceparent
+
 DELIVER = "webhooks.deliver"
 WEBHOOKS_QUEUE = "webhooks"
 MAINTENANCE_QUEUE = "maintenance"
@@ -80,8 +83,9 @@ class ProcrastinateJobQueue:
     def __init__(self, app: procrastinate.App) -> None:
         self._app = app
 
-    async def deliver(self, delivery_ids: Sequence[UUID], *, at: datetime | None = None) -> None:
-        jobs = [self._attempt(delivery_id, at) for delivery_id in delivery_ids]
+    async def deliver(self, deliveries: Sequence[Delivery], *, at: datetime | None = None) -> None:
+        here = current_traceparent()  # a ping's request, when traced
+        jobs = [self._attempt(d.id, d.trace or here, at) for d in deliveries]
         manager = self._app.job_manager
         try:  # one statement for a dispatch's many (new: none can be waiting already)
             await manager.batch_defer_jobs_async(jobs)
@@ -91,14 +95,14 @@ class ProcrastinateJobQueue:
                     await manager.defer_job_async(job)
 
     @staticmethod
-    def _attempt(delivery_id: UUID, at: datetime | None) -> Job:
+    def _attempt(delivery_id: UUID, trace: str | None, at: datetime | None) -> Job:
         key = delivery_lock(delivery_id)
         return Job(
             queue=WEBHOOKS_QUEUE,
             lock=None,  # see the module's docstring: the delivery's lease serialises attempts
             queueing_lock=key,
             task_name=DELIVER,
-            task_kwargs={"delivery_id": str(delivery_id)},
+            task_kwargs={"delivery_id": str(delivery_id), "trace": trace},
             scheduled_at=at,
         )
 

@@ -238,6 +238,7 @@ class ActivityRow(Base):
     audience: Mapped[list[str] | None] = mapped_column(sa.JSON)
     member_role: Mapped[str | None] = mapped_column(sa.String(16))
     member_added_at: Mapped[datetime | None]
+    trace: Mapped[str | None] = mapped_column(sa.String(64))
 
     __table_args__ = (
         sa.Index(None, "project_id", "txid", "n"),
@@ -404,6 +405,7 @@ class WebhookDeliveryRow(Base):
     next_attempt_at: Mapped[datetime | None]
     # Held by the attempt in progress: another attempt of the same delivery waits it out.
     lease_until: Mapped[datetime | None]
+    trace: Mapped[str | None] = mapped_column(sa.String(64))
 
     __table_args__ = (
         # One delivery per event per webhook: a dispatch run twice adds nothing.

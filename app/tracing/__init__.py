@@ -8,10 +8,13 @@ installed and the SDK is never imported: this module needs only the OpenTelemetr
 FastAPI imports anyway; `sdk.py` is loaded when tracing is on."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -72,3 +75,26 @@ class RequestIdAttribute:
         if scope["type"] == "http":
             trace.get_current_span().set_attribute(REQUEST_ID, scope["state"]["request_id"])
         await self.app(scope, receive, send)
+
+
+@contextmanager
+def job_span(
+    provider: "TracerProvider | None", name: str, *, linked_to: str | None = None
+) -> Iterator[None]:
+    """A job's span (nothing when tracing is off), linked to the trace of the request behind
+    it (`linked_to`: its W3C traceparent) when there is one: a job runs later, in another
+    process, so it is a trace of its own that points back, not a child."""
+    if provider is None:
+        yield
+        return
+    links = []
+    if linked_to:
+        context = TraceContextTextMapPropagator().extract({"traceparent": linked_to})
+        behind = trace.get_current_span(context).get_span_context()
+        if behind.is_valid:
+            links.append(trace.Link(behind))
+    tracer = provider.get_tracer("app.jobs")
+    with tracer.start_as_current_span(
+        f"job {name}", kind=trace.SpanKind.CONSUMER, links=links, attributes={"job.name": name}
+    ):
+        yield

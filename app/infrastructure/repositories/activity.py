@@ -37,6 +37,7 @@ from app.domain.projects import ProjectRole
 from app.infrastructure.orm import ActivityRow, MembershipRow, ProjectRow, TodoRow
 from app.infrastructure.repositories.base import SqlRepository
 from app.infrastructure.repositories.rows import RowMapper
+from app.infrastructure.trace_context import current_traceparent
 
 activity = cast(sa.Table, ActivityRow.__table__)
 memberships = cast(sa.Table, MembershipRow.__table__)
@@ -248,6 +249,8 @@ class SqlAlchemyActivityRepository(SqlRepository):
         self._written += 1
         values = ACTIVITY.values(entry)
         del values["txid"]  # the database's: see _TXID
+        if values["trace"] is None:
+            values["trace"] = current_traceparent()
         values["n"] = self._written
         return values
 

@@ -15,6 +15,7 @@ from app.domain.webhooks import Delivery, DeliveryError, DeliveryStatus, Webhook
 from app.infrastructure.orm import WebhookDeliveryRow, WebhookDispatchRow, WebhookRow
 from app.infrastructure.repositories.base import SqlRepository
 from app.infrastructure.repositories.rows import RowMapper
+from app.infrastructure.trace_context import current_traceparent
 
 webhooks = cast(sa.Table, WebhookRow.__table__)
 deliveries = cast(sa.Table, WebhookDeliveryRow.__table__)
@@ -181,6 +182,9 @@ class SqlAlchemyDeliveryRepository(SqlRepository):
         stored: set[UUID] = set()
         for start in range(0, len(items), _CHUNK):
             rows = [DELIVERIES.values(item) for item in items[start : start + _CHUNK]]
+            here = current_traceparent()  # a ping's: the request's (dispatch sets the change's)
+            for row in rows:
+                row["trace"] = row["trace"] or here
             insert = (
                 dialect.insert(deliveries)
                 .values(rows)
