@@ -10,9 +10,9 @@ found through the workers' heartbeats and run again; periodic jobs are deferred 
 tick whichever worker defers them.
 
 A delivery's attempts carry a queueing lock (at most one waiting) but no job `lock`:
-procrastinate's fetch checks a locked job against every other waiting job, which with
-thousands of deliveries queued took a fifth of a second a fetch (about 5 attempts a second,
-measured). Two workers never make one attempt at once because an attempt first takes the
+procrastinate's fetch checks a locked job against every other waiting job with the same lock,
+which made every fetch slow once thousands of deliveries were queued (docs/performance.md,
+Webhooks and jobs). Two workers never make one attempt at once because an attempt first takes the
 delivery's lease in its own row (repositories/webhooks.py, `claim`).
 """
 
