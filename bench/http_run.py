@@ -25,7 +25,7 @@ from types import FrameType
 from urllib.parse import quote
 
 from bench import http_servers as servers
-from bench import http_sync, http_webhooks
+from bench import http_shapes, http_sync, http_webhooks
 from bench import http_wrk as wrk
 from bench.common import DEEP_ROWS, ROOT
 from bench.http_report import Report, Row, machine, scan_log, table, write_results
@@ -133,6 +133,7 @@ def service_phase(
     if shared_client is not None:
         shared_phase(bench, server, report, shared_client, seeded, results)
     sync_phase(bench, server, report, results)
+    shape_phase(bench, server, report, results)
     webhook_phase(bench, server, report, results)
     report.extra["rss_mib"] = {"service_1_worker": bench.rss(server), "floor": floor_rss}
     server.stop()
@@ -254,6 +255,22 @@ def sync_phase(
         "twenty_changes": twenty.as_dict(),
         "ratio_nothing_new_vs_get_one": ratio,
     }
+
+
+def shape_phase(
+    bench: Bench, server: LiveServer, report: Report, results: dict[str, wrk.Result]
+) -> None:
+    """Every list shape (bench/http_shapes.py) against this run's plain list."""
+    plain = results["list"].rps
+    ratios = http_shapes.shapes_phase(bench, server, plain)
+    under = {label: ratio for label, ratio in ratios.items() if ratio < http_shapes.SHAPE_FLOOR}
+    lowest = min(ratios, key=ratios.__getitem__)
+    report.notes.append(
+        f"list shapes ({len(ratios)}: each filter, one combination, each sort both ways) vs "
+        f"list {plain:,.0f} rps: lowest {lowest} {ratios[lowest]:.2f} (requirement >= "
+        f"{http_shapes.SHAPE_FLOOR:g}: {'ok' if not under else 'UNDER: ' + ', '.join(under)})"
+    )
+    report.extra["list_shapes"] = ratios
 
 
 def webhook_phase(
