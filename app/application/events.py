@@ -77,12 +77,23 @@ class Batch:
         for entry in self.entries:
             if entry.position is None or entry.position <= after:
                 continue
-            event = self._event(entry, user_id)
+            event = self.event(entry, user_id)
             if event is not None:
                 events.append(event)
         return events
 
-    def _event(self, entry: Activity, user_id: UUID) -> Event | None:
+    def audience(self, entry: Activity) -> set[UUID]:
+        """Everyone who may hear of the entry: its project's members (and the project's a
+        todo moved out of), those a deletion names, the member it is about. `event` decides."""
+        users = set(self.roles.get(entry.project_id, {})) | set(entry.audience)
+        if entry.previous_project_id is not None:
+            users |= set(self.roles.get(entry.previous_project_id, {}))
+        if entry.member_id is not None:
+            users.add(entry.member_id)
+        return users
+
+    def event(self, entry: Activity, user_id: UUID) -> Event | None:
+        """The entry's event as `user_id` sees it, or None if they may not."""
         kind = entry.type
         if kind is ActivityType.PROJECT_DELETED:
             return Event(entry, kind.value) if user_id in entry.audience else None

@@ -281,14 +281,21 @@ class WebhookDispatcher:
             for hook in hooks:
                 by_user[hook.user_id].append(hook)
             now = self._clock.now()
-            new = [
-                self._delivery(hook, event, now)
-                for user_id, theirs in by_user.items()
-                for event in batch.events_for(user_id, after=position)
-                for hook in theirs
-                # From its creation on: an entry still undispatched when it was made is older.
-                if event.entry.at >= hook.created_at and hook.hears(event.type, _project_of(event))
-            ]
+            new: list[Delivery] = []
+            # Entry by entry, each to the creators in its audience who have webhooks: the cost
+            # follows the entries and their members, not entries times every webhook's owner.
+            for entry in batch.entries:
+                for user_id in batch.audience(entry) & by_user.keys():
+                    event = batch.event(entry, user_id)
+                    if event is None:
+                        continue
+                    new.extend(
+                        self._delivery(hook, event, now)
+                        for hook in by_user[user_id]
+                        # From its creation on: an entry still undispatched then is older.
+                        if entry.at >= hook.created_at
+                        and hook.hears(event.type, _project_of(event))
+                    )
             stored = await uow.deliveries.add(new) if new else []
             if batch.end != position:
                 await uow.webhooks.set_dispatch_position(batch.end)
