@@ -100,6 +100,8 @@ def worker_env(bench: Bench) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",  # its start line is how harness.worker knows it is up
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on loopback
+        # The seed's trash is years old: kept, so the worker is not measured purging it.
+        "TRASH_RETENTION_DAYS": "3650",
     }
 
 
