@@ -18,7 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -219,20 +219,13 @@ class WebhookService:
         actor.require(Permission.TODOS_WRITE)
         now = self._clock.now()
         event_id = str(uuid4())
-        delivery = Delivery(
-            id=uuid4(),
+        delivery = Delivery.pending(
             webhook_id=webhook.id,
             event_id=event_id,
             event_type=PING,
             project_id=None,
             body=_body(event_id, PING, now.isoformat(), {"webhook_id": str(webhook.id)}),
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            response_status=None,
-            error=None,
-            duration_ms=None,
-            created_at=now,
-            next_attempt_at=now,
+            now=now,
         )
         await self._uow.deliveries.add([delivery])
         await self._uow.commit()
@@ -304,24 +297,17 @@ class WebhookDispatcher:
             await self._jobs.deliver(stored)
         return len(stored), batch.end[1] != 0  # cut at the read limit: more to read
 
-    def _delivery(self, hook: Webhook, event: Event, now: Any) -> Delivery:
+    def _delivery(self, hook: Webhook, event: Event, now: datetime) -> Delivery:
         entry = event.entry
         event_id = str(entry.id)
         body = _body(event_id, event.type, entry.at.isoformat(), self._render(event))
-        return Delivery(
-            id=uuid4(),
+        return Delivery.pending(
             webhook_id=hook.id,
             event_id=event_id,
             event_type=event.type,
             project_id=_project_of(event),
             body=body,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            response_status=None,
-            error=None,
-            duration_ms=None,
-            created_at=now,
-            next_attempt_at=now,
+            now=now,
             trace=entry.trace,
         )
 

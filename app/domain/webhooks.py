@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from app.domain.activity import ActivityType
 from app.domain.errors import InvalidField
@@ -143,6 +143,36 @@ class Delivery:
     next_attempt_at: datetime | None
     trace: str | None = None
     """The `traceparent` of the request behind it (the change's, or the ping's), if traced."""
+
+    @classmethod
+    def pending(
+        cls,
+        *,
+        webhook_id: UUID,
+        event_id: str,
+        event_type: str,
+        project_id: UUID | None,
+        body: str,
+        now: datetime,
+        trace: str | None = None,
+    ) -> "Delivery":
+        """A new delivery, due at once."""
+        return cls(
+            id=uuid4(),
+            webhook_id=webhook_id,
+            event_id=event_id,
+            event_type=event_type,
+            project_id=project_id,
+            body=body,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            response_status=None,
+            error=None,
+            duration_ms=None,
+            created_at=now,
+            next_attempt_at=now,
+            trace=trace,
+        )
 
     @property
     def settled(self) -> bool:
