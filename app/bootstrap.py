@@ -196,6 +196,9 @@ class Container:
             pool_size=self.settings.db_pool_size,
             autocommit=True,
             statement_timeout_ms=self.settings.db_statement_timeout_ms,
+            # Only the driver's path keeps the statements that must be planned per run from
+            # being prepared: it is the path unless tracing is on (driver_reads below).
+            reused_plans=self.tracer_provider is None,
         )
 
     @cached_property

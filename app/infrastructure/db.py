@@ -21,16 +21,23 @@ def create_engine(
     autocommit: bool = False,
     echo: bool = False,
     statement_timeout_ms: int = 0,
+    reused_plans: bool = False,
 ) -> AsyncEngine:
     """`autocommit`: pooled connections start in autocommit, so a read costs one round trip
-    (no BEGIN, no ROLLBACK); a unit of work that writes makes its connection transactional
-    (uow.py), and ends that transaction itself. So nothing is left to reset when a connection
+    (no BEGIN, no ROLLBACK); a unit of work that writes opens and ends its transaction
+    itself (uow.py). So nothing is left to reset when a connection
     goes back to the pool: no rollback on return, which also lets a read give back the raw
     connection it borrowed without another pass through SQLAlchemy (driver_reads.py). The
     app's engine; migrations and scripts keep plain transactions.
 
     `statement_timeout_ms` (PostgreSQL; 0: none): the server cancels any statement that runs
-    longer, waiting for a lock included. The app's engine only: a migration may take long."""
+    longer, waiting for a lock included. The app's engine only: a migration may take long.
+
+    `reused_plans` (PostgreSQL): a statement the driver has prepared (after a few runs) may
+    reuse one plan for any values, where PostgreSQL finds that no worse than planning each
+    run; the statements whose best plan depends on their values are never prepared
+    (repositories/base.py, `planned_per_run`), which only the driver's path (driver_reads.py)
+    can ask. Without it, every run of every statement is planned for its own values."""
     options: dict[str, Any] = (
         {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     )
@@ -56,14 +63,11 @@ def create_engine(
         hide_parameters=True,
         # Timestamps come back in UTC, so reading them needs no conversion. The timeout is a
         # session setting from the connection's start-up packet: no statement spent on it.
-        # Custom plans only: the driver prepares a statement after a few runs, and PostgreSQL
-        # may then plan it once for any values. One plan cannot serve both a search that
-        # matches nothing (the trigram index) and an owner's newest rows (the
-        # keyset index): the generic plan walked a large owner's every row for such a search.
+        # Custom plans only, unless `reused_plans`: see above.
         connect_args={
             "options": (
                 f"-c timezone=UTC -c statement_timeout={statement_timeout_ms}"
-                " -c plan_cache_mode=force_custom_plan"
+                + ("" if reused_plans else " -c plan_cache_mode=force_custom_plan")
             ),
         },
         **options,

@@ -33,7 +33,7 @@ connection may be dead, so a read may try as many as the pool holds, plus a fres
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import psycopg
@@ -45,11 +45,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.application.ports import ServiceUnavailable, StatementTimedOut
 from app.infrastructure.db import TIMED_OUT
-from app.infrastructure.repositories.base import Rows
+from app.infrastructure.repositories.base import PLANNED_PER_RUN, Rows
 
 log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 2048  # statements built once: a few dozen, plus one per list query shape
+# A unit of work's transaction, as the repositories' statements expect it (uow.py).
+_BEGIN = b"BEGIN ISOLATION LEVEL READ COMMITTED"
+_COMMIT = b"COMMIT"
 
 
 class DriverReads:
@@ -62,6 +65,7 @@ class DriverReads:
         self.attempts = pool_size + 1
         self._sql: dict[sa.Executable, str] = {}
         self._json: dict[str, tuple[str, ...]] = {}  # by SQL: its JSON parameters
+        self._unprepared: set[str] = set()  # by SQL: planned per run (base.planned_per_run)
 
     async def rows(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
         """The statement's rows, each a fresh dict by column name."""
@@ -74,7 +78,7 @@ class DriverReads:
             driver = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
             try:
                 async with driver.cursor(row_factory=dict_row) as cursor:
-                    await cursor.execute(sql, self._adapted(sql, parameters))
+                    await self._execute_on(cursor, sql, parameters)
                     return await cursor.fetchall()
             except psycopg.errors.QueryCanceled as error:
                 raise StatementTimedOut(TIMED_OUT) from error
@@ -116,9 +120,56 @@ class DriverReads:
         """Runs `sql` (from sql()) on a connection a unit of work holds, inside its
         transaction: its rows (none for a write without RETURNING), and how many it matched."""
         async with driver.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(sql, self._adapted(sql, parameters))
+            await self._execute_on(cursor, sql, parameters)
             rows = await cursor.fetchall() if cursor.description is not None else []
             return rows, cursor.rowcount
+
+    async def batch(
+        self,
+        driver: psycopg.AsyncConnection[Any],
+        statements: Sequence[tuple[str, Mapping[str, Any] | None]],
+        *,
+        begin: bool,
+        commit: bool,
+    ) -> list[tuple[Rows, int]]:
+        """Runs `statements` (each from sql()) on a connection a unit of work holds, in one
+        round trip: psycopg's pipeline mode sends them together, after a BEGIN when `begin`
+        and before a COMMIT when `commit`. Each one's rows and how many it matched. The first
+        error is raised once the batch is back; the statements after it did not run.
+
+        The connection stays in autocommit, as pooled, and the transaction is opened and
+        ended by these statements: psycopg, left to open it itself, waits for its BEGIN
+        before it sends anything more."""
+        if len(statements) == 1 and not begin and not commit:
+            return [await self.execute(driver, *statements[0])]
+        cursors = []
+        try:
+            async with driver.pipeline():
+                if begin:
+                    await driver.execute(_BEGIN)
+                for sql, parameters in statements:
+                    cursor = driver.cursor(row_factory=dict_row)
+                    cursors.append(cursor)
+                    await self._execute_on(cursor, sql, parameters)
+                if commit:
+                    await driver.execute(_COMMIT)
+            return [
+                (await cursor.fetchall() if cursor.description is not None else [], cursor.rowcount)
+                for cursor in cursors
+            ]
+        finally:
+            for cursor in cursors:
+                await cursor.close()
+
+    async def _execute_on(
+        self,
+        cursor: psycopg.AsyncCursor[Any],
+        sql: str,
+        parameters: Mapping[str, Any] | None,
+    ) -> None:
+        # Prepared when psycopg chooses to (after a few runs), never if planned per run.
+        prepare = False if sql in self._unprepared else None
+        await cursor.execute(sql, self._adapted(sql, parameters), prepare=prepare)
 
     def _adapted(self, sql: str, parameters: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         json = self._json.get(sql)
@@ -143,6 +194,8 @@ class DriverReads:
         if len(self._sql) >= _CACHE_SIZE:
             self._json.pop(self._sql.pop(next(iter(self._sql))), None)
         sql = self._sql[statement] = str(compiled)
+        if statement.get_execution_options().get(PLANNED_PER_RUN):
+            self._unprepared.add(sql)
         # A value for a JSON column is serialised as SQLAlchemy's JSON type does (json.dumps,
         # None as JSON null): by psycopg's Json wrapper.
         written = statement.table if isinstance(statement, (sa.Insert, sa.Update)) else None

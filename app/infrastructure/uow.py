@@ -3,11 +3,13 @@
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, cast
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -52,6 +54,14 @@ def _names_a_project(exc: IntegrityError) -> bool:
     return constraint.endswith("_projects")
 
 
+def _as_domain(exc: IntegrityError) -> Exception:
+    """A row that refers to what a concurrent request deleted: a project (its deletion took
+    the caller's access with it), else the caller's own account. Any other violation as is."""
+    if not _is_foreign_key_violation(exc):
+        return exc
+    return ProjectNotFound() if _names_a_project(exc) else AccountGone()
+
+
 @contextmanager
 def _timed_out_as_domain() -> Iterator[None]:
     """A statement PostgreSQL cancelled at DB_STATEMENT_TIMEOUT_MS, as the port's error."""
@@ -80,12 +90,18 @@ class SqlStatements:
     """What a unit of work's repositories run their statements on: its connection, taken from
     the pool at the first statement.
 
-    Pooled connections are in autocommit (see db.py); one that may write is turned
-    transactional. `read_only` ones hold no connection at all: reads in autocommit share no
-    snapshot, so each takes a connection for itself and gives it back in the same step,
-    through psycopg itself where `reads` is given (driver_reads.py), through SQLAlchemy's
-    Connection otherwise. A write or a commit() there is an error, so a write can never slip
-    through unseen.
+    Pooled connections are in autocommit (see db.py). `read_only` ones hold no connection at
+    all: reads in autocommit share no snapshot, so each takes a connection for itself and
+    gives it back in the same step, through psycopg itself where `reads` is given
+    (driver_reads.py), through SQLAlchemy's Connection otherwise. A write or a commit() there
+    is an error, so a write can never slip through unseen.
+
+    One that may write holds its connection in a transaction. Through psycopg (`reads`), the
+    transaction is opened with the first statement and ended with the commit, each in the
+    same round trip as what it goes with, and a write no caller waits on (`later()`: a lock,
+    a log entry) rides with the next statement or the commit: a round trip is a large share
+    of a short statement's cost. Elsewhere (SQLite, tracing on) SQLAlchemy's Connection runs
+    the transaction and each statement at once.
 
     A connection the server closed while it sat in the pool fails the statement that finds
     it. That statement runs again on a fresh connection when nothing of it can have
@@ -101,6 +117,7 @@ class SqlStatements:
         self._read_only = read_only
         self._reads = reads
         self._connection: AsyncConnection | None = None
+        self._later: list[_Later] = []  # through psycopg: sent with the next round trip
         self.dialect = engine.dialect.name
 
     async def rows(
@@ -127,6 +144,26 @@ class SqlStatements:
             raise RuntimeError("a write in a read-only unit of work")
         return (await self._execute(statement, parameters))[1]
 
+    async def later(
+        self,
+        statement: sa.Executable,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        returned: Callable[[Rows], None] | None = None,
+    ) -> None:
+        """A write whose outcome no caller waits for: through psycopg, sent with the next
+        statement or the commit (its error, if any, is theirs); elsewhere, run now.
+        `returned` gets its rows once it has run."""
+        if self._read_only:
+            raise RuntimeError("a write in a read-only unit of work")
+        sql = None if self._reads is None else self._reads.sql(statement, parameters)
+        if sql is None:
+            rows = (await self._execute(statement, parameters))[0]
+            if returned is not None:
+                returned(rows)
+            return
+        self._later.append(_Later(sql, parameters, returned))
+
     async def _read(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> Rows:
         async with self._engine.connect() as connection:
             # Rows are plain values once fetched: they outlive the connection, which goes back
@@ -149,16 +186,10 @@ class SqlStatements:
                     except DBAPIError as error:
                         if attempt == attempts or not _found_closed(error):
                             raise
-                    await self.close()
+                    await self._release()  # what waits to be sent goes with the retry
                 raise AssertionError("unreachable: the last attempt returns or raises")
         except IntegrityError as exc:
-            if _is_foreign_key_violation(exc):
-                # A row refers to what a concurrent request deleted: a project (its deletion
-                # took the caller's access with it), else the caller's own account.
-                if _names_a_project(exc):
-                    raise ProjectNotFound from None
-                raise AccountGone from None
-            raise
+            raise _as_domain(exc) from None
 
     async def _run(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None
@@ -166,50 +197,136 @@ class SqlStatements:
         connection = await self._connect()
         reads = self._reads
         sql = None if reads is None else reads.sql(statement, parameters)
-        if reads is None or sql is None:
+        if reads is None:
             result = await connection.execute(statement, parameters)
             return (_by_name(result) if result.returns_rows else []), result.rowcount
-        if not connection.in_transaction():
-            # Begun by SQLAlchemy, as its own statements would: commit() then commits what
-            # runs through the driver (after an earlier commit too), and close() rolls back.
-            await connection.begin()
-        raw = await connection.get_raw_connection()
-        driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+        if sql is None:
+            # Through SQLAlchemy's Connection, in the transaction the driver holds (open it,
+            # with what waits to be sent, first).
+            await self._send(connection, reads, None, commit=False)
+            result = await connection.execute(statement, parameters)
+            return (_by_name(result) if result.returns_rows else []), result.rowcount
+        results = await self._send(connection, reads, (sql, parameters), commit=False)
+        return results[-1]
+
+    async def _send(
+        self,
+        connection: AsyncConnection,
+        reads: DriverReads,
+        statement: tuple[str, Mapping[str, Any] | None] | None,
+        *,
+        commit: bool,
+    ) -> list[tuple[Rows, int]]:
+        """What waits to be sent, then `statement`, in one round trip through psycopg: in a
+        transaction opened first if none is, and committed after when `commit`."""
+        later = self._later
+        batch = [(item.sql, item.parameters) for item in later]
+        if statement is not None:
+            batch.append(statement)
+        driver = await _driver(connection)
+        begin = _idle(driver)
+        if not batch and (begin if commit else not begin):
+            return []  # nothing to commit, or a transaction already open and nothing new
         try:
-            return await reads.execute(driver, sql, parameters)
+            results = await reads.batch(driver, batch, begin=begin, commit=commit)
         except psycopg.IntegrityError as error:
-            raise IntegrityError(sql, parameters, error) from error
+            raise IntegrityError(str(error), None, error) from error
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             # As SQLAlchemy's Connection reports it: a connection the server closed is
             # invalidated (replaced in the pool), and the caller decides on a retry.
             closed = driver.closed
             if closed:
                 await connection.invalidate()
-            raise OperationalError(sql, parameters, error, connection_invalidated=closed) from error
+            raise OperationalError(
+                str(error), None, error, connection_invalidated=closed
+            ) from error
+        self._later = []
+        for item, (rows, _) in zip(later, results, strict=False):
+            if item.returned is not None:
+                item.returned(rows)
+        return results
 
     async def _connect(self) -> AsyncConnection:
         if self._connection is None:
             connection = await self._engine.connect()
-            level = connection.default_isolation_level
-            await connection.execution_options(isolation_level=level)
+            if self._reads is None:  # SQLAlchemy runs the transaction
+                level = connection.default_isolation_level
+                await connection.execution_options(isolation_level=level)
             self._connection = connection
         return self._connection
 
     async def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("commit() in a read-only unit of work")
-        if self._connection is not None:
-            await self._connection.commit()
+        if self._reads is None:
+            if self._connection is not None:
+                await self._connection.commit()
+            return
+        if self._connection is None and not self._later:
+            return
+        # Never run again: a commit whose connection was lost may have committed.
+        try:
+            with _timed_out_as_domain():
+                await self._send(await self._connect(), self._reads, None, commit=True)
+        except IntegrityError as exc:
+            raise _as_domain(exc) from None
 
     async def rollback(self) -> None:
-        if self._connection is not None:
+        self._later = []
+        if self._connection is None:
+            return
+        if self._reads is None:
             await self._connection.rollback()
+            return
+        await (await _driver(self._connection)).rollback()
 
     async def close(self) -> None:
         # Whatever was not committed is rolled back: a failed use case writes nothing.
+        self._later = []
+        await self._release()
+
+    async def _release(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
+            if self._reads is not None:
+                await _end_transaction(connection)
             await connection.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Later:
+    """A write waiting to be sent with the next round trip (SqlStatements.later)."""
+
+    sql: str
+    parameters: Mapping[str, Any] | None
+    returned: Callable[[Rows], None] | None
+
+
+async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    raw = await connection.get_raw_connection()
+    return cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+
+
+async def _end_transaction(connection: AsyncConnection) -> None:
+    """Rolls back what the driver's transaction left uncommitted: pooled connections go back
+    as they came, in autocommit with no transaction open (no rollback on return, db.py). A
+    connection that cannot be brought back idle is replaced."""
+    if connection.invalidated:
+        return  # found closed: replaced in the pool already
+    driver = await _driver(connection)
+    if _idle(driver):
+        return
+    try:
+        await driver.rollback()
+    except psycopg.Error:
+        log.warning("a connection could not roll back; replacing it")
+    if not _idle(driver):
+        await connection.invalidate()
+
+
+def _idle(driver: psycopg.AsyncConnection[Any]) -> bool:
+    """No transaction open (as libpq last heard from the server)."""
+    return driver.info.transaction_status is TransactionStatus.IDLE
 
 
 class SqlAlchemyUnitOfWork:

@@ -25,7 +25,8 @@ from app.domain.todos import Todo, TodoDraft
 from app.domain.users import Actor, Role, User
 from app.infrastructure.db import create_engine
 from app.infrastructure.driver_reads import DriverReads
-from app.infrastructure.uow import SqlAlchemyUnitOfWork
+from app.infrastructure.repositories.todos import SqlAlchemyTodoRepository
+from app.infrastructure.uow import SqlAlchemyUnitOfWork, SqlStatements
 from tests.conftest import empty_stores, on_postgres
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -204,3 +205,70 @@ async def _inbox(uow: UnitOfWork, user: User) -> Project:
     inbox = await uow.projects.inbox(user.id)
     assert inbox is not None
     return inbox
+
+
+class _CountingReads(DriverReads):
+    """The driver's path, counting the round trips a writing unit of work makes."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, pool_size=2)
+        self.round_trips = 0
+
+    async def batch(self, *args: Any, **kwargs: Any) -> Any:
+        self.round_trips += 1
+        return await super().batch(*args, **kwargs)
+
+
+@on_postgres
+async def test_writes_no_one_waits_on_ride_with_the_next_round_trip(engine: AsyncEngine) -> None:
+    """The transaction's BEGIN goes with its first statement, the quota's lock with the insert,
+    the activity entry with the COMMIT: a create is two round trips here (the use case's read
+    of its project, a third, opens the transaction in the app)."""
+    user, inbox = await _user_with_inbox(engine)
+    todo = _todo(user, inbox.id)
+    reads = _CountingReads(engine)
+    announced: list[int] = []
+
+    async def announce(txid: int) -> None:
+        announced.append(txid)
+
+    async with SqlAlchemyUnitOfWork(engine, reads=reads, committed=announce) as uow:
+        assert await uow.todos.add(todo, max_owned=10)
+        await uow.activity.add(
+            todo_activity(
+                ActivityType.TODO_CREATED, actor=Actor(user.id, Role.USER), todo=todo, at=NOW
+            )
+        )
+        assert reads.round_trips == 1
+        await uow.commit()
+    assert reads.round_trips == 2
+    assert len(announced) == 1  # the entry's position, known once it ran with the commit
+    assert await _titles(engine) == ["Buy milk"]
+
+
+_JOIN_NOWHERE = sa.text(
+    "INSERT INTO memberships (project_id, user_id, role, added_at)"
+    " VALUES (:project_id, :user_id, 'viewer', :added_at)"
+)
+
+
+@on_postgres
+async def test_a_write_sent_with_the_commit_that_fails_fails_the_commit_and_keeps_nothing(
+    engine: AsyncEngine,
+) -> None:
+    user, inbox = await _user_with_inbox(engine)
+    statements = SqlStatements(engine, read_only=False, reads=DriverReads(engine, pool_size=2))
+    try:
+        assert await SqlAlchemyTodoRepository(statements).add(_todo(user, inbox.id), max_owned=10)
+        gone = {"project_id": uuid.uuid4(), "user_id": user.id, "added_at": NOW}
+        await statements.later(_JOIN_NOWHERE, gone)  # a project deleted meanwhile
+        with pytest.raises(ProjectNotFound):
+            await statements.commit()
+    finally:
+        await statements.close()
+    assert await _titles(engine) == []
+    # The connection went back to the pool usable, out of the failed transaction.
+    async with _writing(engine) as uow:
+        assert await uow.todos.add(_todo(user, inbox.id, "after"), max_owned=10)
+        await uow.commit()
+    assert await _titles(engine) == ["after"]

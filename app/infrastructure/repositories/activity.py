@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from app.domain.activity import Activity, ActivityType, Position
 from app.domain.projects import ProjectRole
 from app.infrastructure.orm import ActivityRow, MembershipRow, ProjectRow, TodoRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import Rows, SqlRepository
 from app.infrastructure.repositories.rows import RowMapper
 from app.infrastructure.trace_context import current_traceparent
 
@@ -167,8 +167,8 @@ def _since(dialect: str, *, reader: bool) -> sa.Select[Any]:
         addressed = ranged(sa.or_(activity.c.member_id == reader_id, _DELETED))
         if dialect == "postgresql":
             # Per project of the reader, its entries and its todos' moves out of it (two
-            # indexes). Two branches, not four: every statement is planned anew
-            # (db.py: custom plans only), and planning grows with the branches.
+            # indexes). Two branches, not four: planning grows with the branches, and a
+            # statement is planned anew until the driver has prepared it (db.py).
             scope = mine.subquery("mine")
             here = activity.c.project_id == scope.c.project_id
             left = activity.c.previous_project_id == scope.c.project_id
@@ -234,10 +234,14 @@ class SqlAlchemyActivityRepository(SqlRepository):
         self._txid: int | None = None  # the transaction's position, once it wrote an entry
 
     async def add(self, *entries: Activity) -> None:
+        # Nothing waits on an entry: it goes to the database with the next statement.
         insert = _INSERT[self._statements.dialect]
         for entry in entries:
-            (row,) = await self._rows(insert, self._values(entry))
-            self._txid = int(row["txid"])
+            await self._statements.later(insert, self._values(entry), returned=self._note_txid)
+
+    def _note_txid(self, rows: Rows) -> None:
+        (row,) = rows
+        self._txid = int(row["txid"])
 
     def take_written(self) -> int | None:
         """The position of the transaction's entries, if it wrote any since the last call:

@@ -1,7 +1,7 @@
 """What every SQL repository shares: its statements run on its unit of work's connection."""
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -9,6 +9,7 @@ import sqlalchemy as sa
 # a domain object in place). Never read by position: columns are matched by name.
 Row = dict[str, Any]
 Rows = list[Row]
+S = TypeVar("S", bound=sa.Executable)
 
 
 def in_locked_batch(
@@ -23,6 +24,17 @@ def in_locked_batch(
         "postgresql": column == sa.any_(sa.func.array(batch.scalar_subquery())),
         "sqlite": column.in_(batch),
     }
+
+
+PLANNED_PER_RUN = "todo_planned_per_run"
+
+
+def planned_per_run(statement: S) -> S:
+    """`statement`, never prepared by the driver, so that PostgreSQL plans each run for its own
+    values: a list's, whose best plan depends on them (a search that matches nothing wants
+    the trigram index, an owner's newest rows the keyset one; a generic plan walked a large
+    owner's every row for such a search). Others may be prepared and reuse a plan (db.py)."""
+    return statement.execution_options(**{PLANNED_PER_RUN: True})
 
 
 def like_escaped(text: str) -> str:
@@ -40,6 +52,16 @@ class Statements(Protocol):
 
     async def write(self, statement: sa.Executable, parameters: Mapping[str, Any] | None) -> int:
         """Runs a write; how many rows it matched."""
+
+    async def later(
+        self,
+        statement: sa.Executable,
+        parameters: Mapping[str, Any] | None,
+        *,
+        returned: Callable[[Rows], None] | None = None,
+    ) -> None:
+        """A write no caller waits on, sent with the next statement or the commit where the
+        connection allows (its error is theirs); `returned` gets its rows once it has run."""
 
 
 class SqlRepository:

@@ -15,7 +15,12 @@ from app.application.ports import SortValues, TodoStats
 from app.domain.projects import ProjectRole
 from app.domain.todos import Priority, SortField, SortKey, Todo, TodoFilter
 from app.infrastructure.orm import DUE_PENDING, TAG_ARRAY, MembershipRow, ProjectRow, TodoRow
-from app.infrastructure.repositories.base import SqlRepository, in_locked_batch, like_escaped
+from app.infrastructure.repositories.base import (
+    SqlRepository,
+    in_locked_batch,
+    like_escaped,
+    planned_per_run,
+)
 from app.infrastructure.repositories.rows import RowMapper
 
 todos = cast(sa.Table, TodoRow.__table__)
@@ -245,7 +250,9 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
             if shape.postgres
             else todos.c.project_id.in_(scope)
         )
-        return TODOS.select().where(scoped, *conditions).order_by(*keyset.order_by()).limit(limit)
+        return planned_per_run(
+            TODOS.select().where(scoped, *conditions).order_by(*keyset.order_by()).limit(limit)
+        )
     in_scope = scope.subquery("scope")
     if _split_by_priority(shape):
         # The priorities asked for, else all of them (a parameter: see _find_parameters).
@@ -269,7 +276,7 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
         .lateral("page")
     )
     merged = _Keyset(shape.sort, postgres=True, columns=page.c)
-    return (
+    return planned_per_run(
         sa.select(*page.c)
         .select_from(in_scope)
         .join(page, sa.true())
@@ -460,7 +467,7 @@ def _stats_statement(shape: _Shape) -> sa.Select[Any]:
     ]
     if shape.owner:
         conditions.append(todos.c.owner_id == sa.bindparam("owner_id"))
-    return cast(sa.Select[Any], sa.select(*_COUNTS).where(*conditions))
+    return planned_per_run(cast(sa.Select[Any], sa.select(*_COUNTS).where(*conditions)))
 
 
 def _stats_shape(query: TodoFilter, *, postgres: bool) -> _Shape:
@@ -494,7 +501,7 @@ class SqlAlchemyTodoRepository(SqlRepository):
             await self._write(_INSERT, TODOS.values(todo))
             return True
         if self._statements.dialect == "postgresql":
-            await self._rows(_LOCK_OWNER, {"lock": _quota_lock_id(todo.owner_id)})
+            await self._statements.later(_LOCK_OWNER, {"lock": _quota_lock_id(todo.owner_id)})
         params = {**TODOS.values(todo), "max_owned": max_owned}
         return bool(await self._rows(_INSERT_WITHIN_QUOTA, params))
 

@@ -11,7 +11,7 @@ from app.application.ports import SortValues
 from app.domain.errors import EmailTaken
 from app.domain.users import Role, User, UserFilter
 from app.infrastructure.orm import UserRow
-from app.infrastructure.repositories.base import SqlRepository, like_escaped
+from app.infrastructure.repositories.base import SqlRepository, like_escaped, planned_per_run
 from app.infrastructure.repositories.rows import RowMapper
 
 users = cast(sa.Table, UserRow.__table__)
@@ -53,8 +53,10 @@ def _find_statement(*, role: bool, is_active: bool, text: bool, after: bool) -> 
                 sa.bindparam("after_id", type_=c.id.type),
             )
         )
-    return statement.order_by(c.created_at.desc(), c.id.desc()).limit(
-        sa.bindparam("limit", type_=sa.Integer())
+    return planned_per_run(
+        statement.order_by(c.created_at.desc(), c.id.desc()).limit(
+            sa.bindparam("limit", type_=sa.Integer())
+        )
     )
 
 
