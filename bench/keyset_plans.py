@@ -51,7 +51,7 @@ MAX_RATIO = 2.0
 MAX_RANGES = 21 * 4
 """The most index ranges a measured page merges: bench/shared_plans.py's member of 20 shared
 projects and of their own Inbox, by each of the four priorities when sorted by priority."""
-TRIGRAM_INDEXES = {"ix_todos_title_trgm", "ix_todos_description_trgm"}
+TRIGRAM_INDEXES = {"ix_todos_project_id_title_trgm", "ix_todos_project_id_description_trgm"}
 # What `q` costs in 100 000 todos: matching nothing (the search that read them all before
 # 0007), a few (seed titles end in `#<number>`), and many (a seed noun).
 SEARCHES = {"nothing": "zzyzx", "a few": "#10249", "many": "milk"}

@@ -1,6 +1,6 @@
-"""`q` on PostgreSQL is served by the trigram indexes (migration 0007): the plan of the very
-statement the repository issues for a search in one user's many todos looks the text up in an
-index instead of reading every one of that user's todos."""
+"""`q` on PostgreSQL is served by the trigram indexes (migration 0007; with the project first
+since 0015): the plan of the very statement the repository issues for a search in one user's
+many todos looks the text up in an index instead of reading every one of that user's todos."""
 
 import json
 import uuid
@@ -26,7 +26,7 @@ pytestmark = on_postgres
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TODOS = 20_000
-TRIGRAM_INDEXES = {"ix_todos_title_trgm", "ix_todos_description_trgm"}
+TRIGRAM_INDEXES = {"ix_todos_project_id_title_trgm", "ix_todos_project_id_description_trgm"}
 
 
 @pytest.fixture

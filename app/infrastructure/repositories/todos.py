@@ -185,9 +185,10 @@ def _split_by_priority(shape: _Shape) -> bool:
 
 def _merged(shape: _Shape) -> bool:
     """Whether a list is a merge of per-project keyset ranges (PostgreSQL, no `q`). A search
-    is looked up in the trigram indexes across the projects in scope, then sorted: walking a
-    project's range would test each of its rows against the text, and the planner, not
-    knowing which project a range is, cannot tell a large project from a small one."""
+    is looked up in the trigram indexes of the projects in scope (project id and trigrams in
+    one index, orm.py), then sorted: walking a project's range would test each of its rows
+    against the text, and the planner, not knowing which project a range is, cannot tell a
+    large project from a small one."""
     return shape.postgres and not shape.text
 
 
@@ -244,8 +245,8 @@ def _find_statement(shape: _Shape) -> sa.Select[Any]:
     scope = _scope(shape)
     if not _merged(shape):
         scoped = (
-            # ANY(ARRAY(...)): the ids as one value, which a bitmap of the project index can
-            # combine with the trigram indexes' bitmaps.
+            # ANY(ARRAY(...)): the ids as one value, a key of the (project_id, trigrams)
+            # indexes: each project in scope is looked up there with the text.
             todos.c.project_id == sa.any_(sa.func.array(scope.scalar_subquery()))
             if shape.postgres
             else todos.c.project_id.in_(scope)
@@ -295,7 +296,8 @@ def _any_priority(*, postgres: bool) -> sa.ColumnElement[bool]:
 
 def _has_tags(count: int, *, postgres: bool) -> sa.ColumnElement[bool]:
     if postgres:
-        # `tags @> ARRAY[...]`, served by the GIN index.
+        # `tags @> ARRAY[...]`: with a range's project, a key of the (project_id, tags) GIN
+        # index, which finds the project's tagged rows alone.
         tags = sa.bindparam("tags", type_=TAG_ARRAY)
         return sa.type_coerce(todos.c.tags, TAG_ARRAY).contains(tags)
     each = sa.func.json_each(todos.c.tags).table_valued("value")
