@@ -185,3 +185,28 @@ def test_the_libraries_the_app_binds_to_have_upper_bounds() -> None:
     bounds = {re.split(r"[\[<>=!~]", spec, maxsplit=1)[0]: spec for spec in dependencies}
     for name in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "redis", "limits"):
         assert "<" in bounds.get(name, ""), f"{name} has no upper bound in pyproject.toml"
+
+
+def test_fastapi_formats_a_server_sent_event() -> None:
+    """app/presentation/routers/events.py writes each event with FastAPI's own encoder (a
+    route declared with EventSourceResponse would cost every open stream two tasks more)."""
+    from fastapi.sse import format_sse_event
+
+    assert format_sse_event(event="todo.created", id="p1", data_str='{"a":1}') == (
+        b'event: todo.created\ndata: {"a":1}\nid: p1\n\n'
+    ), "fastapi.sse.format_sse_event changed: the event stream's wire format (events.py)"
+
+
+def test_psycopg_pipelines_and_unprepared_statements() -> None:
+    """uow.py sends a write's statements and its transaction's BEGIN and COMMIT in one round
+    trip (pipeline mode); driver_reads.py keeps a list from being prepared (prepare=False)."""
+    import psycopg
+
+    assert psycopg.AsyncConnection.pipeline, "psycopg's AsyncConnection.pipeline is gone (uow.py)"
+    assert psycopg.Pipeline.is_supported(), (
+        "this psycopg's libpq has no pipeline mode: uow.py's round trips (libpq 14 or later)"
+    )
+    assert "prepare" in inspect.signature(psycopg.AsyncCursor.execute).parameters, (
+        "psycopg's AsyncCursor.execute takes no `prepare`: lists would be prepared and may "
+        "get a generic plan (driver_reads.py, repositories/base.py planned_per_run)"
+    )
