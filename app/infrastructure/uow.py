@@ -117,6 +117,7 @@ class SqlStatements:
         self._read_only = read_only
         self._reads = reads
         self._connection: AsyncConnection | None = None
+        self._driver: psycopg.AsyncConnection[Any] | None = None  # its psycopg connection
         self._later: list[_Later] = []  # through psycopg: sent with the next round trip
         self.dialect = engine.dialect.name
 
@@ -203,15 +204,14 @@ class SqlStatements:
         if sql is None:
             # Through SQLAlchemy's Connection, in the transaction the driver holds (open it,
             # with what waits to be sent, first).
-            await self._send(connection, reads, None, commit=False)
+            await self._send(reads, None, commit=False)
             result = await connection.execute(statement, parameters)
             return (_by_name(result) if result.returns_rows else []), result.rowcount
-        results = await self._send(connection, reads, (sql, parameters), commit=False)
+        results = await self._send(reads, (sql, parameters), commit=False)
         return results[-1]
 
     async def _send(
         self,
-        connection: AsyncConnection,
         reads: DriverReads,
         statement: tuple[str, Mapping[str, Any] | None] | None,
         *,
@@ -223,7 +223,10 @@ class SqlStatements:
         batch = [(item.sql, item.parameters) for item in later]
         if statement is not None:
             batch.append(statement)
-        driver = await _driver(connection)
+        connection = await self._connect()
+        driver = self._driver
+        if driver is None:
+            raise RuntimeError("no psycopg connection held")
         begin = _idle(driver)
         if not batch and (begin if commit else not begin):
             return []  # nothing to commit, or a transaction already open and nothing new
@@ -249,10 +252,12 @@ class SqlStatements:
     async def _connect(self) -> AsyncConnection:
         if self._connection is None:
             connection = await self._engine.connect()
+            self._connection = connection
             if self._reads is None:  # SQLAlchemy runs the transaction
                 level = connection.default_isolation_level
                 await connection.execution_options(isolation_level=level)
-            self._connection = connection
+            else:  # held for the connection's life: one look-up, not one per round trip
+                self._driver = await _driver(connection)
         return self._connection
 
     async def commit(self) -> None:
@@ -267,7 +272,7 @@ class SqlStatements:
         # Never run again: a commit whose connection was lost may have committed.
         try:
             with _timed_out_as_domain():
-                await self._send(await self._connect(), self._reads, None, commit=True)
+                await self._send(self._reads, None, commit=True)
         except IntegrityError as exc:
             raise _as_domain(exc) from None
 
@@ -275,10 +280,10 @@ class SqlStatements:
         self._later = []
         if self._connection is None:
             return
-        if self._reads is None:
+        if self._driver is None:
             await self._connection.rollback()
             return
-        await (await _driver(self._connection)).rollback()
+        await self._driver.rollback()
 
     async def close(self) -> None:
         # Whatever was not committed is rolled back: a failed use case writes nothing.
@@ -288,8 +293,9 @@ class SqlStatements:
     async def _release(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            if self._reads is not None:
-                await _end_transaction(connection)
+            driver, self._driver = self._driver, None
+            if driver is not None:
+                await _end_transaction(connection, driver)
             await connection.close()
 
 
@@ -307,13 +313,14 @@ async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
     return cast(psycopg.AsyncConnection[Any], raw.driver_connection)
 
 
-async def _end_transaction(connection: AsyncConnection) -> None:
+async def _end_transaction(
+    connection: AsyncConnection, driver: psycopg.AsyncConnection[Any]
+) -> None:
     """Rolls back what the driver's transaction left uncommitted: pooled connections go back
     as they came, in autocommit with no transaction open (no rollback on return, db.py). A
     connection that cannot be brought back idle is replaced."""
     if connection.invalidated:
         return  # found closed: replaced in the pool already
-    driver = await _driver(connection)
     if _idle(driver):
         return
     try:
