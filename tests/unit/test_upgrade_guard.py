@@ -202,7 +202,9 @@ def test_psycopg_pipelines_and_unprepared_statements() -> None:
     trip (pipeline mode); driver_reads.py keeps a list from being prepared (prepare=False)."""
     import psycopg
 
-    assert psycopg.AsyncConnection.pipeline, "psycopg's AsyncConnection.pipeline is gone (uow.py)"
+    assert hasattr(psycopg.AsyncConnection, "pipeline"), (
+        "psycopg's AsyncConnection.pipeline is gone (uow.py)"
+    )
     assert psycopg.Pipeline.is_supported(), (
         "this psycopg's libpq has no pipeline mode: uow.py's round trips (libpq 14 or later)"
     )
