@@ -7,7 +7,8 @@ raw-connection access (`AsyncEngine.raw_connection()`, `AsyncConnection.get_raw_
 statement skips what it does not need of SQLAlchemy's Connection, execution context and
 Result, the larger part of a short statement's cost (docs/performance.md, The read path).
 A read-only unit of work's reads each borrow a connection (`rows()`); a writing unit of work
-runs its statements on the connection it holds, inside its transaction (`execute()`, uow.py).
+runs its statements on the connection it holds, its transaction's BEGIN and COMMIT sent with
+them (`batch()`, uow.py).
 
 What that path gives up, and where it is kept:
 
