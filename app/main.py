@@ -126,6 +126,7 @@ def install_fault_handlers(app: FastAPI) -> None:
 
 def install_routers(app: FastAPI) -> None:
     # Routes are matched one by one, in order: the cheapest and busiest first.
+    app.router.routes.append(health.liveness)
     routers = (
         health.router,
         todos.router,

@@ -180,6 +180,21 @@ async def test_health_ready_and_metrics(client: AsyncClient, settings: Settings)
     assert "00000000-0000" not in metrics.text
 
 
+async def test_liveness_keeps_what_every_route_has(client: AsyncClient) -> None:
+    """`/health` is served by a plain route ahead of FastAPI's: it is still documented (once),
+    counted under its own label, and a wrong method is a 405 problem naming what it allows."""
+    document = (await client.get("/openapi.json")).json()
+    assert document["paths"]["/health"]["get"]["operationId"] == "health"
+    assert list(document["paths"]["/health"]) == ["get"]
+    await client.get("/health")
+    refused = await client.post("/health")
+    assert_problem(refused, 405, "method_not_allowed")
+    assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    metrics = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/health",status="200"}' in metrics
+    assert 'http_requests_total{method="POST",route="/health",status="405"}' in metrics
+
+
 METRICS_TOKEN = "scrape-me-0123456789"
 SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
