@@ -348,6 +348,7 @@ class Container:
             clock=self.clock,
             trash_retention=timedelta(days=self.settings.trash_retention_days),
             sync_retention=timedelta(days=self.settings.sync_retention_days),
+            delivery_retention=timedelta(days=self.settings.webhook_delivery_retention_days),
         )
 
     @cached_property

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     )
     webhook_allow_private_targets: bool | None = None
     webhook_concurrency_per_webhook: int = Field(default=4, ge=1, le=100)
+    # A settled delivery (succeeded or failed) is kept in its webhook's log this long after
+    # its event, then deleted by the clean-up job; one still being retried is always kept.
+    webhook_delivery_retention_days: int = Field(default=30, ge=1, le=3650)
     # Jobs (webhook deliveries, the scheduled clean-ups): run by a worker process
     # (scripts/worker) with this many at once; JOBS_IN_PROCESS runs them in the API's own
     # process instead (unset: on the embedded default only, where no worker runs).

@@ -1021,6 +1021,19 @@ class InMemoryDeliveryRepository:
         due = [d.next_attempt_at for d in self._state.deliveries.values() if d.next_attempt_at]
         return min(due, default=None)
 
+    async def delete_settled(self, *, created_before: datetime, limit: int) -> int:
+        settled = sorted(
+            (
+                d
+                for d in self._state.deliveries.values()
+                if d.next_attempt_at is None and d.created_at < created_before
+            ),
+            key=lambda d: d.created_at,
+        )[:limit]
+        for delivery in settled:
+            del self._state.deliveries[delivery.id]
+        return len(settled)
+
 
 class InMemoryUnitOfWork:
     """One transaction over in-memory tables.

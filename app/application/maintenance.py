@@ -39,10 +39,18 @@ class Removed:
     invitations: int = 0
     activity: int = 0
     """Sync history: old entries about todos and projects that no longer exist."""
+    deliveries: int = 0
+    """Webhook deliveries settled long enough ago (WEBHOOK_DELIVERY_RETENTION_DAYS)."""
 
     @property
     def total(self) -> int:
-        return self.refresh_tokens + self.idempotency_keys + self.invitations + self.activity
+        return (
+            self.refresh_tokens
+            + self.idempotency_keys
+            + self.invitations
+            + self.activity
+            + self.deliveries
+        )
 
 
 class MaintenanceService:
@@ -56,6 +64,7 @@ class MaintenanceService:
         clock: Clock,
         trash_retention: timedelta,
         sync_retention: timedelta,
+        delivery_retention: timedelta,
         batch_size: int = BATCH_SIZE,
     ) -> None:
         if batch_size < 1:
@@ -64,6 +73,7 @@ class MaintenanceService:
         self._clock = clock
         self._trash_retention = trash_retention
         self._sync_retention = sync_retention
+        self._delivery_retention = delivery_retention
         self._batch = batch_size
 
     async def purge_trash(self) -> int:
@@ -110,9 +120,11 @@ class MaintenanceService:
 
     async def remove_expired(self) -> Removed:
         """Deletes what has expired: refresh tokens past their expiry, idempotency keys past
-        their day, invitations past their expiry (accepted or not), and sync history: entries
+        their day, invitations past their expiry (accepted or not), sync history: entries
         older than SYNC_RETENTION_DAYS about todos and projects that no longer exist (a sync
-        token that old is refused anyway; the entries of what exists are its history)."""
+        token that old is refused anyway; the entries of what exists are its history), and
+        webhook deliveries settled (succeeded or failed) whose event is older than
+        WEBHOOK_DELIVERY_RETENTION_DAYS; one still to be retried stays, however old."""
         now = self._clock.now()
         batch = self._batch
 
@@ -125,12 +137,17 @@ class MaintenanceService:
         async def invitations(uow: UnitOfWork) -> int:
             return await uow.invitations.delete_expired(now=now, limit=batch)
 
+        async def deliveries(uow: UnitOfWork) -> int:
+            created_before = now - self._delivery_retention
+            return await uow.deliveries.delete_settled(created_before=created_before, limit=batch)
+
         return Removed(
             refresh_tokens=await self._repeat(tokens, full=batch),
             # The sweep's batch is the repository's own (it also runs on each keyed create).
             idempotency_keys=await self._repeat(keys, full=1),
             invitations=await self._repeat(invitations, full=batch),
             activity=await self._remove_sync_history(now),
+            deliveries=await self._repeat(deliveries, full=batch),
         )
 
     async def _repeat(self, step: Callable[[UnitOfWork], Awaitable[int]], *, full: int) -> int:

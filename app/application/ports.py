@@ -341,6 +341,11 @@ class DeliveryRepository(Protocol):
     async def oldest_due(self) -> datetime | None:
         """When the most overdue unsettled delivery fell due (the retry lag's measure)."""
 
+    async def delete_settled(self, *, created_before: datetime, limit: int) -> int:
+        """Deletes up to `limit` settled deliveries (succeeded or failed) created before
+        `created_before`, the oldest first, skipping any another transaction holds; returns
+        how many it deleted."""
+
 
 class UnitOfWork(Protocol):
     @property

@@ -424,6 +424,13 @@ class WebhookDeliveryRow(Base):
             postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
             sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
         ),
+        # The settled ones, by creation: what the clean-up deletes past their retention.
+        sa.Index(
+            "ix_webhook_deliveries_settled",
+            "created_at",
+            postgresql_where=sa.text("next_attempt_at IS NULL"),
+            sqlite_where=sa.text("next_attempt_at IS NULL"),
+        ),
     )
 
 

@@ -7,6 +7,7 @@ Time moves through the service's clock (a FakeClock); the requests run on the re
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,6 +24,7 @@ from app.domain.activity import ActivityType
 from app.domain.projects import Invitation, ProjectRole
 from app.domain.sessions import RefreshToken
 from app.domain.todos import Todo, TodoDraft
+from app.domain.webhooks import Delivery, DeliveryStatus
 from tests.api.test_projects import _me, add_todo, inbox, invite, new_project
 from tests.api.test_sync import HORIZON_PATIENCE_SECONDS, sync, sync_all_until
 from tests.conftest import on_postgres
@@ -46,6 +48,7 @@ def jobs(
         clock=FakeClock(now),
         trash_retention=timedelta(days=settings.trash_retention_days),
         sync_retention=timedelta(days=settings.sync_retention_days),
+        delivery_retention=timedelta(days=settings.webhook_delivery_retention_days),
         batch_size=batch_size,
     )
 
@@ -420,6 +423,53 @@ async def test_the_clean_up_deletes_what_expired_and_keeps_what_lives(
     )
     assert preview.status_code == 200, preview.text
     assert await jobs(container, now).remove_expired() == Removed()
+
+
+async def test_settled_deliveries_go_after_their_retention_one_still_retried_stays(
+    client: AsyncClient, make_user: MakeUser, container: Container
+) -> None:
+    ada = await make_user()
+    created = await client.post(
+        f"{API}/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["*"]},
+        headers=ada.headers,
+    )
+    assert created.status_code == 201, created.text
+    webhook_id = UUID(created.json()["id"])
+    now = datetime.now(UTC)
+    old = now - timedelta(days=container.settings.webhook_delivery_retention_days) - DAY
+
+    def delivery(created_at: datetime, status: DeliveryStatus, due: datetime | None) -> Delivery:
+        new = Delivery.pending(
+            webhook_id=webhook_id,
+            event_id=f"msg_{uuid4().hex}",
+            event_type="todo.created",
+            project_id=None,
+            body="{}",
+            now=created_at,
+        )
+        return replace(new, status=status, attempts=1, next_attempt_at=due)
+
+    gone = [
+        delivery(old, DeliveryStatus.SUCCEEDED, None),
+        delivery(old - DAY, DeliveryStatus.FAILED, None),
+    ]
+    kept = [
+        delivery(old, DeliveryStatus.RETRYING, now + DAY),  # however old: it is not settled
+        delivery(now - 2 * DAY, DeliveryStatus.SUCCEEDED, None),
+    ]
+    async with container.unit_of_work() as uow:
+        assert len(await uow.deliveries.add([*gone, *kept])) == 4
+        await uow.commit()
+
+    # One row a batch: the clean-up goes on until a batch comes back short.
+    removed = await jobs(container, now, batch_size=1).remove_expired()
+
+    assert removed.deliveries == 2
+    listed = await client.get(f"{API}/webhooks/{webhook_id}/deliveries", headers=ada.headers)
+    assert listed.status_code == 200, listed.text
+    assert {item["id"] for item in listed.json()["items"]} == {str(d.id) for d in kept}
+    assert (await jobs(container, now).remove_expired()).deliveries == 0
 
 
 async def test_sync_history_of_what_is_gone_goes_after_the_retention_the_rest_stays(

@@ -20,6 +20,7 @@ from tests.fakes import FakeClock, InMemoryUnitOfWork, a_todo, give_inbox
 OWNER = uuid4()
 RETENTION = timedelta(days=30)
 SYNC_RETENTION = timedelta(days=30)
+DELIVERY_RETENTION = timedelta(days=30)
 
 
 def jobs(uow: InMemoryUnitOfWork, clock: FakeClock, *, batch_size: int = 500) -> MaintenanceService:
@@ -28,6 +29,7 @@ def jobs(uow: InMemoryUnitOfWork, clock: FakeClock, *, batch_size: int = 500) ->
         clock=clock,
         trash_retention=RETENTION,
         sync_retention=SYNC_RETENTION,
+        delivery_retention=DELIVERY_RETENTION,
         batch_size=batch_size,
     )
 

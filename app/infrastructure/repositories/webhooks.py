@@ -13,7 +13,7 @@ from app.application.ports import SortValues
 from app.domain.activity import Position
 from app.domain.webhooks import Delivery, DeliveryError, DeliveryStatus, Webhook
 from app.infrastructure.orm import WebhookDeliveryRow, WebhookDispatchRow, WebhookRow
-from app.infrastructure.repositories.base import SqlRepository
+from app.infrastructure.repositories.base import SqlRepository, in_locked_batch
 from app.infrastructure.repositories.rows import RowMapper
 from app.infrastructure.trace_context import current_traceparent
 
@@ -130,6 +130,22 @@ _COUNTS = sa.select(deliveries.c.status, sa.func.count().label("count")).group_b
 _OLDEST_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at).label("oldest")).where(
     deliveries.c.next_attempt_at.is_not(None)
 )
+# Settled deliveries (succeeded or failed: the only ones without a next attempt), the oldest
+# first, through the partial index of the settled ones by creation.
+_DELETE_SETTLED = {
+    dialect: sa.delete(deliveries).where(chosen)
+    for dialect, chosen in in_locked_batch(
+        deliveries.c.id,
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.next_attempt_at.is_(None),
+            deliveries.c.created_at < sa.bindparam("created_before", type_=_AT),
+        )
+        .order_by(deliveries.c.created_at)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .with_for_update(skip_locked=True),
+    ).items()
+}
 _DIALECTS = {"postgresql": postgresql, "sqlite": sqlite}
 _CHUNK = 200  # rows per INSERT: well under SQLite's 32 766 parameters (13 columns each)
 
@@ -227,3 +243,7 @@ class SqlAlchemyDeliveryRepository(SqlRepository):
     async def oldest_due(self) -> datetime | None:
         row = await self._first(_OLDEST_DUE)
         return None if row is None else row["oldest"]
+
+    async def delete_settled(self, *, created_before: datetime, limit: int) -> int:
+        statement = _DELETE_SETTLED[self._statements.dialect]
+        return await self._write(statement, {"created_before": created_before, "limit": limit})

@@ -164,7 +164,9 @@ async def list_deliveries(
     webhook_id: UUID, params: Pages, actor: CurrentActor, webhooks: WebhookReaderDep
 ) -> Page[DeliveryRead]:
     """Its deliveries, newest first: status (`pending`, `succeeded`, `retrying`, `failed`),
-    attempts, the last answer's status or error, and when the next attempt is due."""
+    attempts, the last answer's status or error, and when the next attempt is due. A settled
+    delivery (`succeeded` or `failed`) is kept for `WEBHOOK_DELIVERY_RETENTION_DAYS` (30 by
+    default) after its event."""
     page = await webhooks.deliveries(actor, webhook_id, limit=params.limit, cursor=params.cursor)
     return Page(items=[delivery_read(d) for d in page.items], next_cursor=page.next_cursor)
 
