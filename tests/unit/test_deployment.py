@@ -46,6 +46,11 @@ def test_the_readme_documents_every_setting() -> None:
     assert settings | SERVE_VARIABLES <= _documented_variables()
 
 
+def test_the_readme_stays_a_five_minute_read() -> None:
+    # A newcomer's page: what does not fit in 250 lines belongs in docs/.
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
 def test_every_documented_setting_reaches_the_api_containers() -> None:
     assert _documented_variables() - set(_api_environment()) == set()
 
